@@ -1,0 +1,35 @@
+{{ config(materialized='table', indexes=[{'columns': ['user_uuid'], 'unique': true}]) }}
+
+-- The map from the uuid form of a user id back to the application's own id, built from
+-- every id the sources hold in text form. Where two ids share a uuid form, the non-uuid one
+-- is the application's (its uuid form is the derived md5).
+with
+
+known_ids as (
+    select user_id from {{ ref('stg_seedtest__exam_results') }}
+    union
+    select user_id from {{ ref('stg_seedtest__weekly_kpi') }}
+    union
+    select user_id from {{ ref('stg_seedtest__sessions') }}
+    union
+    select user_id from {{ ref('stg_seedtest__interest_goals') }}
+    union
+    select user_id from {{ ref('stg_seedtest__ability_estimates') }}
+    union
+    select user_id from {{ ref('stg_seedtest__student_topic_theta') }}
+),
+
+shaped as (
+    select
+        user_id as app_user_id,
+        {{ uuid_form('user_id') }} as user_uuid,
+        {{ is_uuid_shaped('user_id') }} as is_uuid_shaped
+    from known_ids
+    where user_id is not null and user_id <> ''
+)
+
+select distinct on (user_uuid)
+    user_uuid,
+    app_user_id
+from shaped
+order by user_uuid, is_uuid_shaped, app_user_id

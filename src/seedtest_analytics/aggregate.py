@@ -1,0 +1,71 @@
+"""The aggregate job: build features_topic_daily for the window ending at the anchor."""
+
+from __future__ import annotations
+
+import time
+
+from psycopg import sql
+
+from . import log
+from .config import Settings
+from .connection import ConnectionParams
+from .db import connect
+from .dbt_runner import BuildSummary, invoke, target_schema
+
+FEATURES = "features_topic_daily"
+
+
+def window_counts(params: ConnectionParams, settings: Settings) -> tuple[int, int]:
+    """(user, topic, day) combinations with valid attempts in the window, and skipped attempts."""
+    schema = sql.Identifier(target_schema())
+    query = sql.SQL(
+        """
+        select
+            (select count(*) from {schema}.int_topic_daily__aggregated
+             where activity_date between %(since)s and %(anchor)s),
+            (select count(*) from {schema}.int_attempts__windowed
+             where not is_valid
+                and (activity_date is null or activity_date between %(since)s and %(anchor)s))
+        """
+    ).format(schema=schema)
+    with connect(params) as conn:
+        row = conn.execute(
+            query, {"since": settings.since, "anchor": settings.anchor_date}
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def build_features(params: ConnectionParams, settings: Settings) -> BuildSummary:
+    """dbt build of features_topic_daily and its parents (parents only on a dry run)."""
+    if settings.dry_run:
+        return invoke(params, "build", settings, select=[f"+{FEATURES}"], exclude=[FEATURES])
+    return invoke(params, "build", settings, select=[f"+{FEATURES}"])
+
+
+def run_aggregate(params: ConnectionParams, settings: Settings) -> int:
+    started = time.monotonic()
+    summary = build_features(params, settings)
+    if not summary.success:
+        for message in summary.errors:
+            log.error(message)
+        duration_ms = round((time.monotonic() - started) * 1000)
+        log.info(f"Summary: processed=0, failed=1, duration_ms={duration_ms}")
+        return 1
+    combinations, skipped = window_counts(params, settings)
+    if combinations == 0:
+        log.info(
+            "No (user_id, topic_id, date) combinations found "
+            f"(lookback={settings.lookback_days} days); exiting."
+        )
+        return 0
+    log.info(
+        f"Aggregating features for {combinations} (user, topic, date) combinations; "
+        f"since={settings.since.isoformat()}, anchor={settings.anchor_date.isoformat()}, "
+        f"dry_run={settings.dry_run}"
+    )
+    if skipped:
+        log.warn(f"Skipped {skipped} attempts with a null user, topic or time")
+    duration_ms = round((time.monotonic() - started) * 1000)
+    log.info(f"Summary: processed={combinations}, failed=0, duration_ms={duration_ms}")
+    return 0

@@ -1,0 +1,118 @@
+-- The application schema of SeedTest, as the application defines it (SPEC section 2).
+-- Idempotent: every statement may run again on a database that already has it.
+-- The placeholder schema name is substituted by seedtest_analytics.app_schema.
+
+create schema if not exists {schema};
+
+create table if not exists {schema}.exam_results (
+    id uuid primary key,
+    session_id text not null unique,
+    user_id text,
+    result_json jsonb not null,
+    created_at timestamptz not null default now(),
+    updated_at timestamptz not null default now()
+);
+
+-- The application's own indexes: last activity by user, and the activity time the attempt
+-- view exposes (a window on completed_at is then an index range scan, not a full scan).
+create index if not exists exam_results_user_id_idx on {schema}.exam_results (user_id);
+create index if not exists exam_results_activity_at_idx
+    on {schema}.exam_results ((coalesce(updated_at, created_at)));
+
+create table if not exists {schema}.session (
+    id text primary key,
+    user_id text,
+    started_at timestamptz not null,
+    ended_at timestamptz
+);
+
+create table if not exists {schema}.student_topic_theta (
+    user_id text not null,
+    topic_id text not null,
+    theta double precision,
+    se double precision,
+    updated_at timestamptz not null default now(),
+    primary key (user_id, topic_id)
+);
+
+create table if not exists {schema}.mirt_ability (
+    user_id text not null,
+    theta double precision,
+    se double precision,
+    fitted_at timestamptz not null,
+    version text
+);
+
+create table if not exists {schema}.ability_estimates (
+    user_id text not null,
+    mean double precision,
+    sd double precision,
+    fitted_at timestamptz not null
+);
+
+create table if not exists {schema}.interest_goal (
+    user_id text not null,
+    topic_id text not null,
+    target_level numeric,
+    priority smallint,
+    created_at timestamptz not null default now()
+);
+
+create table if not exists {schema}.weekly_kpi (
+    user_id text not null,
+    week_start date not null,
+    kpis jsonb not null default '{{}}'::jsonb,
+    created_at timestamptz not null default now(),
+    updated_at timestamptz not null default now(),
+    primary key (user_id, week_start)
+);
+
+-- The application's user-id rule: a uuid-shaped id is itself, any other id is the md5 of it
+-- shaped as a uuid.
+create or replace function {schema}.app_user_uuid(p_user_id text) returns uuid
+language sql immutable strict parallel safe as $$
+    select case
+        when p_user_id ~* '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$'
+            then p_user_id::uuid
+        else md5(p_user_id)::uuid
+    end
+$$;
+
+-- One row per answered question of an exam (SPEC 2.1). The id is stable across inserts and
+-- deletes: a hash of the exam and the question, so a question answered twice in one exam
+-- session shows up as the same attempt id. Values of the wrong JSON type read as missing
+-- instead of failing the whole view.
+create or replace view {schema}.attempt as
+select
+    ('x' || substr(md5(er.id::text || ':' || (q.question ->> 'question_id')), 1, 16))::bit(64)::bigint
+        as id,
+    {schema}.app_user_uuid(er.user_id) as student_id,
+    ('x' || substr(md5(q.question ->> 'question_id'), 1, 16))::bit(64)::bigint as item_id,
+    q.question ->> 'topic' as topic_id,
+    coalesce(
+        case when jsonb_typeof(q.question -> 'is_correct') = 'boolean'
+            then (q.question ->> 'is_correct')::boolean end,
+        case when jsonb_typeof(q.question -> 'correct') = 'boolean'
+            then (q.question ->> 'correct')::boolean end,
+        false
+    ) as correct,
+    case
+        when q.question -> 'time_spent_sec' is null
+            or jsonb_typeof(q.question -> 'time_spent_sec') = 'null' then 0
+        when jsonb_typeof(q.question -> 'time_spent_sec') = 'number'
+            and abs((q.question ->> 'time_spent_sec')::numeric) < 2000000
+            then round((q.question ->> 'time_spent_sec')::numeric * 1000)::int
+    end as response_time_ms,
+    case jsonb_typeof(q.question -> 'used_hints')
+        when 'number' then (q.question ->> 'used_hints')::numeric > 0
+        when 'boolean' then (q.question ->> 'used_hints')::boolean
+        else false
+    end as hint_used,
+    coalesce(er.updated_at, er.created_at) as completed_at,
+    er.session_id
+from {schema}.exam_results as er
+cross join lateral jsonb_array_elements(
+    case when jsonb_typeof(er.result_json -> 'questions') = 'array'
+        then er.result_json -> 'questions' else '[]'::jsonb end
+) as q (question)
+where coalesce(q.question ->> 'question_id', '') <> '';

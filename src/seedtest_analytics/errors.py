@@ -1,0 +1,9 @@
+"""The two kinds of failure the CLI turns into exit codes."""
+
+
+class UsageError(Exception):
+    """Bad usage or configuration: the run stops before anything is written (exit 2)."""
+
+
+class RunError(Exception):
+    """A failure at run time; whatever was open is rolled back (exit 1)."""

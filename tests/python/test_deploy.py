@@ -1,0 +1,638 @@
+"""Offline checks of the container image recipe and the Kubernetes manifests.
+
+Every manifest is validated against the Kubernetes OpenAPI schemas shipped with the
+`kubernetes-validate` package (strict: unknown fields are errors), for the oldest version the
+manifests need and the newest one the package knows. CronJob timeZone is GA since 1.27 and
+podFailurePolicy is on by default since 1.26, but the 1.27/1.28 schemas wrongly mark
+`onPodConditions` as required in every podFailurePolicy rule (the API server does not), so the
+oldest schema checked is 1.29. On top of that, the settings the nightly batch depends on are
+asserted one by one. No cluster and no container engine are needed; the image's build-time
+`dbt parse` is replayed on a copy of the project laid out as the Dockerfile lays it out.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path, PurePosixPath
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+
+kubernetes_validate = pytest.importorskip("kubernetes_validate")
+
+REPO = Path(__file__).resolve().parents[2]
+K8S_DIR = REPO / "deploy" / "k8s"
+DOCKERFILE = REPO / "Dockerfile"
+DOCKERIGNORE = REPO / ".dockerignore"
+
+NAMESPACE = "seedtest"
+CRONJOB_NAME = "seedtest-analytics-nightly"
+BACKFILL_NAME = "seedtest-analytics-backfill"
+CONFIGMAP_NAME = "seedtest-analytics-config"
+SECRET_NAME = "seedtest-analytics-db"
+SECRET_KEY = "database-url"
+CONTAINER_NAME = "seedtest-analytics"
+CONFIG_EXIT_CODE = 2
+
+MIN_K8S_VERSION = "1.29.0"
+K8S_VERSIONS = [MIN_K8S_VERSION, kubernetes_validate.latest_version()]
+
+# Env vars the operator configures (brief of the old jobs + the new ones).
+OPERATOR_ENV = {
+    "AGG_LOOKBACK_DAYS",
+    "AGG_INCLUDE_THETA",
+    "INACTIVITY_THRESHOLD_DAYS",
+    "KPI_LOOKBACK_DAYS",
+    "METRICS_DEFAULT_TARGET",
+    "METRICS_USE_BAYESIAN",
+    "METRICS_CHURN_HORIZON_DAYS",
+    "DEBUG",
+    "ACTIVITY_TIMEZONE",
+    "SOURCE_SCHEMA",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def load_documents(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [doc for doc in yaml.safe_load_all(handle) if doc]
+
+
+def load_one(name: str) -> dict[str, Any]:
+    docs = load_documents(K8S_DIR / name)
+    assert len(docs) == 1, f"{name} should hold exactly one resource"
+    return docs[0]
+
+
+def manifest_files() -> list[Path]:
+    files = sorted(p for p in K8S_DIR.glob("*.y*ml") if p.name != "kustomization.yaml")
+    assert files, "no manifests found in deploy/k8s"
+    return files
+
+
+def job_spec(resource: dict[str, Any]) -> dict[str, Any]:
+    if resource["kind"] == "CronJob":
+        return resource["spec"]["jobTemplate"]["spec"]
+    assert resource["kind"] == "Job"
+    return resource["spec"]
+
+
+def pod_spec(resource: dict[str, Any]) -> dict[str, Any]:
+    return job_spec(resource)["template"]["spec"]
+
+
+def main_container(resource: dict[str, Any]) -> dict[str, Any]:
+    containers = pod_spec(resource)["containers"]
+    assert len(containers) == 1
+    assert containers[0]["name"] == CONTAINER_NAME
+    return containers[0]
+
+
+def workloads() -> list[dict[str, Any]]:
+    return [load_one("cronjob.yaml"), load_one("backfill-job.yaml")]
+
+
+def parse_cpu(value: str | int | float) -> float:
+    text = str(value)
+    if text.endswith("m"):
+        return float(text[:-1]) / 1000
+    return float(text)
+
+
+_MEMORY_UNITS = {
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "": 1,
+}
+
+
+def parse_memory(value: str | int) -> int:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T|)", str(value))
+    assert match, f"unexpected memory quantity {value!r}"
+    return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2)])
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        pending += line
+        keyword, _, rest = pending.strip().partition(" ")
+        instructions.append((keyword.upper(), rest.strip()))
+        pending = ""
+    assert not pending, "Dockerfile ends with a dangling line continuation"
+    return instructions
+
+
+def final_stage() -> list[tuple[str, str]]:
+    instructions = dockerfile_instructions()
+    starts = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
+    assert starts, "Dockerfile has no FROM"
+    return instructions[starts[-1]:]
+
+
+def dockerfile_args() -> dict[str, str]:
+    args: dict[str, str] = {}
+    for keyword, rest in dockerfile_instructions():
+        if keyword == "ARG" and "=" in rest:
+            key, _, value = rest.partition("=")
+            args[key.strip()] = value.strip()
+    return args
+
+
+def image_env() -> dict[str, str]:
+    """ENV of the final stage (KEY=VALUE form)."""
+    env: dict[str, str] = {}
+    for keyword, rest in final_stage():
+        if keyword != "ENV":
+            continue
+        for token in shlex.split(rest):
+            assert "=" in token, f"use the ENV KEY=VALUE form (got {token!r})"
+            key, _, value = token.partition("=")
+            env[key] = value
+    return env
+
+
+def image_user() -> str:
+    users = [rest for keyword, rest in final_stage() if keyword == "USER"]
+    assert users, "the runtime stage must switch to a non-root USER"
+    return users[-1]
+
+
+def dbt_parse_run() -> tuple[int, str]:
+    for index, (keyword, rest) in enumerate(final_stage()):
+        if keyword == "RUN" and re.search(r"\bdbt\s+parse\b", rest):
+            return index, rest
+    raise AssertionError("the runtime stage must run `dbt parse` at build time")
+
+
+def env_names_read(path: Path) -> set[str]:
+    """Env var names a module reads: get("X"), environ.get("X"), environ["X"], or a constant
+    named *_ENV = "X"."""
+    text = path.read_text(encoding="utf-8")
+    names = set(re.findall(r"""\bget\(\s*["']([A-Z][A-Z0-9_]*)["']""", text))
+    names |= set(re.findall(r"""environ\[\s*["']([A-Z][A-Z0-9_]*)["']\s*\]""", text))
+    names |= set(re.findall(r"""^[A-Z_]*_ENV\s*=\s*["']([A-Z][A-Z0-9_]*)["']""", text, re.M))
+    return names
+
+
+def package_env_names() -> set[str]:
+    package = REPO / "src" / "seedtest_analytics"
+    names: set[str] = set()
+    for module in sorted(package.glob("*.py")):
+        names |= env_names_read(module)
+    return names
+
+
+def is_under(path: str, directory: str) -> bool:
+    return PurePosixPath(directory) in (PurePosixPath(path), *PurePosixPath(path).parents)
+
+
+# --------------------------------------------------------------------------------------------
+# schema validation
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("path", manifest_files(), ids=lambda p: p.name)
+def test_manifest_validates_against_kubernetes_schema(path: Path, version: str) -> None:
+    docs = load_documents(path)
+    assert docs, f"{path.name} is empty"
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            where = ".".join(str(part) for part in exc.path)
+            pytest.fail(f"{path.name} ({doc.get('kind')}) invalid for {version} at {where}: "
+                        f"{exc.message}")
+        assert doc["metadata"]["namespace"] == NAMESPACE
+        assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "seedtest-analytics"
+
+
+def test_validator_rejects_unknown_fields_and_bad_types() -> None:
+    """The schema check above is not a no-op: strict mode catches typos and wrong types."""
+    version = K8S_VERSIONS[-1]
+    typo = load_one("cronjob.yaml")
+    typo["spec"]["concurrencyPolicyy"] = "Forbid"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(typo, version, strict=True)
+    bad_type = load_one("backfill-job.yaml")
+    bad_type["spec"]["backoffLimit"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad_type, version, strict=True)
+
+
+def test_kustomization_lists_cronjob_and_configmap_only() -> None:
+    kustomization = load_one("kustomization.yaml")
+    assert kustomization["kind"] == "Kustomization"
+    assert kustomization.get("namespace") == NAMESPACE
+    resources = kustomization["resources"]
+    assert sorted(resources) == ["configmap.yaml", "cronjob.yaml"]
+    for name in resources:
+        assert (K8S_DIR / name).is_file(), name
+    assert "secret.example.yaml" not in resources
+    assert "backfill-job.yaml" not in resources
+
+
+# --------------------------------------------------------------------------------------------
+# CronJob and Job settings
+# --------------------------------------------------------------------------------------------
+
+
+def test_cronjob_schedule_and_policies() -> None:
+    cronjob = load_one("cronjob.yaml")
+    assert cronjob["kind"] == "CronJob"
+    assert cronjob["apiVersion"] == "batch/v1"
+    assert cronjob["metadata"]["name"] == CRONJOB_NAME
+    spec = cronjob["spec"]
+    fields = spec["schedule"].split()
+    assert len(fields) == 5, "schedule must be a 5-field cron expression"
+    assert not spec["schedule"].startswith(("TZ=", "CRON_TZ=")), "use spec.timeZone instead"
+    assert spec["timeZone"] == "Asia/Seoul"
+    ZoneInfo(spec["timeZone"])
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["startingDeadlineSeconds"] > 0
+    assert spec["successfulJobsHistoryLimit"] >= 1
+    assert spec["failedJobsHistoryLimit"] >= 1
+    assert spec.get("suspend", False) is False
+    assert main_container(cronjob)["args"] == ["run"]
+
+
+def test_backfill_job_arguments() -> None:
+    job = load_one("backfill-job.yaml")
+    assert job["kind"] == "Job"
+    assert job["apiVersion"] == "batch/v1"
+    assert job["metadata"]["name"] == BACKFILL_NAME
+    args = main_container(job)["args"]
+    assert args[0] == "backfill"
+    start = dt.date.fromisoformat(args[args.index("--start") + 1])
+    end = dt.date.fromisoformat(args[args.index("--end") + 1])
+    assert start <= end
+    assert args == ["backfill", "--start", "2025-10-01", "--end", "2025-10-31"]
+
+
+@pytest.mark.parametrize("resource", workloads(), ids=lambda r: r["kind"])
+def test_job_limits(resource: dict[str, Any]) -> None:
+    spec = job_spec(resource)
+    assert 0 < spec["backoffLimit"] <= 3
+    assert spec["activeDeadlineSeconds"] > 0
+    assert spec["ttlSecondsAfterFinished"] > 0
+    assert pod_spec(resource)["restartPolicy"] == "Never"
+
+
+@pytest.mark.parametrize("resource", workloads(), ids=lambda r: r["kind"])
+def test_config_errors_fail_the_job_without_retries(resource: dict[str, Any]) -> None:
+    """Exit 2 (bad configuration) -> FailJob; exit 1 (run-time failure) keeps the retries."""
+    spec = job_spec(resource)
+    rules = spec["podFailurePolicy"]["rules"]
+    # podFailurePolicy is only allowed with restartPolicy Never.
+    assert pod_spec(resource)["restartPolicy"] == "Never"
+    fail_job = [
+        rule for rule in rules
+        if rule["action"] == "FailJob" and "onExitCodes" in rule
+    ]
+    assert len(fail_job) == 1
+    on_exit = fail_job[0]["onExitCodes"]
+    assert on_exit["operator"] == "In"
+    assert on_exit["values"] == [CONFIG_EXIT_CODE]
+    assert on_exit.get("containerName", CONTAINER_NAME) == CONTAINER_NAME
+    for rule in rules:
+        codes = rule.get("onExitCodes")
+        if codes and codes["operator"] == "In":
+            assert 1 not in codes["values"], "exit 1 is a run-time failure: let it retry"
+
+
+@pytest.mark.parametrize("resource", workloads(), ids=lambda r: r["kind"])
+def test_pod_security(resource: dict[str, Any]) -> None:
+    pod = pod_spec(resource)
+    pod_ctx = pod["securityContext"]
+    assert pod_ctx["runAsNonRoot"] is True
+    assert pod_ctx["runAsUser"] == 10001
+    assert pod_ctx["fsGroup"] == 10001
+    assert pod_ctx["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod.get("hostNetwork", False) is False
+    assert pod.get("automountServiceAccountToken") is False
+
+    ctx = main_container(resource)["securityContext"]
+    assert ctx.get("runAsNonRoot", pod_ctx["runAsNonRoot"]) is True
+    assert ctx.get("runAsUser", pod_ctx["runAsUser"]) == 10001
+    assert ctx["readOnlyRootFilesystem"] is True
+    assert ctx["allowPrivilegeEscalation"] is False
+    assert ctx.get("privileged", False) is False
+    assert ctx["capabilities"]["drop"] == ["ALL"]
+    assert not ctx["capabilities"].get("add")
+    assert ctx["seccompProfile"]["type"] == "RuntimeDefault"
+
+
+@pytest.mark.parametrize("resource", workloads(), ids=lambda r: r["kind"])
+def test_resources(resource: dict[str, Any]) -> None:
+    resources = main_container(resource)["resources"]
+    requests, limits = resources["requests"], resources["limits"]
+    assert parse_cpu(requests["cpu"]) == 0.5
+    assert parse_memory(requests["memory"]) == 2**30
+    assert parse_cpu(limits["cpu"]) == 2
+    assert parse_memory(limits["memory"]) == 2 * 2**30
+    assert parse_cpu(requests["cpu"]) <= parse_cpu(limits["cpu"])
+    assert parse_memory(requests["memory"]) <= parse_memory(limits["memory"])
+
+
+@pytest.mark.parametrize("resource", workloads(), ids=lambda r: r["kind"])
+def test_database_url_from_secret_and_config_from_configmap(resource: dict[str, Any]) -> None:
+    container = main_container(resource)
+    env = {item["name"]: item for item in container.get("env", [])}
+    ref = env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": SECRET_NAME, "key": SECRET_KEY}
+    assert "value" not in env["DATABASE_URL"]
+    for item in container.get("env", []):
+        assert "PASSWORD" not in item["name"] or "valueFrom" in item
+    sources = [source["configMapRef"]["name"] for source in container["envFrom"]]
+    assert sources == [CONFIGMAP_NAME]
+    assert load_one("configmap.yaml")["metadata"]["name"] == CONFIGMAP_NAME
+
+
+@pytest.mark.parametrize("resource", workloads(), ids=lambda r: r["kind"])
+def test_dbt_paths_are_writable_emptydirs(resource: dict[str, Any]) -> None:
+    """With a read-only root filesystem, dbt's target/ and logs/ (and HOME) must sit on an
+    emptyDir, at the paths the image configures (a container env var would win)."""
+    container = main_container(resource)
+    effective = dict(image_env())
+    effective.update(load_one("configmap.yaml")["data"])
+    effective.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    volumes = {volume["name"]: volume for volume in pod_spec(resource)["volumes"]}
+    writable = [
+        mount["mountPath"] for mount in container["volumeMounts"]
+        if "emptyDir" in volumes[mount["name"]] and not mount.get("readOnly", False)
+    ]
+    assert writable, "no writable emptyDir mounted"
+    for name in ("DBT_TARGET_PATH", "DBT_LOG_PATH", "HOME"):
+        path = effective[name]
+        assert path.startswith("/"), f"{name} must be absolute (got {path!r})"
+        assert any(is_under(path, mount) for mount in writable), (
+            f"{name}={path} is not on a writable emptyDir ({writable})"
+        )
+
+
+def test_cronjob_and_backfill_share_the_same_pod_spec() -> None:
+    cronjob, job = workloads()
+    cron_pod, job_pod = pod_spec(cronjob), pod_spec(job)
+    # The security settings, one by one (clear failure messages) ...
+    assert cron_pod["securityContext"] == job_pod["securityContext"]
+    assert main_container(cronjob)["securityContext"] == main_container(job)["securityContext"]
+    assert cron_pod["volumes"] == job_pod["volumes"]
+    assert cron_pod["restartPolicy"] == job_pod["restartPolicy"]
+    assert job_spec(cronjob)["podFailurePolicy"] == job_spec(job)["podFailurePolicy"]
+    assert job_spec(cronjob)["backoffLimit"] == job_spec(job)["backoffLimit"]
+    # ... and then everything else but the arguments.
+    left, right = copy.deepcopy(cron_pod), copy.deepcopy(job_pod)
+    for pod in (left, right):
+        for container in pod["containers"]:
+            container.pop("args", None)
+    assert left == right
+
+
+# --------------------------------------------------------------------------------------------
+# ConfigMap and Secret
+# --------------------------------------------------------------------------------------------
+
+
+def test_configmap_uses_the_env_names_the_package_reads() -> None:
+    data = load_one("configmap.yaml")["data"]
+    read = package_env_names()
+    assert read >= OPERATOR_ENV, f"package no longer reads {sorted(OPERATOR_ENV - read)}"
+    assert set(data) <= read, f"ConfigMap keys nobody reads: {sorted(set(data) - read)}"
+    missing = sorted(OPERATOR_ENV - set(data))
+    assert not missing, f"missing from ConfigMap: {missing}"
+    assert "DATABASE_URL" in read
+    assert "DATABASE_URL" not in data, "DATABASE_URL belongs in the Secret"
+    assert data["ACTIVITY_TIMEZONE"] == "Asia/Seoul"
+    assert all(isinstance(value, str) for value in data.values())
+
+
+def test_configmap_values_pass_the_package_validation() -> None:
+    """The shipped defaults must not make the job exit 2 on its first night."""
+    from seedtest_analytics.config import load_settings
+
+    settings = load_settings(dict(load_one("configmap.yaml")["data"]))
+    assert settings.activity_timezone == "Asia/Seoul"
+    assert settings.lookback_days == 7
+    assert settings.threshold_days == 7
+    assert settings.kpi_lookback_days == 30
+    assert settings.churn_horizon_days == 14
+    assert settings.include_theta is False
+    assert settings.use_bayesian is False
+    assert settings.source_schema == "public"
+    assert settings.map_user_ids is True
+
+
+def test_secret_is_only_an_example() -> None:
+    secret = load_one("secret.example.yaml")
+    assert secret["kind"] == "Secret"
+    assert secret["metadata"]["name"] == SECRET_NAME
+    url = secret["stringData"][SECRET_KEY]
+    assert url.startswith(("postgresql://", "postgresql+psycopg2://"))
+    assert "CHANGE_ME" in url
+    assert ".invalid" in url
+    assert "EXAMPLE" in (K8S_DIR / "secret.example.yaml").read_text(encoding="utf-8")
+
+
+def test_example_secret_url_is_accepted_by_the_package() -> None:
+    from seedtest_analytics.connection import parse_database_url
+
+    params = parse_database_url(load_one("secret.example.yaml")["stringData"][SECRET_KEY])
+    assert params.port == 5432
+    assert params.sslmode == "require"
+
+
+# --------------------------------------------------------------------------------------------
+# Dockerfile
+# --------------------------------------------------------------------------------------------
+
+
+def test_dockerfile_base_image_and_install() -> None:
+    froms = [rest for keyword, rest in dockerfile_instructions() if keyword == "FROM"]
+    bases = []
+    for rest in froms:
+        image = rest.split()[0]
+        match = re.fullmatch(r"\$\{?(\w+)\}?", image)
+        bases.append(dockerfile_args()[match.group(1)] if match else image)
+    assert bases[-1].startswith("python:3.11-slim")
+    runs = " ".join(rest for keyword, rest in dockerfile_instructions() if keyword == "RUN")
+    assert re.search(r"pip install (?:[-\w]+ )*\.(?:\s|$)", runs), "install the package with pip"
+
+
+def test_dockerfile_runs_as_the_pod_user() -> None:
+    user = image_user()
+    uid = user.split(":")[0]
+    assert uid.isdigit(), "USER must be numeric so runAsNonRoot can verify it"
+    assert uid != "0"
+    for resource in workloads():
+        assert int(uid) == pod_spec(resource)["securityContext"]["runAsUser"]
+        ctx = main_container(resource)["securityContext"]
+        assert int(uid) == ctx.get("runAsUser", int(uid))
+
+
+def test_dockerfile_entrypoint_is_the_console_script() -> None:
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    scripts = pyproject["project"]["scripts"]
+    stage = final_stage()
+    entrypoint = [rest for keyword, rest in stage if keyword == "ENTRYPOINT"][-1]
+    cmd = [rest for keyword, rest in stage if keyword == "CMD"][-1]
+    assert yaml.safe_load(entrypoint) == ["seedtest-analytics"]
+    assert "seedtest-analytics" in scripts
+    assert yaml.safe_load(cmd) == ["run"]
+
+
+def test_dockerfile_environment() -> None:
+    env = image_env()
+    assert env["SEEDTEST_PROJECT_DIR"] == "/app"
+    assert env["DBT_PROFILES_DIR"] == "/app/profiles"
+    assert env["DBT_TARGET_PATH"] == "/tmp/dbt/target"
+    assert env["DBT_LOG_PATH"] == "/tmp/dbt/logs"
+    # The package locates the dbt project through this variable.
+    connection = (REPO / "src" / "seedtest_analytics" / "connection.py").read_text("utf-8")
+    assert '"SEEDTEST_PROJECT_DIR"' in connection
+    # Nothing operator-tunable is baked into the image: that is the ConfigMap's job.
+    assert not (set(env) & (OPERATOR_ENV | {"DATABASE_URL"}))
+
+
+def stage(name: str) -> list[tuple[str, str]]:
+    instructions = dockerfile_instructions()
+    for index, (keyword, rest) in enumerate(instructions):
+        if keyword == "FROM" and rest.split()[-1] == name:
+            end = next(
+                (j for j in range(index + 1, len(instructions)) if instructions[j][0] == "FROM"),
+                len(instructions),
+            )
+            return instructions[index:end]
+    raise AssertionError(f"Dockerfile has no stage named {name}")
+
+
+def project_paths() -> list[str]:
+    """The paths the `project` stage collects into the image's dbt project directory."""
+    for keyword, rest in stage("project"):
+        match = re.search(r"\bfor path in (.+?); do\b", rest)
+        if keyword == "RUN" and match:
+            return match.group(1).split()
+    raise AssertionError("the project stage must collect the dbt project with `for path in`")
+
+
+def test_dockerfile_copies_the_dbt_project_to_the_project_dir() -> None:
+    project_dir = image_env()["SEEDTEST_PROJECT_DIR"]
+    copies = [rest for keyword, rest in final_stage() if keyword == "COPY"]
+    assert "--from=project /project/ /app/" in copies
+    assert project_dir == "/app"
+    paths = set(project_paths())
+    assert {"dbt_project.yml", "profiles"} <= paths
+    # Every path dbt_project.yml points at goes into the image.
+    project = yaml.safe_load((REPO / "dbt_project.yml").read_text(encoding="utf-8"))
+    for key in ("model-paths", "macro-paths", "test-paths", "seed-paths", "analysis-paths",
+                "snapshot-paths"):
+        for path in project.get(key, []):
+            assert path.rstrip("/") in paths, f"{key} {path} is not copied into the image"
+    assert "tests/python" not in paths
+
+
+def test_dockerignore() -> None:
+    ignored = {
+        line.strip() for line in DOCKERIGNORE.read_text("utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for entry in (".venv", ".pgdata", "target", "logs", ".git"):
+        assert entry in ignored, f".dockerignore should exclude {entry}"
+    assert "**/__pycache__" in ignored or "__pycache__" in ignored
+    for needed in (*project_paths(), "src", "pyproject.toml", "README.md"):
+        assert needed not in ignored, f"{needed} is used by the build but excluded"
+
+
+def test_dockerfile_copy_sources_exist() -> None:
+    missing = []
+    for keyword, rest in dockerfile_instructions():
+        if keyword == "COPY" and "--from=" not in rest:
+            *sources, _ = shlex.split(rest)
+            missing += [source for source in sources if not (REPO / source).exists()]
+    assert not missing, f"the image build would fail: missing {missing}"
+
+
+def test_dockerfile_parses_the_dbt_project_at_build_time() -> None:
+    index, command = dbt_parse_run()
+    before = final_stage()[:index]
+    assert "--project-dir /app" in command
+    assert "--profiles-dir /app/profiles" in command
+    # After the project is copied, and as the runtime (non-root) user.
+    assert any(k == "COPY" and "/app" in r for k, r in before)
+    assert any(k == "USER" for k, _ in before)
+    # Dummy connection values for the variables the package hands to profiles.yml.
+    from seedtest_analytics.connection import ConnectionParams
+
+    expected = set(ConnectionParams("h", 5432, "u", "p", "d").dbt_env())
+    dummies = build_parse_env(command)
+    assert expected <= set(dummies), f"dbt parse lacks {sorted(expected - set(dummies))}"
+    profiles = (REPO / "profiles" / "profiles.yml").read_text(encoding="utf-8")
+    used = set(re.findall(r"""env_var\(\s*['"]([A-Z][A-Z0-9_]*)['"]""", profiles))
+    assert expected <= used, f"profiles.yml does not read {sorted(expected - used)}"
+
+
+def build_parse_env(command: str) -> dict[str, str]:
+    """The VAR=value assignments that prefix `dbt parse` in the Dockerfile."""
+    prefix = re.split(r"\bdbt\s+parse\b", command)[0]
+    return dict(re.findall(r"\b([A-Z][A-Z0-9_]*)=(\S+)", prefix))
+
+
+def test_build_time_dbt_parse_succeeds(tmp_path: Path) -> None:
+    """Replay the image build's `dbt parse`: the project laid out as in the image (only the
+    collected paths), the image's env with /app and /tmp relocated, no database."""
+    dbt = Path(sys.executable).with_name("dbt")
+    if not dbt.exists():
+        pytest.skip("dbt is not installed next to this Python")
+    app, scratch = tmp_path / "app", tmp_path / "tmp"
+    app.mkdir()
+    scratch.mkdir()
+    for path in project_paths():
+        source = REPO / path
+        if source.is_dir():
+            shutil.copytree(source, app / path, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.is_file():
+            shutil.copy2(source, app / path)
+    before = sorted(p.relative_to(app) for p in app.rglob("*"))
+
+    def relocate(value: str) -> str:
+        if value.startswith("/app"):
+            return str(app) + value[len("/app"):]
+        if value.startswith("/tmp"):
+            return str(scratch) + value[len("/tmp"):]
+        return value
+
+    _, command = dbt_parse_run()
+    env = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8"}
+    env.update({k: relocate(v) for k, v in image_env().items() if k != "PATH"})
+    env.update(build_parse_env(command))
+    result = subprocess.run(
+        [str(dbt), "parse", "--project-dir", str(app), "--profiles-dir", str(app / "profiles")],
+        env=env, cwd=scratch, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert (scratch / "dbt" / "target" / "manifest.json").is_file()
+    # Nothing written into the (read-only in production) project directory.
+    assert sorted(p.relative_to(app) for p in app.rglob("*")) == before
