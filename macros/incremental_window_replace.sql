@@ -1,6 +1,7 @@
 {#
-    Incremental strategy `window_replace` for features_topic_daily: inside the model's one
-    transaction, delete every row of the days this run recomputes, then insert the new rows.
+    Incremental strategy `window_replace` (features_topic_daily, int_activity_daily): inside
+    the model's one transaction, delete every row of the days this run recomputes (config
+    `window_column`, default `date`), then insert the new rows.
     Unlike a key merge, rows whose source attempts were deleted or corrected disappear, and
     days outside the window are never touched (SPEC 3.4).
 #}
@@ -8,13 +9,15 @@
     {%- set target_relation = arg_dict['target_relation'] -%}
     {%- set temp_relation = arg_dict['temp_relation'] -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-    {%- set window_start = features_window_start() -%}
+    {%- set window_column = config.get('window_column', 'date') -%}
+    {%- set window_start = incremental_window_start(
+        target_relation.identifier, config.get('catch_up_column')
+    ) -%}
+    {%- set window_column = adapter.quote(window_column) -%}
     delete from {{ target_relation }}
     where
-        date <= {{ date_literal(anchor_date()) }}
-        {%- if window_start is not none %}
-        and date >= {{ date_literal(window_start) }}
-        {%- endif %};
+        {{ window_column }} <= {{ date_literal(anchor_date()) }}
+        and {{ on_or_after(window_column, window_start) }};
 
     insert into {{ target_relation }} ({{ columns }})
     select {{ columns }}

@@ -23,31 +23,71 @@
 {%- endmacro %}
 
 {#
-    First day features_topic_daily (re)computes in this run, or none for a full build
-    (first run, or --full-refresh): then every day with data up to the anchor is built.
-    Upstream models call this too, so they only read what the run needs.
+    First day an incremental model (`identifier`, in the target schema) recomputes in this run,
+    or none for a full build (the model's first run, or --full-refresh): then every day with
+    data up to the anchor is built. Upstream models call this too, so they only read what the
+    run needs. With `catch_up_column`, a model whose newest day is older than the window also
+    recomputes the days since (the runs in between were missed); the rows it adds are days
+    that held none.
 #}
-{% macro features_window_start() -%}
+{% macro incremental_window_start(identifier, catch_up_column=none) -%}
     {%- if not execute -%}
         {{- return(none) -}}
     {%- endif -%}
     {%- set existing = adapter.get_relation(
-        database=target.database, schema=target.schema, identifier='features_topic_daily'
+        database=target.database, schema=target.schema, identifier=identifier
     ) -%}
     {%- if existing is none or flags.FULL_REFRESH -%}
         {{- return(none) -}}
     {%- endif -%}
-    {{- return(anchor_date() - modules.datetime.timedelta(days=lookback_days())) -}}
+    {%- set start = anchor_date() - modules.datetime.timedelta(days=lookback_days()) -%}
+    {%- if catch_up_column is not none -%}
+        {%- set newest = run_query(
+            'select max(' ~ adapter.quote(catch_up_column) ~ ') from ' ~ existing
+        ).columns[0].values()[0] -%}
+        {%- if newest is none -%}
+            {{- return(none) -}}
+        {%- endif -%}
+        {%- set next_day = newest + modules.datetime.timedelta(days=1) -%}
+        {%- if next_day < start -%}
+            {%- set start = next_day -%}
+        {%- endif -%}
+    {%- endif -%}
+    {{- return(start) -}}
+{%- endmacro %}
+
+{% macro features_window_start() -%}
+    {{- return(incremental_window_start('features_topic_daily')) -}}
 {%- endmacro %}
 
 {#
     A where-clause condition keeping timestamps from `lead_in_days` before the window's first
-    day up to the end of the anchor day (sargable on the timestamp column).
+    day `start` (none: no lower bound) up to the end of the anchor day; sargable on the column.
 #}
-{% macro in_features_window(timestamptz_sql, lead_in_days=0) -%}
-    {%- set start = features_window_start() -%}
-    {{ timestamptz_sql }} < {{ anchor_end_ts() }}
-    {%- if start is not none %}
-    and {{ timestamptz_sql }} >= {{ local_midnight(date_literal(start - modules.datetime.timedelta(days=lead_in_days))) }}
+{% macro in_window(timestamptz_sql, start, lead_in_days=0) -%}
+    {%- if start is none -%}
+        {{ timestamptz_sql }} < {{ anchor_end_ts() }}
+    {%- else -%}
+        {%- set first_day = start - modules.datetime.timedelta(days=lead_in_days) -%}
+        {{ timestamptz_sql }} >= {{ local_midnight(date_literal(first_day)) }} and {{ timestamptz_sql }} < {{ anchor_end_ts() }}
     {%- endif -%}
+{%- endmacro %}
+
+{# `date_sql >= start`, or true when there is no lower bound (start is none). #}
+{% macro on_or_after(date_sql, start) -%}
+    {%- if start is none -%}
+        true
+    {%- else -%}
+        {{ date_sql }} >= {{ date_literal(start) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro in_features_window(timestamptz_sql, lead_in_days=0) -%}
+    {{- in_window(timestamptz_sql, features_window_start(), lead_in_days) -}}
+{%- endmacro %}
+
+{# The ISO Monday of the anchor's week, as a date literal (weekly_kpi.week_start). #}
+{% macro anchor_week_start() -%}
+    {%- set anchor = anchor_date() -%}
+    {{ date_literal(anchor - modules.datetime.timedelta(days=anchor.weekday())) }}
 {%- endmacro %}

@@ -12,9 +12,7 @@ days as (
     from {{ ref('int_topic_daily__aggregated') }}
     where
         {{ include_theta() }}
-        {%- if window_start is not none %}
-            and activity_date >= {{ date_literal(window_start) }}
-        {%- endif %}
+        and {{ on_or_after('activity_date', window_start) }}
 ),
 
 topic_theta as (

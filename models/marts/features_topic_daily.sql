@@ -43,6 +43,4 @@ left join {{ ref('int_topic_daily__theta') }} as theta
         and daily.activity_date = theta.activity_date
 where
     daily.activity_date <= {{ date_literal(anchor_date()) }}
-    {%- if window_start is not none %}
-        and daily.activity_date >= {{ date_literal(window_start) }}
-    {%- endif %}
+    and {{ on_or_after('daily.activity_date', window_start) }}

@@ -43,15 +43,8 @@ def build_features(params: ConnectionParams, settings: Settings) -> BuildSummary
     return invoke(params, "build", settings, select=[f"+{FEATURES}"])
 
 
-def run_aggregate(params: ConnectionParams, settings: Settings) -> int:
-    started = time.monotonic()
-    summary = build_features(params, settings)
-    if not summary.success:
-        for message in summary.errors:
-            log.error(message)
-        duration_ms = round((time.monotonic() - started) * 1000)
-        log.info(f"Summary: processed=0, failed=1, duration_ms={duration_ms}")
-        return 1
+def report_window(params: ConnectionParams, settings: Settings) -> int:
+    """Log the old job's lines for the window just built; returns the combinations found."""
     combinations, skipped = window_counts(params, settings)
     if combinations == 0:
         log.info(
@@ -66,6 +59,20 @@ def run_aggregate(params: ConnectionParams, settings: Settings) -> int:
     )
     if skipped:
         log.warn(f"Skipped {skipped} attempts with a null user, topic or time")
-    duration_ms = round((time.monotonic() - started) * 1000)
-    log.info(f"Summary: processed={combinations}, failed=0, duration_ms={duration_ms}")
+    return combinations
+
+
+def run_aggregate(params: ConnectionParams, settings: Settings) -> int:
+    started = time.monotonic()
+    summary = build_features(params, settings)
+    if not summary.success:
+        for message in summary.errors:
+            log.error(message)
+        duration_ms = round((time.monotonic() - started) * 1000)
+        log.info(f"Summary: processed=0, failed=1, duration_ms={duration_ms}")
+        return 1
+    combinations = report_window(params, settings)
+    if combinations:
+        duration_ms = round((time.monotonic() - started) * 1000)
+        log.info(f"Summary: processed={combinations}, failed=0, duration_ms={duration_ms}")
     return 0

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 
 from . import connection, log
 from .config import Settings, load_settings
+from .dbt_runner import target_schema
 from .errors import RunError, UsageError
+from .locking import pipeline_lock
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,6 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     aggregate = commands.add_parser("aggregate", help="build features_topic_daily")
     _add_common(aggregate)
+
+    detect = commands.add_parser(
+        "detect-inactivity", help="find inactive users, score P and S, write weekly_kpi"
+    )
+    _add_common(detect, threshold=True)
+
+    run = commands.add_parser("run", help="the nightly pipeline: dbt build, then P/S")
+    _add_common(run, threshold=True)
+
+    backfill = commands.add_parser(
+        "backfill", help="fill features_topic_daily for a date range in one dbt invocation"
+    )
+    backfill.add_argument("--start", required=True, help="first day YYYY-MM-DD")
+    backfill.add_argument("--end", required=True, help="last day YYYY-MM-DD")
+
+    docs = commands.add_parser("docs", help="generate the dbt docs site (and serve it)")
+    docs.add_argument("--serve", action="store_true", help="serve it on localhost")
+    docs.add_argument("--port", default="8080")
     return parser
 
 
@@ -62,14 +82,44 @@ def _dispatch(args: argparse.Namespace) -> int:
         init_db(params)
         log.info(f"Application schema ready in {params.redacted()}")
         return 0
-    settings = _settings(args)
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(users=args.users, days=args.days, seed=args.seed)
+    if args.command == "backfill":
+        from .pipeline import backfill_settings
+
+        settings = backfill_settings(load_settings(date=args.end), args.start)
+    else:
+        settings = _settings(args)
     log.set_debug(settings.debug)
+    if args.command == "docs":
+        from .docs import run_docs
+
+        return run_docs(connection.resolve(), settings, serve=args.serve, port=args.port)
     params = connection.resolve()
-    if args.command == "aggregate":
+    with pipeline_lock(params, target_schema()):
+        return _run_job(args.command, params, settings)
+
+
+def _run_job(command: str, params: connection.ConnectionParams, settings: Settings) -> int:
+    if command == "aggregate":
         from .aggregate import run_aggregate
 
         return run_aggregate(params, settings)
-    raise UsageError(f"unknown command {args.command}")
+    if command == "detect-inactivity":
+        from .inactivity import run_detect_inactivity
+
+        return run_detect_inactivity(params, settings)
+    if command == "run":
+        from .pipeline import run_pipeline
+
+        return run_pipeline(params, settings)
+    if command == "backfill":
+        from .pipeline import run_backfill
+
+        return run_backfill(params, settings)
+    raise UsageError(f"unknown command {command}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

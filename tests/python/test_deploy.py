@@ -636,3 +636,14 @@ def test_build_time_dbt_parse_succeeds(tmp_path: Path) -> None:
     assert (scratch / "dbt" / "target" / "manifest.json").is_file()
     # Nothing written into the (read-only in production) project directory.
     assert sorted(p.relative_to(app) for p in app.rglob("*")) == before
+
+
+def test_operator_guide_matches_the_manifests() -> None:
+    guide = (REPO / "deploy" / "README.md").read_text(encoding="utf-8")
+    assert f"create job --from=cronjob/{CRONJOB_NAME}" in guide
+    assert f"create secret generic {SECRET_NAME}" in guide
+    assert f"--from-literal={SECRET_KEY}=" in guide
+    assert "[INFO] Summary: processed=" in guide
+    assert "FailJob" in guide
+    for name in load_one("configmap.yaml")["data"]:
+        assert f"`{name}`" in guide, f"{name} is not documented in deploy/README.md"

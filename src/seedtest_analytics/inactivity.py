@@ -1,0 +1,100 @@
+"""The detect-inactivity job: find inactive users, score P and S, write them to weekly_kpi.
+
+The inputs come from the dbt model inactive_user_scoring_inputs in one read; the write is
+one bulk statement in one transaction (kpi_writer).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from . import log
+from .config import Settings
+from .connection import ConnectionParams
+from .db import connect
+from .dbt_runner import BuildSummary, invoke, target_schema
+from .kpi_writer import write_scores
+from .scoring import read_prior_means, read_scoring_inputs, score_users
+
+SCORING_INPUTS = "inactive_user_scoring_inputs"
+ABILITIES = "user_ability_as_of"
+FEATURES = "features_topic_daily"
+
+
+@dataclass
+class InactivityResult:
+    found: int
+    processed: int
+    failed: int
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def build_inputs(params: ConnectionParams, settings: Settings) -> BuildSummary:
+    """dbt build of the scoring inputs and what they depend on.
+
+    A dry run leaves features_topic_daily as it is (the activity model then reads it as the
+    last real run left it).
+    """
+    select = [f"+{SCORING_INPUTS}", f"+{ABILITIES}"]
+    exclude = [FEATURES] if settings.dry_run else []
+    return invoke(params, "build", settings, select=select, exclude=exclude)
+
+
+def score_and_write(params: ConnectionParams, settings: Settings) -> InactivityResult:
+    """Read the inputs, compute P and S, and (unless dry_run) write them; logs as the old job."""
+    threshold = settings.threshold_days
+    schema = target_schema()
+    with connect(params) as conn:
+        inputs = read_scoring_inputs(conn, schema, SCORING_INPUTS)
+        prior_means = read_prior_means(conn, schema, ABILITIES) if settings.use_bayesian else None
+        conn.rollback()
+        if not inputs:
+            log.info(f"No inactive users found (threshold={threshold} days)")
+            return InactivityResult(found=0, processed=0, failed=0)
+        log.info(
+            f"Found {len(inputs)} inactive users (threshold={threshold} days); "
+            f"dry_run={settings.dry_run}"
+        )
+        scores, failed_users = score_users(
+            inputs,
+            default_target=settings.default_target,
+            use_bayesian=settings.use_bayesian,
+            horizon_days=settings.churn_horizon_days,
+            prior_means=prior_means,
+        )
+        for user_id in failed_users:
+            log.warn(f"Could not calculate P/S for user={user_id}")
+        for score in scores[: 50 if settings.debug else 0]:
+            log.debug(f"user={score.user_id} week={score.week_start} P={score.p} S={score.s}")
+        not_object = 0
+        if not settings.dry_run:
+            result = write_scores(conn, scores, schema=settings.source_schema)
+            for user_id, week_start in result.not_object:
+                log.warn(
+                    f"kpis of user={user_id} week={week_start.isoformat()} is not a JSON object; "
+                    "left untouched"
+                )
+            not_object = len(result.not_object)
+    failed = len(failed_users) + not_object
+    return InactivityResult(found=len(inputs), processed=len(scores) - not_object, failed=failed)
+
+
+def run_detect_inactivity(params: ConnectionParams, settings: Settings) -> int:
+    started = time.monotonic()
+    summary = build_inputs(params, settings)
+    if not summary.success:
+        for message in summary.errors:
+            log.error(message)
+        log.error("dbt build failed; P/S not computed, weekly_kpi untouched")
+        return 1
+    result = score_and_write(params, settings)
+    duration_ms = round((time.monotonic() - started) * 1000)
+    log.info(
+        f"Summary: processed={result.processed}, failed={result.failed}, "
+        f"threshold={settings.threshold_days} days, duration_ms={duration_ms}"
+    )
+    return result.exit_code

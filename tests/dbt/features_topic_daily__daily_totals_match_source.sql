@@ -1,0 +1,88 @@
+-- The job documentation's "Aggregation coverage" query (users and records per date) as a test:
+-- for every day of the run's window [anchor_date - lookback_days, anchor_date], the number of
+-- users, of (user, topic) records and of attempts in features_topic_daily equals what the
+-- source's valid attempts give (distinct attempt ids, local days in activity_timezone, user ids
+-- mapped back through int_user_ids). A day holding an attempt id whose copies fall in more
+-- than one (user, topic, day) is held to bounds only.
+{%- set window_start = anchor_date() - modules.datetime.timedelta(days=lookback_days()) %}
+with
+
+source_attempts as (
+    select
+        attempts.attempt_id,
+        {{ app_user_id('attempts.student_id') }} as user_id,
+        attempts.topic_id,
+        {{ local_date('attempts.completed_at') }} as activity_date
+    from {{ ref('stg_seedtest__attempts') }} as attempts
+    {{ join_user_ids('attempts.student_id') }}
+    where
+        attempts.student_id is not null
+        and nullif(attempts.topic_id, '') is not null
+        and attempts.completed_at >= {{ local_midnight(date_literal(window_start)) }}
+        and attempts.completed_at < {{ anchor_end_ts() }}
+),
+
+groups_per_attempt as (
+    select
+        attempt_id,
+        count(distinct (user_id, topic_id, activity_date)) as n_groups
+    from source_attempts
+    group by attempt_id
+),
+
+expected as (
+    select
+        source_attempts.activity_date,
+        bool_and(groups_per_attempt.n_groups = 1) as is_exact,
+        count(distinct source_attempts.user_id) as users,
+        count(distinct (source_attempts.user_id, source_attempts.topic_id)) as records,
+        count(distinct source_attempts.attempt_id) as attempts
+    from source_attempts
+    inner join groups_per_attempt
+        on source_attempts.attempt_id = groups_per_attempt.attempt_id
+    group by source_attempts.activity_date
+),
+
+actual as (
+    select
+        date as activity_date,
+        count(distinct user_id) as users,
+        count(*) as records,
+        sum(attempts) as attempts
+    from {{ ref('features_topic_daily') }}
+    where
+        date >= {{ date_literal(window_start) }}
+        and date <= {{ date_literal(anchor_date()) }}
+    group by date
+)
+
+select
+    coalesce(expected.activity_date, actual.activity_date) as activity_date,
+    expected.users as expected_users,
+    actual.users,
+    expected.records as expected_records,
+    actual.records,
+    expected.attempts as expected_attempts,
+    actual.attempts
+from expected
+full outer join actual
+    on expected.activity_date = actual.activity_date
+where
+    expected.activity_date is null
+    or (
+        expected.is_exact
+        and (
+            actual.activity_date is null
+            or actual.users <> expected.users
+            or actual.records <> expected.records
+            or actual.attempts <> expected.attempts
+        )
+    )
+    or (
+        not expected.is_exact
+        and (
+            coalesce(actual.users, 0) > expected.users
+            or coalesce(actual.records, 0) > expected.records
+            or coalesce(actual.attempts, 0) > expected.attempts
+        )
+    )

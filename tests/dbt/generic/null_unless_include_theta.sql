@@ -1,0 +1,15 @@
+{#
+    With the include_theta var off (the default), fails on every row whose `column_name` is
+    not null. With include_theta on, the column may hold a value and nothing is checked.
+#}
+{% test null_unless_include_theta(model, column_name) %}
+
+select *
+from {{ model }}
+where
+    {{ column_name }} is not null
+    {%- if include_theta() %}
+        and false
+    {%- endif %}
+
+{% endtest %}

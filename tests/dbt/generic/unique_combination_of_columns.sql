@@ -1,0 +1,14 @@
+{#
+    Fails once for every combination of `combination_of_columns` that occurs in more than one
+    row of the model (the grain of the model). Nulls count as values.
+#}
+{% test unique_combination_of_columns(model, combination_of_columns) %}
+
+select
+    {{ combination_of_columns | join(', ') }},
+    count(*) as n_rows
+from {{ model }}
+group by {{ combination_of_columns | join(', ') }}
+having count(*) > 1
+
+{% endtest %}
