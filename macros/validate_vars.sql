@@ -97,7 +97,10 @@
 
 {% macro validated_number(name, default) -%}
     {%- set raw = _var_text(name, default) -%}
-    {%- if not modules.re.fullmatch('[+-]?([0-9]{1,12}([.][0-9]{0,12})?|[.][0-9]{1,12})', raw) -%}
+    {#- Python's float text included: up to 17 significant digits, 1e-05, 1e+20. -#}
+    {%- if not modules.re.fullmatch(
+        '[+-]?([0-9]{1,20}([.][0-9]{0,20})?|[.][0-9]{1,20})([eE][+-]?[0-9]{1,3})?', raw
+    ) -%}
         {{- _invalid_var(name, 'a decimal number', raw) -}}
     {%- endif -%}
     {{- return(raw) -}}
@@ -135,8 +138,23 @@
     {{- return(validated_number('default_target', '0.0')) -}}
 {%- endmacro %}
 
+{#
+    The dbt schema of the profile (SEEDTEST_DBT_SCHEMA): dbt puts it into SQL between double
+    quotes without escaping them, so it has to be a plain identifier. Checked when the hook
+    is parsed, i.e. before dbt creates the schema.
+#}
+{% macro validate_target_schema() -%}
+    {%- if not modules.re.fullmatch('[a-z_][a-z0-9_]{0,62}', target.schema | string) -%}
+        {{- exceptions.raise_compiler_error(
+            "the target schema must be a lowercase identifier (got "
+            ~ (target.schema | string | truncate(60)) ~ ")"
+        ) -}}
+    {%- endif -%}
+{%- endmacro %}
+
 {# Run by on-run-start: every var checked once, before any model runs. #}
 {% macro validate_all_vars() -%}
+    {%- do validate_target_schema() -%}
     {%- do anchor_date() -%}
     {%- do lookback_days() -%}
     {%- do include_theta() -%}

@@ -10,8 +10,13 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 if [ ! -f "$stamp" ]; then
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[dev]"
+    echo "Installing seedtest-analytics and its tools into $venv ..."
+    log="$venv/pip-install.log"
+    if ! "$venv/bin/python" -m pip install --disable-pip-version-check -e "$root[dev]" >"$log" 2>&1; then
+        tail -n 40 "$log"
+        echo "[ERROR] pip install failed; the whole log is in $log" >&2
+        exit 1
+    fi
     rm -f "$venv"/.installed-*
     touch "$stamp"
 fi

@@ -25,11 +25,12 @@ with
 
 events as (
     select
-        user_id,
-        activity_at,
+        {{ app_user_id('exams.user_id') }} as user_id,
+        exams.activity_at,
         'exam_results' as activity_source
-    from {{ ref('stg_seedtest__exam_results') }}
-    where user_id is not null and {{ in_window('activity_at', window_start) }}
+    from {{ ref('stg_seedtest__exam_results') }} as exams
+    {{ join_user_ids('exams.user_id') }}
+    where exams.user_id is not null and {{ in_window('exams.activity_at', window_start) }}
 
     union all
 

@@ -1,7 +1,8 @@
--- One row per answered question, read from the application's attempt view.
+-- One row per answered question, read from the application's attempt view. An exam with an
+-- empty user_id shows up under md5('') in uuid form: that is no user at all.
 select
     id as attempt_id,
-    student_id::text as student_id,
+    nullif(student_id::text, md5('')::uuid::text) as student_id,
     item_id,
     topic_id,
     correct as is_correct,

@@ -14,7 +14,7 @@ from . import connection, log
 from .config import Settings, load_settings
 from .dbt_runner import target_schema
 from .errors import RunError, UsageError
-from .locking import pipeline_lock
+from .locking import lock_wait_seconds, pipeline_lock
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     docs = commands.add_parser("docs", help="generate the dbt docs site (and serve it)")
     docs.add_argument("--serve", action="store_true", help="serve it on localhost")
     docs.add_argument("--port", default="8080")
+
+    bench = commands.add_parser(
+        "bench", help="benchmark the pipeline against the old row-at-a-time jobs"
+    )
+    bench.add_argument("--attempts", default="1000000", help="attempt rows to generate")
+    bench.add_argument("--days", default="90", help="days of history they span")
+    bench.add_argument("--sample", default="200", help="combinations / users for the old jobs")
+    bench.add_argument("--history", default="30,90,180", help="history lengths (days), or 0")
+    bench.add_argument("--ps-users", default="0", help="inactive users for the P/S scale run")
+    bench.add_argument("--repeat", default="3", help="repetitions of the short timings")
+    bench.add_argument("--database", default="seedtest_bench", help="database to (re)create")
+    bench.add_argument("--output", default="BENCHMARKS.md", help="report file")
     return parser
 
 
@@ -86,6 +98,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .demo import run_demo
 
         return run_demo(users=args.users, days=args.days, seed=args.seed)
+    if args.command == "bench":
+        from .bench import main as run_bench
+
+        return run_bench(args)
     if args.command == "backfill":
         from .pipeline import backfill_settings
 
@@ -93,12 +109,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     else:
         settings = _settings(args)
     log.set_debug(settings.debug)
+    # The other settings that reach SQL or the lock, checked before anything connects.
+    scope = target_schema()
+    lock_wait_seconds()
     if args.command == "docs":
         from .docs import run_docs
 
         return run_docs(connection.resolve(), settings, serve=args.serve, port=args.port)
     params = connection.resolve()
-    with pipeline_lock(params, target_schema()):
+    with pipeline_lock(params, scope):
         return _run_job(args.command, params, settings)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -95,12 +95,27 @@ def parse_date(name: str, raw: str) -> dt.date:
         raise UsageError(f"{name} is not a valid date (got {raw!r})") from None
 
 
+def _dbt_timezones() -> Container[str] | None:
+    """The zone names macros/validate_vars.sql accepts (pytz's list; pytz comes with dbt)."""
+    try:
+        import pytz
+    except ImportError:  # pragma: no cover - a dependency of dbt-core
+        return None
+    return pytz.all_timezones_set  # a lazy set: use `in`, not iteration
+
+
 def parse_timezone(name: str, raw: str) -> str:
     text = raw.strip()
     if not _TIMEZONE.fullmatch(text):
         raise UsageError(f"{name} must be an IANA time zone such as Asia/Seoul (got {raw!r})")
+    # A file of the zoneinfo directory is not necessarily a zone the dbt project (and the
+    # database) know: `localtime`, `posixrules`, `right/UTC`, `Factory` would pass here and
+    # only fail later inside dbt, with exit code 1 instead of 2.
+    known = _dbt_timezones()
     try:
         ZoneInfo(text)
+        if known is not None and text not in known:
+            raise ZoneInfoNotFoundError(text)
     except (ZoneInfoNotFoundError, ValueError):
         raise UsageError(f"{name} is not a known time zone (got {raw!r})") from None
     return text

@@ -87,7 +87,10 @@ def parse_database_url(url: str) -> ConnectionParams:
         )
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     host = query.get("host") or unquote(parts.hostname or "") or "localhost"
-    port = int(query.get("port") or port_value or 5432)
+    port_text = str(query.get("port") or port_value or 5432).strip()
+    if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise UsageError(f"DATABASE_URL has an invalid port (got {port_text!r})")
+    port = int(port_text)
     user = query.get("user") or unquote(parts.username or "") or os.environ.get("USER", "postgres")
     password = query.get("password") or unquote(parts.password or "")
     dbname = query.get("dbname") or unquote(parts.path.lstrip("/")) or user

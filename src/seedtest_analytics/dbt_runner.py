@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .config import Settings
+from .config import Settings, parse_identifier
 from .connection import ConnectionParams, project_root
 from .errors import RunError
 
@@ -15,7 +15,10 @@ TARGET_SCHEMA_ENV = "SEEDTEST_DBT_SCHEMA"
 
 
 def target_schema() -> str:
-    return os.environ.get(TARGET_SCHEMA_ENV, "").strip() or "analytics"
+    """The dbt schema: SEEDTEST_DBT_SCHEMA, else `analytics`; a plain lowercase identifier,
+    since dbt puts it into SQL between double quotes without escaping them."""
+    raw = os.environ.get(TARGET_SCHEMA_ENV, "")
+    return parse_identifier(TARGET_SCHEMA_ENV, raw) if raw.strip() else "analytics"
 
 
 @dataclass
@@ -50,9 +53,8 @@ def _summarise(result: object) -> BuildSummary:
             if status == "success":
                 summary.models_built += 1
                 summary.model_seconds[node.name] = float(node_result.execution_time or 0.0)
-            elif status in ("error", "skipped"):
-                if status == "error":
-                    summary.errors.append(f"model {node.name}: {node_result.message}")
+            elif status == "error":
+                summary.errors.append(f"model {node.name}: {node_result.message}")
         elif node.resource_type in ("test", "unit_test"):
             if status == "pass":
                 summary.tests_passed += 1
@@ -96,6 +98,11 @@ def invoke(
         args += ["--select", *select]
     if exclude:
         args += ["--exclude", *exclude]
+    if select or exclude:
+        # Only tests whose every parent is selected: dbt's default (eager) also runs a test
+        # that merely refs a selected model (e.g. int_user_ids) against a model outside the
+        # selection, which may not exist yet or be stale.
+        args += ["--indirect-selection", "cautious"]
     if quiet:
         args = ["--quiet", *args]
     args += list(extra_args)

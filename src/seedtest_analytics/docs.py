@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from . import log
 from .config import Settings
 from .connection import ConnectionParams, project_root
 from .dbt_runner import invoke
+
+
+def target_path() -> Path:
+    """Where dbt writes the site: DBT_TARGET_PATH (relative to the project) or target/."""
+    configured = Path(os.environ.get("DBT_TARGET_PATH", "").strip() or "target")
+    return configured if configured.is_absolute() else project_root() / configured
 
 
 def run_docs(params: ConnectionParams, settings: Settings, *, serve: bool, port: str) -> int:
@@ -15,7 +24,7 @@ def run_docs(params: ConnectionParams, settings: Settings, *, serve: bool, port:
         for message in summary.errors:
             log.error(message)
         return 1
-    target = project_root() / "target"
+    target = target_path()
     log.info(f"Docs site generated: {target / 'index.html'} (single page: "
              f"{target / 'static_index.html'})")
     if serve:

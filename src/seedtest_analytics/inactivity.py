@@ -6,8 +6,13 @@ one bulk statement in one transaction (kpi_writer).
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
 
 from . import log
 from .config import Settings
@@ -15,7 +20,7 @@ from .connection import ConnectionParams
 from .db import connect
 from .dbt_runner import BuildSummary, invoke, target_schema
 from .kpi_writer import write_scores
-from .scoring import read_prior_means, read_scoring_inputs, score_users
+from .scoring import Score, read_prior_means, read_scoring_inputs, score_users
 
 SCORING_INPUTS = "inactive_user_scoring_inputs"
 ABILITIES = "user_ability_as_of"
@@ -70,17 +75,39 @@ def score_and_write(params: ConnectionParams, settings: Settings) -> InactivityR
             log.warn(f"Could not calculate P/S for user={user_id}")
         for score in scores[: 50 if settings.debug else 0]:
             log.debug(f"user={score.user_id} week={score.week_start} P={score.p} S={score.s}")
-        not_object = 0
-        if not settings.dry_run:
-            result = write_scores(conn, scores, schema=settings.source_schema)
-            for user_id, week_start in result.not_object:
-                log.warn(
-                    f"kpis of user={user_id} week={week_start.isoformat()} is not a JSON object; "
-                    "left untouched"
-                )
-            not_object = len(result.not_object)
+        if settings.dry_run:
+            # Same report as a real run: the rows the write would leave untouched.
+            skipped = not_object_rows(conn, scores, schema=settings.source_schema)
+        else:
+            skipped = write_scores(conn, scores, schema=settings.source_schema).not_object
+        for user_id, week_start in skipped:
+            log.warn(
+                f"kpis of user={user_id} week={week_start.isoformat()} is not a JSON object; "
+                "left untouched"
+            )
+        not_object = len(skipped)
     failed = len(failed_users) + not_object
     return InactivityResult(found=len(inputs), processed=len(scores) - not_object, failed=failed)
+
+
+def not_object_rows(
+    conn: psycopg.Connection, scores: Sequence[Score], *, schema: str
+) -> list[tuple[str, dt.date]]:
+    """The (user_id, week_start) rows of `scores` whose kpis is not a JSON object, in one read
+    (what write_scores would leave untouched), ordered as write_scores reports them."""
+    keys = [(s.user_id, s.week_start) for s in scores if s.p is not None or s.s is not None]
+    if not keys:
+        return []
+    query = sql.SQL(
+        "select k.user_id, k.week_start from {} as k"
+        " inner join unnest(%s::text[], %s::date[]) as t (user_id, week_start)"
+        " on k.user_id = t.user_id and k.week_start = t.week_start"
+        " where jsonb_typeof(k.kpis) <> 'object'"
+        " order by k.user_id, k.week_start"
+    ).format(sql.Identifier(schema, "weekly_kpi"))
+    rows = conn.execute(query, ([u for u, _ in keys], [w for _, w in keys])).fetchall()
+    conn.rollback()
+    return [(user_id, week) for user_id, week in rows]
 
 
 def run_detect_inactivity(params: ConnectionParams, settings: Settings) -> int:

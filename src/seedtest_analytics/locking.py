@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import psycopg
 
 from . import log
+from .config import parse_int
 from .connection import ConnectionParams
 from .db import connect
 from .errors import RunError
@@ -22,8 +23,10 @@ LOCK_WAIT_ENV = "SEEDTEST_LOCK_WAIT_SECONDS"
 
 
 def lock_wait_seconds() -> int:
+    """SEEDTEST_LOCK_WAIT_SECONDS (default 300); a bad value is a usage error, not a silent
+    default (and never reaches the `set lock_timeout` below unchecked)."""
     raw = os.environ.get(LOCK_WAIT_ENV, "").strip() or "300"
-    return int(raw) if raw.isdigit() else 300
+    return parse_int(LOCK_WAIT_ENV, raw, maximum=86_400)
 
 
 @contextlib.contextmanager
@@ -38,14 +41,19 @@ def pipeline_lock(params: ConnectionParams, scope: str) -> Iterator[None]:
                 f"Another seedtest-analytics run holds the lock on {params.dbname} "
                 f"(schema {scope}); waiting up to {wait} s"
             )
-            try:
-                conn.execute(f"set lock_timeout = '{wait}s'")
-                conn.execute("select pg_advisory_lock(hashtext(%s))", (key,))
-            except psycopg.errors.LockNotAvailable:
+            got_it = False
+            if wait > 0:  # lock_timeout 0 would mean: wait forever
+                try:
+                    conn.execute(f"set lock_timeout = '{wait}s'")
+                    conn.execute("select pg_advisory_lock(hashtext(%s))", (key,))
+                    got_it = True
+                except psycopg.errors.LockNotAvailable:
+                    pass
+            if not got_it:
                 raise RunError(
                     f"another seedtest-analytics run is still in progress on {params.dbname} "
                     f"(schema {scope}) after {wait} s; nothing was written"
-                ) from None
+                )
         try:
             yield
         finally:

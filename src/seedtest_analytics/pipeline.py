@@ -14,6 +14,7 @@ from .errors import UsageError
 from .inactivity import ABILITIES, SCORING_INPUTS, score_and_write
 
 ACTIVITY = "int_activity_daily"
+MAX_LOOKBACK_DAYS = 3650
 
 
 def run_pipeline(params: ConnectionParams, settings: Settings) -> int:
@@ -48,6 +49,11 @@ def backfill_settings(settings: Settings, start: str) -> Settings:
     if first > last:
         raise UsageError(f"--start {first} is after --end {last}")
     lookback = (last - first).days + settings.lookback_days
+    if lookback > MAX_LOOKBACK_DAYS:  # the bound macros/validate_vars.sql puts on lookback_days
+        raise UsageError(
+            f"--start {first} is too far back: a backfill covers at most "
+            f"{MAX_LOOKBACK_DAYS - settings.lookback_days + 1} days"
+        )
     return dataclasses.replace(settings, lookback_days=lookback)
 
 

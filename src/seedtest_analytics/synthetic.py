@@ -638,7 +638,8 @@ select
                 / greatest(%(users)s - %(always)s, 1)
         )
     end as stop_offset,
-    (hashint8extended(u, %(seed)s + 1) & 65535) / 65535.0 * 3.0 - 1.5 as ability
+    (hashint8extended(u, %(seed)s + 1) & 65535) / 65536.0::float8 * 3.0 - 1.5 as ability,
+    ((hashint8extended(u, %(seed)s + 1) & 65535) * %(bands)s / 65536)::int as band
 from generate_series(0, %(users)s - 1) as u
 """
 
@@ -648,16 +649,15 @@ select o, (select count(*) from _bulk_users as u where u.stop_offset <= o)::int 
 from generate_series(0, %(days)s - 1) as o
 """
 
-# Exam i lands on day offset o (exams in chronological order, the same number +-1 every day)
-# and goes to one of the users still active that day: users are ordered by the day their
-# activity ends, so the active ones are the first n_active. All randomness comes from
-# hashint8extended(i, seed) per exam and hashint8extended(i * 4096 + j, seed) per question.
-_BULK_EXAMS = """
-insert into {exam_results} (id, session_id, user_id, result_json, created_at, updated_at)
+# Building JSON per question is what costs the most on the server, so the question lists are
+# built once, as templates: `templates` per ability band (and one per band for the shorter last
+# exam). Each exam then takes a template of its user's band.
+_BULK_TEMPLATES = """
+create temp table _bulk_templates on commit drop as
 select
-    md5('bulk:' || %(seed)s || ':' || e.i)::uuid,
-    'bulk-' || %(seed)s || '-' || e.i,
-    u.user_id,
+    t.nq,
+    t.band,
+    t.k,
     (
         select jsonb_build_object('questions', jsonb_agg(q.question order by q.j))
         from (
@@ -666,25 +666,55 @@ select
                 jsonb_build_object(
                     'question_id', (%(topics)s::text[])[1 + x.t] || '-' || lpad(x.n::text, 4, '0'),
                     'topic', (%(topics)s::text[])[1 + x.t],
-                    case when ((e.h >> 56) & 15) = 0 then 'correct' else 'is_correct' end,
-                    ((x.hq >> 13) & 65535) / 65536.0
-                        < 1.0 / (1.0 + exp(((x.n * 37) %% 100) / 25.0 - 2.0 - u.ability)),
+                    case when ((t.h >> 56) & 15) = 0 then 'correct' else 'is_correct' end,
+                    ((x.hq >> 13) & 65535) / 65536.0::float8 < 1.0 / (
+                        1.0 + exp(((x.n * 37) %% 100) / 25.0::float8 - 2.0 - t.ability)
+                    ),
                     'time_spent_sec',
-                    round((4.0 + 176.0 * power(((x.hq >> 29) & 1023) / 1024.0, 2))::numeric, 1),
+                    round((4.0 + 176.0 * power(((x.hq >> 29) & 1023) / 1024.0::float8, 2))::numeric,
+                          1),
                     'used_hints',
                     case when ((x.hq >> 39) & 7) = 0 then 1 + ((x.hq >> 42) & 1) else 0 end
                 ) as question
-            from generate_series(1, e.nq) as j
+            from generate_series(1, t.nq) as j
             cross join lateral (
                 select
-                    hq,
-                    case when (hq & 7) < 5 then e.primary_topic
-                        else ((hq >> 3) & 1023) %% %(n_topics)s end as t,
-                    (((e.h >> 20) & 1023) + j) %% %(pool)s as n
-                from (select hashint8extended(e.i * 4096 + j, %(seed)s) as hq) as r
+                    r.hq,
+                    case when (r.hq & 7) < 5 then ((t.h >> 50) & 1023) %% %(n_topics)s
+                        else ((r.hq >> 3) & 1023) %% %(n_topics)s end as t,
+                    (((t.h >> 20) & 1023) + j) %% %(pool)s as n
+                from (select hashint8extended(t.id * 4096 + j, %(seed)s) as hq) as r
             ) as x
         ) as q
-    ),
+    ) as result_json
+from (
+    select
+        s.*,
+        -1.5 + (s.band + 0.5) * 3.0 / %(bands)s as ability,
+        hashint8extended(s.id, %(seed)s + 9) as h
+    from (
+        select
+            c.nq, b.band, k.k,
+            (c.nq::bigint * %(bands)s + b.band) * %(templates)s + k.k as id
+        from (values (%(qpe)s::int, %(templates)s::int), (%(remainder)s::int, 1)) as c (nq, n)
+        cross join generate_series(0, %(bands)s - 1) as b (band)
+        cross join lateral generate_series(0, c.n - 1) as k (k)
+        where c.nq > 0
+    ) as s
+) as t
+"""
+
+# Exam i lands on day offset o, at a time spread evenly over the UTC day (plus a minute of
+# jitter): rows arrive in chronological order, as the application writes them, with the same
+# number of exams (+-1) every day. Each exam goes to one of the users still active that day:
+# users are ordered by the day their activity ends, so the active ones are the first n_active.
+_BULK_EXAMS = """
+insert into {exam_results} (id, session_id, user_id, result_json, created_at, updated_at)
+select
+    (%(id_prefix)s || lpad(to_hex(e.i), 12, '0'))::uuid,
+    'bulk-' || %(seed)s || '-' || lpad(e.i::text, 10, '0'),
+    u.user_id,
+    tp.result_json,
     e.created_at,
     e.created_at + case when ((e.h >> 40) & 3) = 0
         then make_interval(secs => ((e.h >> 44) & 511)) else interval '0' end
@@ -694,9 +724,11 @@ from (
         g.h,
         g.o,
         case when g.i < %(full_exams)s then %(qpe)s else %(remainder)s end as nq,
-        ((g.h >> 50) & 1023) %% %(n_topics)s as primary_topic,
+        case when g.i < %(full_exams)s then ((g.h >> 24) & 1048575) %% %(templates)s else 0 end
+            as k,
         ((%(end_date)s::date - g.o)::timestamp
-            + make_interval(secs => ((g.h >> 8) & 2147483647) %% 85800)) at time zone 'UTC'
+            + make_interval(secs => (g.i * %(days)s %% %(n_exams)s) * 85800 / %(n_exams)s
+                                    + ((g.h >> 8) & 63))) at time zone 'UTC'
             as created_at
     from (
         select
@@ -708,6 +740,7 @@ from (
 ) as e
 join _bulk_days as d on d.o = e.o
 join _bulk_users as u on u.idx = ((e.h & 9223372036854775807) %% d.n_active)
+join _bulk_templates as tp on tp.nq = e.nq and tp.band = u.band and tp.k = e.k
 """
 
 _BULK_ABILITY = """
@@ -754,6 +787,9 @@ from (
 """
 
 
+_BULK_BANDS = 5
+
+
 def _topic_names(topics: int) -> list[str]:
     names = list(TOPICS) + list(_MORE_TOPICS)
     names += [f"topic_{k:02d}" for k in range(len(names), topics)]
@@ -774,13 +810,16 @@ def generate_bulk(
 ) -> BulkSummary:
     """Write exactly `attempts` attempt rows (as exam_results) over `days` days up to end_date.
 
-    The exams are spread evenly over the days (daily counts differ by at most one exam), at
-    pseudo-random times of the UTC day, each with `questions_per_exam` questions (the last exam
-    takes the remainder). `users` defaults to one per 40 exams. A quarter of the users stop
-    being active between 8 and `days` - 1 days before end_date (inactive at end_date), the
-    others stay active to the end. Half the user ids are uuid-shaped (some upper case), half
+    The exams are spread evenly over the days (daily counts differ by at most one exam) and
+    over each UTC day, in chronological order, each with `questions_per_exam` questions (the
+    last exam takes the remainder). Question lists come from a pool of templates per ability
+    band (building JSON per question is the slow part), so correctness still follows the
+    user's ability. `users` defaults to one per 40 exams. A quarter of the users stop being
+    active between 8 and `days` - 1 days before end_date (inactive at end_date), the others
+    stay active to the end. Half the user ids are uuid-shaped (some upper case), half
     `userNNNNNNN`. Also writes one ability_estimates row per user and one weekly_kpi row per
-    user for the ISO week of end_date (existing weekly_kpi rows are kept).
+    user for the ISO week of end_date (existing weekly_kpi rows are kept). `attempts` in the
+    summary is what this call added to the attempt view.
 
     Everything happens on the server in one transaction, deterministically for a seed.
     """
@@ -807,6 +846,9 @@ def generate_bulk(
         "topics": _topic_names(topics),
         "n_topics": topics,
         "pool": max(1000, questions_per_exam),
+        "bands": _BULK_BANDS,
+        "templates": max(1, min(1024, -(-n_exams // _BULK_BANDS),
+                                200_000 // (_BULK_BANDS * questions_per_exam))),
         "qpe": questions_per_exam,
         "full_exams": full_exams,
         "remainder": remainder,
@@ -814,6 +856,8 @@ def generate_bulk(
         "end_date": end_date,
         "week_start": _iso_monday(end_date),
         "prefix": f"bulk-{seed}-%",
+        # Ids in insertion order (like time-ordered uuids): the index inserts stay local.
+        "id_prefix": hashlib.md5(f"bulk:{seed}".encode()).hexdigest()[:20],
     }
     names = {
         table: sql.Identifier(schema, table)
@@ -824,6 +868,8 @@ def generate_bulk(
         cur.execute("analyze _bulk_users")
         cur.execute(_BULK_DAYS, params)
         cur.execute("analyze _bulk_days")
+        cur.execute(_BULK_TEMPLATES, params)
+        cur.execute("analyze _bulk_templates")
         cur.execute(sql.SQL(_BULK_EXAMS).format(exam_results=names["exam_results"]), params)
         exams_written = cur.rowcount
         cur.execute(

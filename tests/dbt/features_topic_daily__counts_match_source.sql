@@ -3,7 +3,8 @@
 -- ids (an id seen twice counts once), correct and hints likewise, and last_seen_at = the latest
 -- completed_at. Re-derived from stg_seedtest__attempts with the user id mapped back through
 -- int_user_ids. An attempt id whose copies fall in more than one group counts in only one of
--- them: such groups are held to bounds on attempts, their other columns are not compared.
+-- them, and copies of one id that disagree can only count one way: such groups are held to
+-- bounds on attempts, their other columns are not compared.
 {%- set window_start = anchor_date() - modules.datetime.timedelta(days=lookback_days()) %}
 with
 
@@ -25,14 +26,36 @@ source_attempts as (
         and attempts.completed_at < {{ anchor_end_ts() }}
 ),
 
-groups_per_attempt as (
-    select
-        attempt_id,
-        count(distinct (user_id, topic_id, activity_date)) as n_groups,
-        -- copies of one id within a group that disagree cannot be counted exactly either
-        count(distinct (is_correct, hint_used, completed_at)) as n_versions
-    from source_attempts
-    group by attempt_id
+-- attempt ids whose copies fall in more than one (user, topic, day)
+ambiguous_attempts as (
+    select attempt_groups.attempt_id
+    from (
+        select distinct
+            attempt_id,
+            user_id,
+            topic_id,
+            activity_date
+        from source_attempts
+    ) as attempt_groups
+    group by attempt_groups.attempt_id
+    having count(*) > 1
+),
+
+-- attempt ids whose copies disagree on what is counted
+inexact_attempts as (
+    select attempt_versions.attempt_id
+    from (
+        select distinct
+            attempt_id,
+            is_correct,
+            hint_used,
+            completed_at
+        from source_attempts
+    ) as attempt_versions
+    group by attempt_versions.attempt_id
+    having count(*) > 1
+    union
+    select attempt_id from ambiguous_attempts
 ),
 
 expected as (
@@ -42,57 +65,52 @@ expected as (
         source_attempts.activity_date,
         count(distinct source_attempts.attempt_id) as max_attempts,
         count(distinct source_attempts.attempt_id)
-            filter (where groups_per_attempt.n_groups = 1) as min_attempts,
-        bool_and(groups_per_attempt.n_groups = 1 and groups_per_attempt.n_versions = 1)
-            as is_exact,
+        filter (where ambiguous_attempts.attempt_id is null) as min_attempts,
+        bool_and(inexact_attempts.attempt_id is null) as is_exact,
         count(distinct source_attempts.attempt_id)
-            filter (where source_attempts.is_correct) as correct,
+        filter (where source_attempts.is_correct) as correct,
         count(distinct source_attempts.attempt_id)
-            filter (where source_attempts.hint_used) as hints,
+        filter (where source_attempts.hint_used) as hints,
         max(source_attempts.completed_at) as last_seen_at
     from source_attempts
-    inner join groups_per_attempt
-        on source_attempts.attempt_id = groups_per_attempt.attempt_id
+    left join ambiguous_attempts
+        on source_attempts.attempt_id = ambiguous_attempts.attempt_id
+    left join inexact_attempts
+        on source_attempts.attempt_id = inexact_attempts.attempt_id
     group by
         source_attempts.user_id,
         source_attempts.topic_id,
         source_attempts.activity_date
-),
-
-compared as (
-    select
-        expected.user_id,
-        expected.topic_id,
-        expected.activity_date,
-        expected.min_attempts,
-        expected.max_attempts,
-        expected.is_exact,
-        expected.correct as expected_correct,
-        expected.hints as expected_hints,
-        expected.last_seen_at as expected_last_seen_at,
-        features.attempts,
-        features.correct,
-        features.hints,
-        features.last_seen_at
-    from expected
-    inner join {{ ref('features_topic_daily') }} as features
-        on
-            expected.user_id = features.user_id
-            and expected.topic_id = features.topic_id
-            and expected.activity_date = features.date
 )
 
-select *
-from compared
+select
+    expected.user_id,
+    expected.topic_id,
+    expected.activity_date,
+    expected.min_attempts,
+    expected.max_attempts,
+    features.attempts,
+    expected.correct as expected_correct,
+    features.correct,
+    expected.hints as expected_hints,
+    features.hints,
+    expected.last_seen_at as expected_last_seen_at,
+    features.last_seen_at
+from expected
+inner join {{ ref('features_topic_daily') }} as features
+    on
+        expected.user_id = features.user_id
+        and expected.topic_id = features.topic_id
+        and expected.activity_date = features.date
 where
-    attempts < min_attempts
-    or attempts > max_attempts
+    features.attempts < expected.min_attempts
+    or features.attempts > expected.max_attempts
     or (
-        is_exact
+        expected.is_exact
         and (
-            attempts <> max_attempts
-            or correct <> expected_correct
-            or hints <> expected_hints
-            or last_seen_at <> expected_last_seen_at
+            features.attempts <> expected.max_attempts
+            or features.correct <> expected.correct
+            or features.hints <> expected.hints
+            or features.last_seen_at <> expected.last_seen_at
         )
     )

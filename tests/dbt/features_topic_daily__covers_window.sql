@@ -23,12 +23,19 @@ source_attempts as (
         and attempts.completed_at < {{ anchor_end_ts() }}
 ),
 
-groups_per_attempt as (
-    select
-        attempt_id,
-        count(distinct (user_id, topic_id, activity_date)) as n_groups
-    from source_attempts
-    group by attempt_id
+-- attempt ids whose copies fall in more than one (user, topic, day)
+ambiguous_attempts as (
+    select attempt_groups.attempt_id
+    from (
+        select distinct
+            attempt_id,
+            user_id,
+            topic_id,
+            activity_date
+        from source_attempts
+    ) as attempt_groups
+    group by attempt_groups.attempt_id
+    having count(*) > 1
 ),
 
 expected as (
@@ -37,10 +44,10 @@ expected as (
         source_attempts.topic_id,
         source_attempts.activity_date,
         count(distinct source_attempts.attempt_id)
-            filter (where groups_per_attempt.n_groups = 1) as unambiguous_attempts
+        filter (where ambiguous_attempts.attempt_id is null) as unambiguous_attempts
     from source_attempts
-    inner join groups_per_attempt
-        on source_attempts.attempt_id = groups_per_attempt.attempt_id
+    left join ambiguous_attempts
+        on source_attempts.attempt_id = ambiguous_attempts.attempt_id
     group by
         source_attempts.user_id,
         source_attempts.topic_id,

@@ -3,7 +3,7 @@
 -- users, of (user, topic) records and of attempts in features_topic_daily equals what the
 -- source's valid attempts give (distinct attempt ids, local days in activity_timezone, user ids
 -- mapped back through int_user_ids). A day holding an attempt id whose copies fall in more
--- than one (user, topic, day) is held to bounds only.
+-- than one (user, topic, day) is held to upper bounds only.
 {%- set window_start = anchor_date() - modules.datetime.timedelta(days=lookback_days()) %}
 with
 
@@ -22,24 +22,44 @@ source_attempts as (
         and attempts.completed_at < {{ anchor_end_ts() }}
 ),
 
-groups_per_attempt as (
+-- attempt ids whose copies fall in more than one (user, topic, day)
+ambiguous_attempts as (
+    select attempt_groups.attempt_id
+    from (
+        select distinct
+            attempt_id,
+            user_id,
+            topic_id,
+            activity_date
+        from source_attempts
+    ) as attempt_groups
+    group by attempt_groups.attempt_id
+    having count(*) > 1
+),
+
+records as (
     select
-        attempt_id,
-        count(distinct (user_id, topic_id, activity_date)) as n_groups
-    from source_attempts
-    group by attempt_id
+        activity_date,
+        count(*) as records
+    from (
+        select distinct
+            user_id,
+            topic_id,
+            activity_date
+        from source_attempts
+    ) as user_topic_days
+    group by activity_date
 ),
 
 expected as (
     select
         source_attempts.activity_date,
-        bool_and(groups_per_attempt.n_groups = 1) as is_exact,
+        bool_and(ambiguous_attempts.attempt_id is null) as is_exact,
         count(distinct source_attempts.user_id) as users,
-        count(distinct (source_attempts.user_id, source_attempts.topic_id)) as records,
         count(distinct source_attempts.attempt_id) as attempts
     from source_attempts
-    inner join groups_per_attempt
-        on source_attempts.attempt_id = groups_per_attempt.attempt_id
+    left join ambiguous_attempts
+        on source_attempts.attempt_id = ambiguous_attempts.attempt_id
     group by source_attempts.activity_date
 ),
 
@@ -60,11 +80,13 @@ select
     coalesce(expected.activity_date, actual.activity_date) as activity_date,
     expected.users as expected_users,
     actual.users,
-    expected.records as expected_records,
+    records.records as expected_records,
     actual.records,
     expected.attempts as expected_attempts,
     actual.attempts
 from expected
+inner join records
+    on expected.activity_date = records.activity_date
 full outer join actual
     on expected.activity_date = actual.activity_date
 where
@@ -74,7 +96,7 @@ where
         and (
             actual.activity_date is null
             or actual.users <> expected.users
-            or actual.records <> expected.records
+            or actual.records <> records.records
             or actual.attempts <> expected.attempts
         )
     )
@@ -82,7 +104,7 @@ where
         not expected.is_exact
         and (
             coalesce(actual.users, 0) > expected.users
-            or coalesce(actual.records, 0) > expected.records
+            or coalesce(actual.records, 0) > records.records
             or coalesce(actual.attempts, 0) > expected.attempts
         )
     )

@@ -56,23 +56,97 @@ stored as (
 ),
 
 only_recomputed as (
-    select * from recomputed
+    select
+        user_id,
+        topic_id,
+        date,
+        attempts,
+        correct,
+        avg_time_ms,
+        hints,
+        theta_estimate,
+        theta_sd,
+        rt_median,
+        improvement,
+        last_seen_at
+    from recomputed
     except all
-    select * from stored
+    select
+        user_id,
+        topic_id,
+        date,
+        attempts,
+        correct,
+        avg_time_ms,
+        hints,
+        theta_estimate,
+        theta_sd,
+        rt_median,
+        improvement,
+        last_seen_at
+    from stored
 ),
 
 only_stored as (
-    select * from stored
+    select
+        user_id,
+        topic_id,
+        date,
+        attempts,
+        correct,
+        avg_time_ms,
+        hints,
+        theta_estimate,
+        theta_sd,
+        rt_median,
+        improvement,
+        last_seen_at
+    from stored
     except all
-    select * from recomputed
+    select
+        user_id,
+        topic_id,
+        date,
+        attempts,
+        correct,
+        avg_time_ms,
+        hints,
+        theta_estimate,
+        theta_sd,
+        rt_median,
+        improvement,
+        last_seen_at
+    from recomputed
 )
 
 select
     'missing or different in features_topic_daily' as problem,
-    only_recomputed.*
+    only_recomputed.user_id,
+    only_recomputed.topic_id,
+    only_recomputed.date,
+    only_recomputed.attempts,
+    only_recomputed.correct,
+    only_recomputed.avg_time_ms,
+    only_recomputed.hints,
+    only_recomputed.theta_estimate,
+    only_recomputed.theta_sd,
+    only_recomputed.rt_median,
+    only_recomputed.improvement,
+    only_recomputed.last_seen_at
 from only_recomputed
 union all
 select
     'stale or different in features_topic_daily' as problem,
-    only_stored.*
+    only_stored.user_id,
+    only_stored.topic_id,
+    only_stored.date,
+    only_stored.attempts,
+    only_stored.correct,
+    only_stored.avg_time_ms,
+    only_stored.hints,
+    only_stored.theta_estimate,
+    only_stored.theta_sd,
+    only_stored.rt_median,
+    only_stored.improvement,
+    only_stored.last_seen_at
 from only_stored

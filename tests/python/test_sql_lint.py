@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 from conftest import REPO
-
 from seedtest_analytics.connection import ConnectionParams
 from seedtest_analytics.dbt_runner import dbt_env
 

@@ -1,0 +1,1029 @@
+"""`seedtest-analytics bench`: the new pipeline against the old row-at-a-time jobs, side by side.
+
+Everything runs in one process on one dataset, so the ratios hold on a shared, noisy machine
+even where the absolute seconds do not:
+
+* synthetic data at the chosen scale (synthetic.generate_bulk, through the real exam_results
+  table and the attempt view), then VACUUM ANALYZE;
+* (a) the full build of features_topic_daily and (b) the nightly incremental run (wall time of
+  the dbt invocation and the model's own execution time from the run results);
+* (e) the floor: one hand-written SQL statement computing the same daily aggregate for the
+  same window, timed by the server (EXPLAIN ANALYZE, timing off);
+* (c) the P/S step for every inactive user;
+* (d) the old jobs re-created (legacy.py) on a sample of combinations and users;
+* the nightly run's time against the length of history at a fixed daily volume;
+* optionally P/S for M synthetic inactive users in a process of its own (seconds, peak RSS).
+
+The report (a table and the targets) is printed and written to --output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from . import connection, legacy, log
+from .config import Settings, parse_identifier, parse_int, today_in
+from .connection import ConnectionParams
+from .db import connect, init_db
+from .dbt_runner import BuildSummary, invoke, target_schema
+from .errors import RunError, UsageError
+
+FEATURES = "features_topic_daily"
+SCORING_INPUTS = "inactive_user_scoring_inputs"
+ABILITIES = "user_ability_as_of"
+PS_SCHEMA = "bench_ps"
+MAX_VALID_TIME_MS = 3 * 60 * 60 * 1000
+BEGIN_MARK = "<!-- bench:begin -->"
+END_MARK = "<!-- bench:end -->"
+
+# Targets (issue 5).
+TARGET_SPEEDUP = 100.0
+TARGET_FLOOR_RATIO = 1.5
+TARGET_PS_SECONDS = 60.0
+TARGET_PS_RSS_MB = 1024.0
+TARGET_PS_USERS = 1_000_000
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    attempts: int = 1_000_000
+    days: int = 90
+    sample: int = 200
+    history: tuple[int, ...] = (30, 90, 180)
+    ps_users: int = 0
+    repeat: int = 3
+    output: Path = Path("BENCHMARKS.md")
+    database: str = "seedtest_bench"
+    command_line: str = "seedtest-analytics bench"
+
+
+def parse_history(raw: str) -> tuple[int, ...]:
+    text = raw.strip()
+    if not text or text.lower() in ("0", "none", "off"):
+        return ()
+    values = []
+    for part in text.split(","):
+        values.append(parse_int("--history", part, minimum=8, maximum=3650))
+    return tuple(dict.fromkeys(values))
+
+
+def options_from_args(args: Any) -> BenchOptions:
+    options = BenchOptions(
+        attempts=parse_int("--attempts", args.attempts, minimum=1000, maximum=200_000_000),
+        days=parse_int("--days", args.days, minimum=8, maximum=3650),
+        sample=parse_int("--sample", args.sample, minimum=1, maximum=1_000_000),
+        history=parse_history(args.history),
+        ps_users=parse_int("--ps-users", args.ps_users, minimum=0, maximum=50_000_000),
+        repeat=parse_int("--repeat", args.repeat, minimum=1, maximum=50),
+        output=Path(args.output),
+        database=parse_identifier("--database", args.database),
+    )
+    command = (
+        f"seedtest-analytics bench --attempts {options.attempts} --days {options.days} "
+        f"--sample {options.sample} --history {','.join(map(str, options.history)) or 0} "
+        f"--ps-users {options.ps_users} --repeat {options.repeat}"
+    )
+    if options.database != BenchOptions.database:
+        command += f" --database {options.database}"
+    command += f" --output {options.output}"
+    return dataclasses.replace(options, command_line=command)
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One line of the results table. `exec_s`: the server-side / model execution time."""
+
+    step: str
+    rows: int | None = None
+    wall_s: float | None = None
+    exec_s: float | None = None
+    attempt_rows: int | None = None  # attempt rows the step reads (for attempt rows/s)
+    combinations: int | None = None
+    users: int | None = None
+    note: str = ""
+
+    def _rate(self, count: int | None) -> float | None:
+        seconds = self.exec_s if self.exec_s is not None else self.wall_s
+        if count is None or not seconds:
+            return None
+        return count / seconds
+
+
+@dataclass
+class Target:
+    name: str
+    measured: str
+    goal: str
+    met: bool | None  # None: not measured in this run
+
+
+@dataclass
+class BenchResults:
+    options: BenchOptions
+    machine: dict[str, str] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+    ratios: list[tuple[str, str, str]] = field(default_factory=list)  # name, value, how
+    targets: list[Target] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    nightly_models: dict[str, float] = field(default_factory=dict)
+    checks: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# Database set-up
+# --------------------------------------------------------------------------------------------
+
+
+def _server() -> tuple[ConnectionParams, bool]:
+    """The server the bench runs on (DATABASE_URL, else the embedded one) and whether it is
+    the embedded one. A given server must let this role create databases."""
+    if os.environ.get("DATABASE_URL", "").strip():
+        params = connection.resolve()
+        with connect(params, autocommit=True) as conn:
+            row = conn.execute(
+                "select rolcreatedb or rolsuper from pg_roles where rolname = current_user"
+            ).fetchone()
+        if not (row and row[0]):
+            raise UsageError(
+                f"the benchmark creates its own database on {params.redacted()}, but role "
+                f"{params.user} lacks CREATEDB; grant it or unset DATABASE_URL to use the "
+                "embedded server"
+            )
+        return params, False
+    return connection.embedded_params(), True
+
+
+def _admin_params(server: ConnectionParams, database: str) -> ConnectionParams:
+    return server.with_dbname("postgres") if server.dbname == database else server
+
+
+def recreate_database(server: ConnectionParams, database: str) -> ConnectionParams:
+    with connect(_admin_params(server, database), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(
+            sql.Identifier(database)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
+    return server.with_dbname(database)
+
+
+def drop_database(server: ConnectionParams, database: str) -> None:
+    with connect(_admin_params(server, database), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(
+            sql.Identifier(database)))
+
+
+def _scalar(conn: psycopg.Connection, query: sql.Composable | str, args: Any = None) -> Any:
+    row = conn.execute(query, args).fetchone()  # type: ignore[arg-type]
+    return None if row is None else row[0]
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def generate(params: ConnectionParams, *, attempts: int, days: int, end_date: dt.date,
+             users: int | None = None, source_schema: str = "public") -> tuple[Any, float]:
+    """Application schema, bulk data, VACUUM ANALYZE; returns (BulkSummary, seconds)."""
+    from .synthetic import generate_bulk
+
+    started = time.perf_counter()
+    init_db(params, source_schema)
+    with connect(params) as conn:
+        summary = generate_bulk(conn, attempts=attempts, days=days, users=users,
+                                end_date=end_date, schema=source_schema)
+    with connect(params, autocommit=True) as conn:
+        # What autovacuum would have done by the next night: statistics, visibility map and
+        # hint bits, so the first read of the new rows does not pay for writing them.
+        conn.execute("vacuum (analyze)")
+    return summary, time.perf_counter() - started
+
+
+def attempts_between(params: ConnectionParams, first: dt.datetime | None, end: dt.datetime,
+                     source_schema: str = "public") -> int:
+    """Attempt rows (questions of exams) with activity time in [first, end)."""
+    lower = sql.SQL("coalesce(updated_at, created_at) >= %(first)s and ") if first else sql.SQL("")
+    query = sql.SQL(
+        "select coalesce(sum(jsonb_array_length(result_json -> 'questions')), 0) from {}"
+        " where {}coalesce(updated_at, created_at) < %(end)s"
+    ).format(sql.Identifier(source_schema, "exam_results"), lower)
+    with connect(params) as conn:
+        return int(_scalar(conn, query, {"first": first, "end": end}))
+
+
+# --------------------------------------------------------------------------------------------
+# Timed steps
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DbtTiming:
+    wall_s: float
+    summary: BuildSummary
+
+    @property
+    def nodes_s(self) -> float:
+        return sum(self.summary.model_seconds.values())
+
+    @property
+    def startup_s(self) -> float:
+        return max(0.0, self.wall_s - self.nodes_s)
+
+    def model(self, name: str) -> float:
+        return self.summary.model_seconds.get(name, float("nan"))
+
+
+def timed_dbt(params: ConnectionParams, command: str, settings: Settings, *,
+              select: Sequence[str] = (), extra_args: Sequence[str] = ()) -> DbtTiming:
+    started = time.perf_counter()
+    summary = invoke(params, command, settings, select=select, extra_args=extra_args, quiet=True)
+    wall = time.perf_counter() - started
+    if not summary.success:
+        for message in summary.errors:
+            log.error(message)
+        raise RunError(f"dbt {command} {' '.join(select)} failed during the benchmark")
+    return DbtTiming(wall, summary)
+
+
+def server_execution_seconds(conn: psycopg.Connection, statement: str) -> float:
+    """The server's own execution time of `statement` (EXPLAIN ANALYZE without per-node
+    timing, so the instrumentation costs next to nothing)."""
+    plan = _scalar(conn, "explain (analyze, timing off, format json) " + statement)
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return float(plan[0]["Execution Time"]) / 1000.0
+
+
+def floor_sql(*, source_schema: str, since: dt.date | None, anchor: dt.date,
+              table: str = "bench_floor") -> str:
+    """One statement computing features_topic_daily's values for the days [since, anchor]
+    (every day up to anchor when since is None) from the attempt view: counts, mean and
+    median time, hints, last seen, and the improvement index through window functions.
+
+    The hand-written floor keeps the attempt view's uuid-form student_id (a one-to-one
+    relabelling that changes no aggregate) and does not de-duplicate attempt ids (the bulk
+    data has none): the work the engine adds for those is part of what it is measured on.
+    """
+    end = _day_start(anchor + dt.timedelta(days=1))
+    lower = ""
+    keep = ""
+    if since is not None:
+        first = _day_start(since - dt.timedelta(days=27))
+        lower = f"and a.completed_at >= '{first.isoformat()}'::timestamptz"
+        keep = f"where d >= date '{since.isoformat()}'"
+    attempt = sql.Identifier(source_schema, "attempt").as_string(None)
+    valid = f"a.response_time_ms between 0 and {MAX_VALID_TIME_MS}"
+    return f"""
+create temp table {table} as
+with daily as (
+    select
+        a.student_id::text as user_id,
+        a.topic_id,
+        (a.completed_at at time zone 'UTC')::date as d,
+        count(*)::integer as attempts,
+        count(*) filter (where a.correct)::integer as correct,
+        count(*) filter (where a.hint_used)::integer as hints,
+        round(avg(a.response_time_ms) filter (where {valid}))::integer as avg_time_ms,
+        round((percentile_cont(0.5) within group (order by a.response_time_ms)
+            filter (where {valid}))::numeric)::integer as rt_median,
+        max(a.completed_at) as last_seen_at
+    from {attempt} as a
+    where a.completed_at < '{end.isoformat()}'::timestamptz {lower}
+        and a.student_id is not null and a.topic_id <> ''
+    group by 1, 2, 3
+),
+windows as (
+    select
+        daily.*,
+        sum(attempts) over recent as n_r,
+        sum(correct) over recent as c_r,
+        sum(attempts) over previous as n_p,
+        sum(correct) over previous as c_p
+    from daily
+    window
+        recent as (partition by user_id, topic_id order by d
+                   range between interval '13 days' preceding and current row),
+        previous as (partition by user_id, topic_id order by d
+                     range between interval '27 days' preceding and interval '14 days' preceding)
+)
+select
+    user_id, topic_id, d as date, attempts, correct, avg_time_ms, hints,
+    null::double precision as theta_estimate, null::double precision as theta_sd, rt_median,
+    case when n_r > 0 and n_p > 0 then greatest(-1.0, least(1.0,
+        (c_r::float8 / n_r - c_p::float8 / n_p) * least(1.0, n_r / 30.0)
+        * (1.0 - least(0.5, 1.96 * sqrt((c_r::float8 / n_r) * (1.0 - c_r::float8 / n_r) / n_r)))
+    )) end as improvement,
+    last_seen_at,
+    now() as computed_at
+from windows
+{keep}
+"""
+
+
+def time_statement(params: ConnectionParams, statement: str, table: str) -> tuple[float, int]:
+    """(server execution seconds, rows) of a `create temp table ... as` statement."""
+    with connect(params, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(table)))
+        seconds = server_execution_seconds(conn, statement)
+        rows = int(_scalar(conn, sql.SQL("select count(*) from {}").format(
+            sql.Identifier(table))))
+        conn.execute(sql.SQL("drop table {}").format(sql.Identifier(table)))
+    return seconds, rows
+
+
+def compiled_model_sql(name: str) -> str | None:
+    """The SELECT of `name` as dbt compiled it in the last run (under the bench's target path)."""
+    target = Path(os.environ.get("DBT_TARGET_PATH", "target"))
+    for path in target.glob(f"compiled/*/models/**/{name}.sql"):
+        return path.read_text()
+    return None
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# P/S at scale, in a process of its own
+# --------------------------------------------------------------------------------------------
+
+_PS_INPUTS = """
+insert into {inputs} (user_id, as_of, week_start, last_activity_at, days_inactive,
+    active_days, mean_gap_days, ability_mean, ability_sd, ability_source, target, target_source)
+select
+    'ps-user-' || lpad(i::text, 8, '0'),
+    %(anchor)s::date,
+    %(week_start)s::date,
+    (%(anchor)s::date - (8 + i %% 200))::timestamp at time zone 'UTC',
+    8 + i %% 200,
+    (i %% 11),
+    case when i %% 11 >= 2 then 1.0 + (i %% 7) * 0.5 else 0.0 end,
+    case when i %% 50 = 0 then null
+        else ((hashint8extended(i, 11) & 65535) / 65536.0 * 4.0 - 2.0) end,
+    case when i %% 50 = 0 then null
+        else 0.2 + ((hashint8extended(i, 12) & 1023) / 1024.0) * 0.6 end,
+    case when i %% 50 = 0 then null else 'ability_estimates' end,
+    case when i %% 3 = 0 then 0.5 else %(default_target)s end,
+    case when i %% 3 = 0 then 'interest_goal' else 'default' end
+from generate_series(1, %(users)s) as i
+"""
+
+_PS_ABILITIES = """
+insert into {abilities} (user_id, ability_mean, ability_sd, fitted_at, ability_source)
+select user_id, ability_mean, ability_sd, %(fitted)s, ability_source
+from {inputs} where ability_mean is not null
+"""
+
+_PS_KPI = """
+insert into {kpi} (user_id, week_start, kpis, created_at, updated_at)
+select
+    user_id,
+    week_start,
+    jsonb_build_object('I_t', 0.5, 'E_t', 0.25, 'R_t', 0.75, 'A_t', 0.125),
+    %(fitted)s,
+    %(fitted)s
+from {inputs}
+where right(user_id, 1) <> '0'
+on conflict (user_id, week_start) do nothing
+"""
+
+
+def prepare_ps_scale(params: ConnectionParams, *, users: int, anchor: dt.date,
+                     analytics_schema: str, source_schema: str) -> float:
+    """M inactive users' scoring inputs straight into copies of the dbt tables (schema
+    bench_ps, same columns), their abilities, and weekly_kpi rows for 90% of them (the rest
+    are inserted by the write). 1 user in 50 has no ability (S only)."""
+    started = time.perf_counter()
+    week_start = anchor - dt.timedelta(days=anchor.weekday())
+    names = {
+        "inputs": sql.Identifier(PS_SCHEMA, SCORING_INPUTS),
+        "abilities": sql.Identifier(PS_SCHEMA, ABILITIES),
+        "kpi": sql.Identifier(source_schema, "weekly_kpi"),
+    }
+    args = {"anchor": anchor, "week_start": week_start, "users": users,
+            "default_target": 0.0, "fitted": _day_start(anchor)}
+    with connect(params) as conn:
+        conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(PS_SCHEMA)))
+        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(PS_SCHEMA)))
+        for table in (SCORING_INPUTS, ABILITIES):
+            conn.execute(sql.SQL("create table {} (like {})").format(
+                sql.Identifier(PS_SCHEMA, table), sql.Identifier(analytics_schema, table)))
+        conn.execute(sql.SQL(_PS_INPUTS).format(**names), args)
+        conn.execute(sql.SQL(_PS_ABILITIES).format(**names), args)
+        conn.execute(sql.SQL(_PS_KPI).format(**names), args)
+        conn.commit()
+    with connect(params, autocommit=True) as conn:
+        for table in (names["inputs"], names["abilities"], names["kpi"]):
+            conn.execute(sql.SQL("vacuum (analyze) {}").format(table))
+    return time.perf_counter() - started
+
+
+def run_ps_child(params: ConnectionParams, anchor: dt.date) -> dict[str, Any]:
+    """Run the P/S step on schema bench_ps in a separate Python process; its wall time and
+    its own peak RSS (from wait4, i.e. the child's ru_maxrss)."""
+    env = dict(os.environ)
+    env["DATABASE_URL"] = params.to_url()
+    env["SEEDTEST_DBT_SCHEMA"] = PS_SCHEMA
+    command = [sys.executable, "-m", "seedtest_analytics.bench", "--ps-child", anchor.isoformat()]
+    with tempfile.TemporaryFile("w+") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        output = out.read()
+    result_line = next((line for line in reversed(output.splitlines())
+                        if line.startswith("{")), None)
+    if proc.returncode != 0 or result_line is None:
+        tail = "\n".join(output.splitlines()[-5:])
+        raise RunError(f"the P/S process failed (exit {proc.returncode}): {tail}")
+    result = json.loads(result_line)
+    result["process_wall_s"] = wall
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024.0  # kilobytes on Linux
+    # The same figure through the documented interface (max over all waited-for children).
+    result["children_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    return result
+
+
+def _ps_child_main(argv: Sequence[str]) -> int:
+    """Entry point of the P/S process: score and write every row of bench_ps's inputs."""
+    from .inactivity import score_and_write
+
+    anchor = dt.date.fromisoformat(argv[0])
+    settings = Settings(anchor_date=anchor, use_bayesian=True)
+    params = connection.resolve()
+    started = time.perf_counter()
+    result = score_and_write(params, settings)
+    seconds = time.perf_counter() - started
+    print(json.dumps({
+        "seconds": seconds, "found": result.found, "processed": result.processed,
+        "failed": result.failed,
+        "self_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }), flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmark
+# --------------------------------------------------------------------------------------------
+
+
+def machine_info(params: ConnectionParams, embedded: bool) -> dict[str, str]:
+    import dbt.version
+
+    info: dict[str, str] = {}
+    info["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    info["cpus (nproc)"] = str(len(os.sched_getaffinity(0)))
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        kb = int(re.search(r"MemTotal:\s+(\d+)", meminfo).group(1))  # type: ignore[union-attr]
+        info["memory"] = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, AttributeError, ValueError):
+        info["memory"] = "unknown"
+    info["python"] = platform.python_version()
+    info["dbt-core"] = dbt.version.__version__
+    with connect(params) as conn:
+        info["postgresql"] = str(_scalar(conn, "show server_version"))
+        settings = conn.execute(
+            "select name, setting, unit from pg_settings where name in ('shared_buffers',"
+            " 'work_mem', 'max_parallel_workers_per_gather', 'jit', 'synchronous_commit')"
+            " order by name").fetchall()
+    info["server"] = "embedded (no DATABASE_URL)" if embedded else params.redacted()
+    info["server settings"] = ", ".join(
+        f"{name}={setting}{unit or ''}" for name, setting, unit in settings)
+    info["platform"] = platform.platform()
+    return info
+
+
+def _count(params: ConnectionParams, query: sql.Composable, args: Any = None) -> int:
+    with connect(params) as conn:
+        return int(_scalar(conn, query, args) or 0)
+
+
+def _step(label: str) -> None:
+    log.info(f"bench: {label}")
+
+
+def run_bench(options: BenchOptions) -> int:
+    started = time.perf_counter()
+    server, embedded = _server()
+    schema = target_schema()
+    src = "public"
+    end_date = today_in("UTC") - dt.timedelta(days=1)
+    settings = Settings(anchor_date=end_date)
+    since = settings.since
+    anchor_end = _day_start(end_date + dt.timedelta(days=1))
+    with tempfile.TemporaryDirectory(prefix="seedtest-bench-") as scratch:
+        # dbt's artefacts (compiled SQL, run results, logs) of the bench stay out of the
+        # project's target/, which other runs share.
+        os.environ["DBT_TARGET_PATH"] = str(Path(scratch) / "target")
+        os.environ["DBT_LOG_PATH"] = str(Path(scratch) / "logs")
+        results = BenchResults(options)
+        params = recreate_database(server, options.database)
+        results.machine = machine_info(params, embedded)
+        _main_scale(results, params, settings, schema=schema, src=src, since=since,
+                    anchor_end=anchor_end)
+        if options.history:
+            _history(results, server, settings, schema=schema, src=src)
+    results.machine["bench process peak RSS"] = (
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0:.0f} MB")
+    results.machine["bench duration"] = f"{time.perf_counter() - started:.0f} s"
+    _targets(results)
+    report = render(results)
+    print(report, flush=True)
+    write_report(options.output, report)
+    log.info(f"bench: report written to {options.output}")
+    return 0
+
+
+def _main_scale(results: BenchResults, params: ConnectionParams, settings: Settings, *,
+                schema: str, src: str, since: dt.date, anchor_end: dt.datetime) -> None:
+    options = results.options
+    rows = results.rows
+    anchor = settings.anchor_date
+
+    _step(f"generating {options.attempts} attempts over {options.days} days")
+    bulk, gen_s = generate(params, attempts=options.attempts, days=options.days,
+                           end_date=anchor, source_schema=src)
+    results.notes.append(
+        f"Data: {bulk.attempts} attempts in {bulk.exam_results} exams of {bulk.users} users "
+        f"over {options.days} days ({bulk.start_date} .. {bulk.end_date}), {bulk.topics} "
+        f"topics; {bulk.inactive_users} users inactive at the anchor {anchor}.")
+    rows.append(Row("data generation (generate_bulk + VACUUM ANALYZE)", rows=bulk.attempts,
+                    wall_s=gen_s, attempt_rows=bulk.attempts,
+                    note=f"{bulk.exam_results} exams"))
+
+    _step("dbt parse (cold, then warm)")
+    cold = timed_dbt(params, "parse", settings)
+    warm = timed_dbt(params, "parse", settings)
+    rows.append(Row("dbt parse, cold (no partial-parse state)", wall_s=cold.wall_s))
+    rows.append(Row("dbt parse, warm (partial parse)", wall_s=warm.wall_s))
+
+    _step("(a) full build of features_topic_daily")
+    full = timed_dbt(params, "run", settings, select=[f"+{FEATURES}"],
+                     extra_args=["--full-refresh"])
+    feature_rows = _count(params, sql.SQL("select count(*) from {}").format(
+        sql.Identifier(schema, FEATURES)))
+    rows.append(Row("(a) full build: dbt run +features_topic_daily --full-refresh",
+                    rows=feature_rows, wall_s=full.wall_s, exec_s=full.model(FEATURES),
+                    attempt_rows=bulk.attempts, combinations=feature_rows,
+                    note=f"start-up {full.startup_s:.2f} s; all models {full.nodes_s:.2f} s"))
+
+    _step("(e) floor over the full history")
+    floor_full_s, floor_full_rows = time_statement(
+        params, floor_sql(source_schema=src, since=None, anchor=anchor), "bench_floor")
+    rows.append(Row("(e) floor, full history (one SQL statement)", rows=floor_full_rows,
+                    exec_s=floor_full_s, attempt_rows=bulk.attempts,
+                    combinations=floor_full_rows))
+
+    window_attempts = attempts_between(
+        params, _day_start(since - dt.timedelta(days=27)), anchor_end, src)
+    nightly: list[DbtTiming] = []
+    selects: list[float] = []
+    floors: list[float] = []
+    floor_rows = 0
+    for i in range(options.repeat):
+        _step(f"(b) nightly incremental run + (e) floor, round {i + 1}/{options.repeat}")
+        nightly.append(timed_dbt(params, "run", settings, select=[f"+{FEATURES}"]))
+        compiled = compiled_model_sql(FEATURES)
+        if compiled is not None:
+            selects.append(time_statement(
+                params, f"create temp table bench_model as {compiled}", "bench_model")[0])
+        seconds, floor_rows = time_statement(
+            params, floor_sql(source_schema=src, since=since, anchor=anchor), "bench_floor")
+        floors.append(seconds)
+    combinations = _count(params, sql.SQL(
+        "select count(*) from {} where date between %s and %s").format(
+        sql.Identifier(schema, FEATURES)), (since, anchor))
+    n_wall = _median([t.wall_s for t in nightly])
+    n_exec = _median([t.model(FEATURES) for t in nightly])
+    n_startup = _median([t.startup_s for t in nightly])
+    results.nightly_models = {
+        name: _median([t.model(name) for t in nightly])
+        for name in nightly[-1].summary.model_seconds
+    }
+    rows.append(Row(f"(b) nightly: dbt run +features_topic_daily (window {since} .. {anchor})",
+                    rows=combinations, wall_s=n_wall, exec_s=n_exec,
+                    attempt_rows=window_attempts, combinations=combinations,
+                    note=f"median of {len(nightly)}; start-up {n_startup:.2f} s"))
+    if selects:
+        rows.append(Row("(b) features model SELECT alone (compiled SQL, EXPLAIN ANALYZE)",
+                        rows=combinations, exec_s=_median(selects),
+                        attempt_rows=window_attempts, combinations=combinations,
+                        note=f"median of {len(selects)}"))
+    floor_s = _median(floors)
+    rows.append(Row("(e) floor, nightly window (one SQL statement)", rows=floor_rows,
+                    exec_s=floor_s, attempt_rows=window_attempts, combinations=floor_rows,
+                    note=f"median of {len(floors)}"))
+    if floor_rows != combinations:
+        results.checks.append(
+            f"MISMATCH: floor has {floor_rows} rows for the window, features {combinations}")
+    else:
+        results.checks.append(f"floor and features_topic_daily agree on the window's row "
+                              f"count ({combinations})")
+
+    # Scratch copies for the old jobs, before the new P/S step writes weekly_kpi.
+    with connect(params) as conn:
+        legacy.prepare_scratch(conn, analytics_schema=schema, source_schema=src)
+
+    _step("(c) P/S: build the scoring inputs, then the P/S step")
+    from .inactivity import score_and_write
+
+    inputs_build = timed_dbt(params, "run", settings,
+                             select=[f"+{SCORING_INPUTS}", f"+{ABILITIES}"])
+    ps_started = time.perf_counter()
+    ps = score_and_write(params, settings)
+    ps_s = time.perf_counter() - ps_started
+    rows.append(Row("(c) dbt run +inactive_user_scoring_inputs +user_ability_as_of",
+                    rows=ps.found, wall_s=inputs_build.wall_s,
+                    exec_s=inputs_build.nodes_s, users=ps.found,
+                    note=f"start-up {inputs_build.startup_s:.2f} s; includes the incremental "
+                         "features and activity models"))
+    rows.append(Row("(c) P/S step (inactivity.score_and_write)", rows=ps.processed,
+                    wall_s=ps_s, users=ps.found, note=f"failed={ps.failed}"))
+
+    _step(f"(d) row-at-a-time re-creation on {options.sample} combinations")
+    with connect(params) as conn:
+        old_agg = legacy.aggregate_features_row_at_a_time(
+            conn, anchor=anchor, lookback_days=settings.lookback_days, sample=options.sample,
+            source_schema=src)
+    rows.append(Row("(d) row-at-a-time aggregate, per combination", rows=old_agg.items,
+                    wall_s=old_agg.per_item, combinations=1,
+                    note=f"{old_agg.items} of {old_agg.total_found} combinations in "
+                         f"{old_agg.seconds:.2f} s, {old_agg.queries} queries, "
+                         f"{old_agg.items} commits; listing {old_agg.listing_seconds:.2f} s"))
+    results.checks.append(_check_legacy_features(params, schema, src, old_agg.items))
+
+    _step(f"(d) user-at-a-time re-creation on {options.sample} inactive users")
+    with connect(params) as conn:
+        inactive = [u for (u,) in conn.execute(sql.SQL(
+            "select user_id from {} order by user_id").format(
+            sql.Identifier(schema, "inactive_users"))).fetchall()]
+        conn.rollback()
+        chosen = legacy.sample_users(inactive, options.sample)
+        old_ps = legacy.score_users_one_at_a_time(
+            conn, chosen, anchor=anchor, analytics_schema=schema, source_schema=src,
+            kpi_lookback_days=settings.kpi_lookback_days,
+            horizon_days=settings.churn_horizon_days, default_target=settings.default_target)
+    rows.append(Row("(d) user-at-a-time P/S, per user", rows=old_ps.items,
+                    wall_s=old_ps.per_item, users=1,
+                    note=f"{old_ps.items} of {len(inactive)} inactive users in "
+                         f"{old_ps.seconds:.2f} s, {old_ps.queries} queries, "
+                         f"{old_ps.items} commits"))
+    results.checks.append(_check_legacy_scores(params, src, chosen, anchor))
+
+    # Ratios, side by side on the same data.
+    ratios = results.ratios
+    per_comb_wall = n_wall / combinations if combinations else float("nan")
+    per_comb_exec = n_exec / combinations if combinations else float("nan")
+    ratios.append(("row-at-a-time / nightly, per combination (dbt wall time)",
+                   f"{old_agg.per_item / per_comb_wall:.0f}x",
+                   f"{old_agg.per_item * 1000:.3f} ms vs {per_comb_wall * 1000:.4f} ms"))
+    ratios.append(("row-at-a-time / nightly, per combination (features model execution)",
+                   f"{old_agg.per_item / per_comb_exec:.0f}x",
+                   f"{old_agg.per_item * 1000:.3f} ms vs {per_comb_exec * 1000:.4f} ms"))
+    projected = old_agg.per_item * combinations + old_agg.listing_seconds
+    ratios.append(("row-at-a-time, projected for the whole window",
+                   f"{projected:.1f} s",
+                   f"{combinations} combinations x {old_agg.per_item * 1000:.2f} ms + listing; "
+                   f"new: {n_wall:.2f} s"))
+    if ps.found:
+        per_user_new = ps_s / ps.found
+        per_user_all = (ps_s + inputs_build.wall_s) / ps.found
+        ratios.append(("user-at-a-time / P/S step, per user",
+                       f"{old_ps.per_item / per_user_new:.0f}x",
+                       f"{old_ps.per_item * 1000:.3f} ms vs {per_user_new * 1000:.4f} ms"))
+        ratios.append(("user-at-a-time / (inputs build + P/S step), per user",
+                       f"{old_ps.per_item / per_user_all:.1f}x",
+                       f"{old_ps.per_item * 1000:.3f} ms vs {per_user_all * 1000:.3f} ms "
+                       f"({ps.found} users; the build's cost is mostly fixed)"))
+    ratios.append(("features model / floor, nightly window", f"{n_exec / floor_s:.2f}",
+                   f"{n_exec:.3f} s vs {floor_s:.3f} s"))
+    if selects:
+        ratios.append(("features SELECT alone / floor, nightly window",
+                       f"{_median(selects) / floor_s:.2f}",
+                       f"{_median(selects):.3f} s vs {floor_s:.3f} s"))
+    ratios.append(("features model / floor, full build",
+                   f"{full.model(FEATURES) / floor_full_s:.2f}",
+                   f"{full.model(FEATURES):.3f} s vs {floor_full_s:.3f} s"))
+    ratios.append(("dbt start-up per invocation (wall - sum of model executions)",
+                   f"{n_startup:.2f} s",
+                   f"nightly; warm parse alone {warm.wall_s:.2f} s, cold {cold.wall_s:.2f} s"))
+
+    results.machine["_nightly_wall"] = f"{n_wall}"
+    _record_targets_main(results, old_agg.per_item / per_comb_wall,
+                         old_agg.per_item / per_comb_exec, n_exec / floor_s)
+
+    if options.ps_users:
+        _step(f"P/S scale: {options.ps_users} inactive users in a separate process")
+        prep_s = prepare_ps_scale(params, users=options.ps_users, anchor=anchor,
+                                  analytics_schema=schema, source_schema=src)
+        child = run_ps_child(params, anchor)
+        written = _count(params, sql.SQL(
+            "select count(*) from {} where user_id like 'ps-user-%%' and week_start = %s"
+            " and kpis ? 'S'").format(
+            sql.Identifier(src, "weekly_kpi")),
+            (anchor - dt.timedelta(days=anchor.weekday()),))
+        rows.append(Row(f"P/S scale: {options.ps_users} users, own process (Bayesian mode)",
+                        rows=child["processed"], wall_s=child["seconds"],
+                        users=child["found"],
+                        note=f"process {child['process_wall_s']:.1f} s incl. start-up, peak "
+                             f"RSS {child['peak_rss_mb']:.0f} MB; inputs prepared in "
+                             f"{prep_s:.1f} s; rows with S in weekly_kpi: {written}"))
+        results.machine["_ps"] = json.dumps(child)
+        if written != options.ps_users:
+            results.checks.append(
+                f"MISMATCH: {written} of {options.ps_users} P/S-scale users have S in weekly_kpi")
+        else:
+            results.checks.append(f"P/S scale: all {written} users have S in weekly_kpi")
+
+
+def _check_legacy_features(params: ConnectionParams, schema: str, src: str, items: int) -> str:
+    """How many rows the old strategy wrote equal the new model's rows (same data rules)."""
+    query = sql.SQL(
+        """
+        select count(*), count(*) filter (where
+            f.attempts = l.attempts and f.correct = l.correct and f.hints = l.hints
+            and f.avg_time_ms is not distinct from l.avg_time_ms
+            and f.rt_median is not distinct from l.rt_median
+            and f.last_seen_at = l.last_seen_at
+            and ((f.improvement is null and l.improvement is null)
+                 or abs(f.improvement - l.improvement) < 1e-9))
+        from {legacy} as l
+        left join {features} as f
+            on {src}.app_user_uuid(f.user_id)::text = l.user_id
+            and f.topic_id = l.topic_id and f.date = l.date
+        """
+    ).format(legacy=sql.Identifier(legacy.SCRATCH_SCHEMA, FEATURES),
+             features=sql.Identifier(schema, FEATURES), src=sql.Identifier(src))
+    with connect(params) as conn:
+        row = conn.execute(query).fetchone()
+    total, equal = (int(row[0]), int(row[1])) if row else (0, 0)
+    status = "" if equal == total == items else "MISMATCH: "
+    return (f"{status}row-at-a-time rows equal to features_topic_daily's: {equal} of {total} "
+            f"(sampled {items})")
+
+
+def _check_legacy_scores(params: ConnectionParams, src: str, users: Sequence[str],
+                         anchor: dt.date) -> str:
+    week_start = anchor - dt.timedelta(days=anchor.weekday())
+    query = sql.SQL(
+        """
+        select count(*), count(*) filter (where
+            abs((n.kpis ->> 'S')::float8 - (o.kpis ->> 'S')::float8) < 1e-12
+            and ((n.kpis ->> 'P') is null and (o.kpis ->> 'P') is null
+                 or abs((n.kpis ->> 'P')::float8 - (o.kpis ->> 'P')::float8) < 1e-12))
+        from {old} as o
+        join {new} as n on n.user_id = o.user_id and n.week_start = o.week_start
+        where o.user_id = any(%s) and o.week_start = %s
+        """
+    ).format(old=sql.Identifier(legacy.SCRATCH_SCHEMA, "weekly_kpi"),
+             new=sql.Identifier(src, "weekly_kpi"))
+    with connect(params) as conn:
+        row = conn.execute(query, (list(users), week_start)).fetchone()
+    total, equal = (int(row[0]), int(row[1])) if row else (0, 0)
+    status = "" if equal == total == len(users) else "MISMATCH: "
+    return (f"{status}user-at-a-time P/S equal to the new step's: {equal} of {total} "
+            f"(sampled {len(users)})")
+
+
+def _history(results: BenchResults, server: ConnectionParams, settings: Settings, *,
+             schema: str, src: str) -> None:
+    """Nightly run time against the length of history, at the main run's daily volume and
+    user count; each length in a database of its own, dropped afterwards."""
+    options = results.options
+    daily = max(1, options.attempts // options.days)
+    users = max(10, (options.attempts // 10) // 40)  # generate_bulk's default for the main run
+    anchor = settings.anchor_date
+    since = settings.since
+    for days in options.history:
+        name = f"{options.database}_h{days}"
+        _step(f"history {days} days: {daily * days} attempts ({daily}/day, {users} users)")
+        params = recreate_database(server, name)
+        try:
+            bulk, gen_s = generate(params, attempts=daily * days, days=days, users=users,
+                                   end_date=anchor, source_schema=src)
+            full = timed_dbt(params, "run", settings, select=[f"+{FEATURES}"],
+                             extra_args=["--full-refresh"])
+            runs = [timed_dbt(params, "run", settings, select=[f"+{FEATURES}"])
+                    for _ in range(options.repeat)]
+            combinations = _count(params, sql.SQL(
+                "select count(*) from {} where date between %s and %s").format(
+                sql.Identifier(schema, FEATURES)), (since, anchor))
+        finally:
+            drop_database(server, name)
+        entry = {
+            "days": days,
+            "attempts": bulk.attempts,
+            "combinations": combinations,
+            "generate_s": gen_s,
+            "full_wall_s": full.wall_s,
+            "full_exec_s": full.model(FEATURES),
+            "nightly_wall_s": _median([r.wall_s for r in runs]),
+            "nightly_exec_s": _median([r.model(FEATURES) for r in runs]),
+            "nightly_models_s": _median([r.nodes_s for r in runs]),
+            "nightly_startup_s": _median([r.startup_s for r in runs]),
+            "slowest_models": _slowest(runs),
+        }
+        results.history.append(entry)
+        results.rows.append(Row(
+            f"history {days} days: nightly run", rows=combinations,
+            wall_s=entry["nightly_wall_s"], exec_s=entry["nightly_exec_s"],
+            combinations=combinations,
+            note=f"{bulk.attempts} attempts; full build {full.wall_s:.1f} s; median of "
+                 f"{len(runs)}"))
+    if len(results.history) >= 2:
+        walls = [h["nightly_wall_s"] for h in results.history]
+        execs = [h["nightly_exec_s"] for h in results.history]
+        models = [h["nightly_models_s"] for h in results.history]
+        spread = (f"{max(walls) / min(walls):.2f}x wall, {max(execs) / min(execs):.2f}x "
+                  f"features model, {max(models) / min(models):.2f}x all models")
+        results.ratios.append((
+            f"nightly run, longest / shortest history ({results.history[-1]['days']} vs "
+            f"{results.history[0]['days']} days)", spread,
+            "max/min over the history lengths; flat = close to 1"))
+
+
+def _slowest(runs: Sequence[DbtTiming]) -> str:
+    names = runs[-1].summary.model_seconds
+    medians = {n: _median([r.model(n) for r in runs]) for n in names}
+    top = sorted(medians.items(), key=lambda kv: -kv[1])[:3]
+    return ", ".join(f"{n} {s:.2f}s" for n, s in top)
+
+
+def _record_targets_main(results: BenchResults, speedup_wall: float, speedup_exec: float,
+                         floor_ratio: float) -> None:
+    results.targets.append(Target(
+        "nightly run >= 100x faster per combination than row-at-a-time (dbt wall time)",
+        f"{speedup_wall:.0f}x", f">= {TARGET_SPEEDUP:.0f}x", speedup_wall >= TARGET_SPEEDUP))
+    results.targets.append(Target(
+        "same, features model execution only",
+        f"{speedup_exec:.0f}x", f">= {TARGET_SPEEDUP:.0f}x", speedup_exec >= TARGET_SPEEDUP))
+    results.targets.append(Target(
+        "features model execution within 1.5x of the floor (nightly window)",
+        f"{floor_ratio:.2f}x", f"<= {TARGET_FLOOR_RATIO}x", floor_ratio <= TARGET_FLOOR_RATIO))
+
+
+def _targets(results: BenchResults) -> None:
+    ps = results.machine.pop("_ps", None)
+    results.machine.pop("_nightly_wall", None)
+    if ps is None:
+        results.targets.append(Target("P/S for 1M users < 60 s and < 1 GB",
+                                      "not run (--ps-users 0)", "< 60 s, < 1 GB", None))
+        return
+    child = json.loads(ps)
+    users = results.options.ps_users
+    scale = "" if users >= TARGET_PS_USERS else f" (measured at {users} users only)"
+    results.targets.append(Target(
+        f"P/S for 1M users < 60 s{scale}", f"{child['seconds']:.1f} s for {users} users",
+        f"< {TARGET_PS_SECONDS:.0f} s",
+        child["seconds"] < TARGET_PS_SECONDS if users >= TARGET_PS_USERS else None))
+    results.targets.append(Target(
+        f"P/S for 1M users < 1 GB peak RSS{scale}", f"{child['peak_rss_mb']:.0f} MB",
+        f"< {TARGET_PS_RSS_MB:.0f} MB",
+        child["peak_rss_mb"] < TARGET_PS_RSS_MB if users >= TARGET_PS_USERS else None))
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.{digits}f}"
+
+
+def _fmt_rate(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return ""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+    return lines
+
+
+def render(results: BenchResults) -> str:
+    options = results.options
+    out: list[str] = [f"## Run: `{options.command_line}`", ""]
+    out += _table(["machine", ""], [[k, v] for k, v in results.machine.items()])
+    out.append("")
+    out += [f"- {note}" for note in results.notes]
+    out.append("")
+    out.append("### Results")
+    out.append("")
+    out.append("Rates are per second of the execution time where there is one (`exec s`: the "
+               "model's own time from dbt's run results, or the server's execution time of "
+               "one statement), else of the wall time. Per-item rows (d) give seconds per "
+               "item.")
+    out.append("")
+    table_rows = []
+    for row in results.rows:
+        table_rows.append([
+            row.step,
+            "" if row.rows is None else f"{row.rows:,}",
+            _fmt(row.wall_s, 4 if (row.wall_s or 1) < 0.1 else 3),
+            _fmt(row.exec_s),
+            _fmt_rate(row._rate(row.attempt_rows)),
+            _fmt_rate(row._rate(row.combinations)),
+            _fmt_rate(row._rate(row.users)),
+            row.note,
+        ])
+    out += _table(["step", "rows", "wall s", "exec s", "attempt rows/s", "combinations/s",
+                   "users/s", "notes"], table_rows)
+    out.append("")
+    if results.nightly_models:
+        out.append("Nightly run, execution time per model (median):")
+        out.append("")
+        out += _table(["model", "s"], [[n, f"{s:.3f}"] for n, s in sorted(
+            results.nightly_models.items(), key=lambda kv: -kv[1])])
+        out.append("")
+    if results.history:
+        out.append("### Nightly run against the length of history (fixed daily volume)")
+        out.append("")
+        out += _table(
+            ["history days", "attempts", "window combinations", "full build wall s",
+             "nightly wall s", "nightly features exec s", "nightly all models s",
+             "nightly start-up s", "slowest models (nightly)"],
+            [[str(h["days"]), f"{h['attempts']:,}", f"{h['combinations']:,}",
+              f"{h['full_wall_s']:.2f}", f"{h['nightly_wall_s']:.2f}",
+              f"{h['nightly_exec_s']:.3f}", f"{h['nightly_models_s']:.3f}",
+              f"{h['nightly_startup_s']:.2f}", h["slowest_models"]] for h in results.history])
+        out.append("")
+    out.append("### Ratios (same run, same data)")
+    out.append("")
+    out += _table(["ratio", "value", "from"], [list(r) for r in results.ratios])
+    out.append("")
+    out.append("### Targets")
+    out.append("")
+    out += _table(["target", "measured", "goal", "status"], [
+        [t.name, t.measured, t.goal,
+         "not measured" if t.met is None else ("met" if t.met else "MISSED")]
+        for t in results.targets])
+    out.append("")
+    if results.checks:
+        out.append("### Checks")
+        out.append("")
+        out += [f"- {c}" for c in results.checks]
+        out.append("")
+    return "\n".join(out)
+
+
+def write_report(path: Path, report: str) -> None:
+    """Write the report into `path` between the bench markers (the rest of the file, e.g. an
+    analysis written by hand, is kept); a file without the markers is replaced whole."""
+    block = f"{BEGIN_MARK}\n{report}\n{END_MARK}\n"
+    if path.exists():
+        text = path.read_text()
+        begin, end = text.find(BEGIN_MARK), text.find(END_MARK)
+        if 0 <= begin < end:
+            path.write_text(text[:begin] + block + text[end + len(END_MARK):].lstrip("\n"))
+            return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# Benchmarks\n\n" + block)
+
+
+def main(args: Any) -> int:
+    """The `bench` subcommand (args: the parsed command line)."""
+    return run_bench(options_from_args(args))
+
+
+def _entry(argv: Sequence[str]) -> int:
+    if argv[:1] == ["--ps-child"]:
+        return _ps_child_main(argv[1:])
+    print("usage: seedtest-analytics bench [options]", file=sys.stderr)
+    return 2
+
+
+__all__ = ["BenchOptions", "floor_sql", "main", "render", "run_bench", "write_report"]
+
+if __name__ == "__main__":
+    sys.exit(_entry(sys.argv[1:]))
