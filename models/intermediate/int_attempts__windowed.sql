@@ -23,6 +23,8 @@ deduplicated as (
     from attempts
     order by
         attempt_id asc,
+        -- a valid copy wins over one without user or topic
+        (user_id is not null and nullif(topic_id, '') is not null) desc,
         completed_at desc,
         is_correct desc,
         response_time_ms desc nulls last,
@@ -37,7 +39,7 @@ select
     coalesce(is_correct, false) as is_correct,
     coalesce(hint_used, false) as hint_used,
     response_time_ms,
-    response_time_ms between 0 and 3 * 60 * 60 * 1000 as has_valid_time,
+    coalesce(response_time_ms between 0 and 3 * 60 * 60 * 1000, false) as has_valid_time,
     completed_at,
     {{ local_date('completed_at') }} as activity_date,
     user_id is not null

@@ -1,3 +1,5 @@
+{{ config(materialized='table') }}
+
 -- Per user, topic and local day: the counts and time statistics of the valid attempts,
 -- for every day int_attempts__windowed covers (the features window and its 27-day lead-in).
 select

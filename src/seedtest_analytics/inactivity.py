@@ -18,7 +18,7 @@ from . import log
 from .config import Settings
 from .connection import ConnectionParams
 from .db import connect
-from .dbt_runner import BuildSummary, invoke, target_schema
+from .dbt_runner import POST_WRITE_TAG, BuildSummary, invoke, target_schema
 from .kpi_writer import write_scores
 from .scoring import Score, read_prior_means, read_scoring_inputs, score_users
 
@@ -110,6 +110,16 @@ def not_object_rows(
     return [(user_id, week) for user_id, week in rows]
 
 
+def check_written(params: ConnectionParams, settings: Settings) -> bool:
+    """The data tests of what the write produced (tag post_write); False when one failed."""
+    if settings.dry_run:
+        return True
+    summary = invoke(params, "test", settings, select=[f"tag:{POST_WRITE_TAG}"])
+    for message in summary.errors:
+        log.error(message)
+    return summary.success
+
+
 def run_detect_inactivity(params: ConnectionParams, settings: Settings) -> int:
     started = time.monotonic()
     summary = build_inputs(params, settings)
@@ -119,9 +129,10 @@ def run_detect_inactivity(params: ConnectionParams, settings: Settings) -> int:
         log.error("dbt build failed; P/S not computed, weekly_kpi untouched")
         return 1
     result = score_and_write(params, settings)
+    checked = check_written(params, settings)
     duration_ms = round((time.monotonic() - started) * 1000)
     log.info(
         f"Summary: processed={result.processed}, failed={result.failed}, "
         f"threshold={settings.threshold_days} days, duration_ms={duration_ms}"
     )
-    return result.exit_code
+    return result.exit_code if checked else 1

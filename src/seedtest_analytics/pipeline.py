@@ -11,7 +11,7 @@ from .config import Settings, parse_date
 from .connection import ConnectionParams
 from .dbt_runner import invoke
 from .errors import UsageError
-from .inactivity import ABILITIES, SCORING_INPUTS, score_and_write
+from .inactivity import ABILITIES, SCORING_INPUTS, check_written, score_and_write
 
 ACTIVITY = "int_activity_daily"
 MAX_LOOKBACK_DAYS = 3650
@@ -31,6 +31,7 @@ def run_pipeline(params: ConnectionParams, settings: Settings) -> int:
         return 1
     report_window(params, settings)
     result = score_and_write(params, settings)
+    checked = check_written(params, settings)
     duration_ms = round((time.monotonic() - started) * 1000)
     log.info(
         f"Summary: processed={result.processed}, failed={result.failed}, "
@@ -38,7 +39,7 @@ def run_pipeline(params: ConnectionParams, settings: Settings) -> int:
     )
     log.info(f"Pipeline: {summary.line()}, users scored={result.processed}, "
              f"duration_ms={duration_ms}")
-    return result.exit_code
+    return result.exit_code if checked else 1
 
 
 def backfill_settings(settings: Settings, start: str) -> Settings:

