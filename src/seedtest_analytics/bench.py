@@ -309,9 +309,11 @@ def floor_sql(*, source_schema: str, since: dt.date | None, anchor: dt.date,
     (every day up to anchor when since is None) from the attempt view: counts, mean and
     median time, hints, last seen, and the improvement index through window functions.
 
-    The hand-written floor keeps the attempt view's uuid-form student_id (a one-to-one
-    relabelling that changes no aggregate) and does not de-duplicate attempt ids (the bulk
-    data has none): the work the engine adds for those is part of what it is measured on.
+    The attempt rows of the window are read once (a materialized CTE of narrow rows, so the
+    sorts do not carry the exams' JSON). The floor keeps the attempt view's uuid-form
+    student_id (a one-to-one relabelling that changes no aggregate) and does not de-duplicate
+    attempt ids (the bulk data has none): the work the engine adds for those is part of what
+    it is measured on.
     """
     end = _day_start(anchor + dt.timedelta(days=1))
     lower = ""
@@ -321,25 +323,36 @@ def floor_sql(*, source_schema: str, since: dt.date | None, anchor: dt.date,
         lower = f"and a.completed_at >= '{first.isoformat()}'::timestamptz"
         keep = f"where d >= date '{since.isoformat()}'"
     attempt = sql.Identifier(source_schema, "attempt").as_string(None)
-    valid = f"a.response_time_ms between 0 and {MAX_VALID_TIME_MS}"
+    valid = f"response_time_ms between 0 and {MAX_VALID_TIME_MS}"
     return f"""
 create temp table {table} as
-with daily as (
+with attempts as materialized (
     select
         a.student_id::text as user_id,
         a.topic_id,
         (a.completed_at at time zone 'UTC')::date as d,
-        count(*)::integer as attempts,
-        count(*) filter (where a.correct)::integer as correct,
-        count(*) filter (where a.hint_used)::integer as hints,
-        round(avg(a.response_time_ms) filter (where {valid}))::integer as avg_time_ms,
-        round((percentile_cont(0.5) within group (order by a.response_time_ms)
-            filter (where {valid}))::numeric)::integer as rt_median,
-        max(a.completed_at) as last_seen_at
+        a.correct,
+        a.hint_used,
+        a.response_time_ms,
+        a.completed_at
     from {attempt} as a
     where a.completed_at < '{end.isoformat()}'::timestamptz {lower}
         and a.student_id is not null and a.topic_id <> ''
-    group by 1, 2, 3
+),
+daily as (
+    select
+        user_id,
+        topic_id,
+        d,
+        count(*)::integer as attempts,
+        count(*) filter (where correct)::integer as correct,
+        count(*) filter (where hint_used)::integer as hints,
+        round(avg(response_time_ms) filter (where {valid}))::integer as avg_time_ms,
+        round((percentile_cont(0.5) within group (order by response_time_ms)
+            filter (where {valid}))::numeric)::integer as rt_median,
+        max(completed_at) as last_seen_at
+    from attempts
+    group by user_id, topic_id, d
 ),
 windows as (
     select
@@ -691,61 +704,37 @@ def _main_scale(results: BenchResults, params: ConnectionParams, settings: Setti
     rows.append(Row("(c) P/S step (inactivity.score_and_write)", rows=ps.processed,
                     wall_s=ps_s, users=ps.found, note=f"failed={ps.failed}"))
 
-    _step(f"(d) row-at-a-time re-creation on {options.sample} combinations")
-    with connect(params) as conn:
-        old_agg = legacy.aggregate_features_row_at_a_time(
-            conn, anchor=anchor, lookback_days=settings.lookback_days, sample=options.sample,
-            source_schema=src)
-    rows.append(Row("(d) row-at-a-time aggregate, per combination", rows=old_agg.items,
-                    wall_s=old_agg.per_item, combinations=1,
-                    note=f"{old_agg.items} of {old_agg.total_found} combinations in "
-                         f"{old_agg.seconds:.2f} s, {old_agg.queries} queries, "
-                         f"{old_agg.items} commits; listing {old_agg.listing_seconds:.2f} s"))
-    results.checks.append(_check_legacy_features(params, schema, src, old_agg.items))
-
-    _step(f"(d) user-at-a-time re-creation on {options.sample} inactive users")
-    with connect(params) as conn:
-        inactive = [u for (u,) in conn.execute(sql.SQL(
-            "select user_id from {} order by user_id").format(
-            sql.Identifier(schema, "inactive_users"))).fetchall()]
-        conn.rollback()
-        chosen = legacy.sample_users(inactive, options.sample)
-        old_ps = legacy.score_users_one_at_a_time(
-            conn, chosen, anchor=anchor, analytics_schema=schema, source_schema=src,
-            kpi_lookback_days=settings.kpi_lookback_days,
-            horizon_days=settings.churn_horizon_days, default_target=settings.default_target)
-    rows.append(Row("(d) user-at-a-time P/S, per user", rows=old_ps.items,
-                    wall_s=old_ps.per_item, users=1,
-                    note=f"{old_ps.items} of {len(inactive)} inactive users in "
-                         f"{old_ps.seconds:.2f} s, {old_ps.queries} queries, "
-                         f"{old_ps.items} commits"))
-    results.checks.append(_check_legacy_scores(params, src, chosen, anchor))
+    variants = _legacy_variants(results, params, settings, schema=schema, src=src)
 
     # Ratios, side by side on the same data.
     ratios = results.ratios
     per_comb_wall = n_wall / combinations if combinations else float("nan")
     per_comb_exec = n_exec / combinations if combinations else float("nan")
-    ratios.append(("row-at-a-time / nightly, per combination (dbt wall time)",
-                   f"{old_agg.per_item / per_comb_wall:.0f}x",
-                   f"{old_agg.per_item * 1000:.3f} ms vs {per_comb_wall * 1000:.4f} ms"))
-    ratios.append(("row-at-a-time / nightly, per combination (features model execution)",
-                   f"{old_agg.per_item / per_comb_exec:.0f}x",
-                   f"{old_agg.per_item * 1000:.3f} ms vs {per_comb_exec * 1000:.4f} ms"))
-    projected = old_agg.per_item * combinations + old_agg.listing_seconds
-    ratios.append(("row-at-a-time, projected for the whole window",
-                   f"{projected:.1f} s",
-                   f"{combinations} combinations x {old_agg.per_item * 1000:.2f} ms + listing; "
-                   f"new: {n_wall:.2f} s"))
-    if ps.found:
-        per_user_new = ps_s / ps.found
-        per_user_all = (ps_s + inputs_build.wall_s) / ps.found
-        ratios.append(("user-at-a-time / P/S step, per user",
-                       f"{old_ps.per_item / per_user_new:.0f}x",
-                       f"{old_ps.per_item * 1000:.3f} ms vs {per_user_new * 1000:.4f} ms"))
-        ratios.append(("user-at-a-time / (inputs build + P/S step), per user",
-                       f"{old_ps.per_item / per_user_all:.1f}x",
-                       f"{old_ps.per_item * 1000:.3f} ms vs {per_user_all * 1000:.3f} ms "
-                       f"({ps.found} users; the build's cost is mostly fixed)"))
+    per_user_new = ps_s / ps.found if ps.found else float("nan")
+    per_user_all = (ps_s + inputs_build.wall_s) / ps.found if ps.found else float("nan")
+    speedups: dict[str, tuple[float, float]] = {}
+    for label, old_agg, old_ps in variants:
+        speedups[label] = (old_agg.per_item / per_comb_wall, old_agg.per_item / per_comb_exec)
+        ratios.append((f"row-at-a-time ({label}) / nightly, per combination (dbt wall time)",
+                       f"{old_agg.per_item / per_comb_wall:.0f}x",
+                       f"{old_agg.per_item * 1000:.3f} ms vs {per_comb_wall * 1000:.4f} ms"))
+        ratios.append((f"row-at-a-time ({label}) / nightly, per combination "
+                       "(features model execution)",
+                       f"{old_agg.per_item / per_comb_exec:.0f}x",
+                       f"{old_agg.per_item * 1000:.3f} ms vs {per_comb_exec * 1000:.4f} ms"))
+        projected = old_agg.per_item * combinations + old_agg.listing_seconds
+        ratios.append((f"row-at-a-time ({label}), projected for the whole window",
+                       f"{projected:.1f} s",
+                       f"{combinations} combinations x {old_agg.per_item * 1000:.2f} ms + "
+                       f"listing {old_agg.listing_seconds:.2f} s; new: {n_wall:.2f} s"))
+        if ps.found and old_ps is not None:
+            ratios.append((f"user-at-a-time ({label}) / P/S step, per user",
+                           f"{old_ps.per_item / per_user_new:.0f}x",
+                           f"{old_ps.per_item * 1000:.3f} ms vs {per_user_new * 1000:.4f} ms"))
+            ratios.append((f"user-at-a-time ({label}) / (inputs build + P/S step), per user",
+                           f"{old_ps.per_item / per_user_all:.1f}x",
+                           f"{old_ps.per_item * 1000:.3f} ms vs {per_user_all * 1000:.3f} ms "
+                           f"({ps.found} users; the build's cost is mostly fixed)"))
     ratios.append(("features model / floor, nightly window", f"{n_exec / floor_s:.2f}",
                    f"{n_exec:.3f} s vs {floor_s:.3f} s"))
     if selects:
@@ -758,10 +747,11 @@ def _main_scale(results: BenchResults, params: ConnectionParams, settings: Setti
     ratios.append(("dbt start-up per invocation (before the first node)",
                    f"{n_startup:.2f} s",
                    f"nightly: wall - run elapsed time; `dbt parse` alone {parse.wall_s:.2f} s"))
+    ratios.append(("nightly: models other than features_topic_daily (sum of executions)",
+                   f"{sum(v for k, v in results.nightly_models.items() if k != FEATURES):.2f} s",
+                   f"{len(results.nightly_models) - 1} views/tables rebuilt by every run"))
 
-    results.machine["_nightly_wall"] = f"{n_wall}"
-    _record_targets_main(results, old_agg.per_item / per_comb_wall,
-                         old_agg.per_item / per_comb_exec, n_exec / floor_s)
+    _record_targets_main(results, speedups, n_exec / floor_s)
 
     if options.ps_users:
         _step(f"P/S scale: {options.ps_users} inactive users in a separate process")
@@ -785,6 +775,67 @@ def _main_scale(results: BenchResults, params: ConnectionParams, settings: Setti
                 f"MISMATCH: {written} of {options.ps_users} P/S-scale users have S in weekly_kpi")
         else:
             results.checks.append(f"P/S scale: all {written} users have S in weekly_kpi")
+
+
+def _legacy_variants(
+    results: BenchResults, params: ConnectionParams, settings: Settings, *, schema: str,
+    src: str,
+) -> list[tuple[str, legacy.LegacyTiming, legacy.LegacyTiming | None]]:
+    """(d) The old jobs, one row/user at a time, twice: on the application's attempt view
+    (what they ran on), and on an indexed table copy of its rows (their best case)."""
+    options = results.options
+    anchor = settings.anchor_date
+    with connect(params) as conn:
+        inactive = [u for (u,) in conn.execute(sql.SQL(
+            "select user_id from {} order by user_id").format(
+            sql.Identifier(schema, "inactive_users"))).fetchall()]
+        conn.rollback()
+    chosen = legacy.sample_users(inactive, options.sample)
+    _step("(d) indexed copy of the attempt rows for the old jobs' best case")
+    copy_started = time.perf_counter()
+    with connect(params) as conn:
+        indexed = legacy.create_indexed_attempts(conn, source_schema=src)
+    results.notes.append(
+        f"(d) best case: the attempt rows copied into {'.'.join(indexed)} with indexes on "
+        f"(student_id, topic_id, completed_at) and (student_id, completed_at) in "
+        f"{time.perf_counter() - copy_started:.1f} s (not counted).")
+    variants: list[tuple[str, legacy.LegacyTiming, legacy.LegacyTiming | None]] = []
+    for label, table in (("attempt view", None), ("indexed copy", indexed)):
+        _step(f"(d) row-at-a-time on the {label}: {options.sample} combinations")
+        with connect(params) as conn:
+            conn.execute(sql.SQL("truncate {}").format(
+                sql.Identifier(legacy.SCRATCH_SCHEMA, FEATURES)))
+            conn.commit()
+            old_agg = legacy.aggregate_features_row_at_a_time(
+                conn, anchor=anchor, lookback_days=settings.lookback_days,
+                sample=options.sample, source_schema=src, attempt_table=table)
+        results.rows.append(Row(
+            f"(d) row-at-a-time aggregate on the {label}, per combination",
+            rows=old_agg.items, wall_s=old_agg.per_item, combinations=1,
+            note=f"{old_agg.items} of {old_agg.total_found} combinations in "
+                 f"{old_agg.seconds:.2f} s, {old_agg.queries} queries, {old_agg.items} "
+                 f"commits; listing {old_agg.listing_seconds:.2f} s"))
+        results.checks.append(
+            f"{label}: " + _check_legacy_features(params, schema, src, old_agg.items))
+        old_ps = None
+        if chosen:
+            _step(f"(d) user-at-a-time on the {label}: {len(chosen)} inactive users")
+            with connect(params) as conn:
+                old_ps = legacy.score_users_one_at_a_time(
+                    conn, chosen, anchor=anchor, analytics_schema=schema, source_schema=src,
+                    kpi_lookback_days=settings.kpi_lookback_days,
+                    horizon_days=settings.churn_horizon_days,
+                    default_target=settings.default_target, attempt_table=table)
+            results.rows.append(Row(
+                f"(d) user-at-a-time P/S on the {label}, per user", rows=old_ps.items,
+                wall_s=old_ps.per_item, users=1,
+                note=f"{old_ps.items} of {len(inactive)} inactive users in "
+                     f"{old_ps.seconds:.2f} s, {old_ps.queries} queries, {old_ps.items} "
+                     "commits"))
+            results.checks.append(
+                f"{label}: " + _check_legacy_scores(params, src, chosen, anchor))
+        variants.append((label, old_agg, old_ps))
+    return variants
 
 
 def _check_legacy_features(params: ConnectionParams, schema: str, src: str, items: int) -> str:
@@ -900,14 +951,17 @@ def _slowest(runs: Sequence[DbtTiming]) -> str:
     return ", ".join(f"{n} {s:.2f}s" for n, s in top)
 
 
-def _record_targets_main(results: BenchResults, speedup_wall: float, speedup_exec: float,
+def _record_targets_main(results: BenchResults, speedups: dict[str, tuple[float, float]],
                          floor_ratio: float) -> None:
+    """The speed-up target is against the faithful re-creation (the old jobs on the attempt
+    view, as they ran); the indexed copy's speed-ups are reported as ratios only."""
+    wall, execution = speedups["attempt view"]
     results.targets.append(Target(
         "nightly run >= 100x faster per combination than row-at-a-time (dbt wall time)",
-        f"{speedup_wall:.0f}x", f">= {TARGET_SPEEDUP:.0f}x", speedup_wall >= TARGET_SPEEDUP))
+        f"{wall:.0f}x", f">= {TARGET_SPEEDUP:.0f}x", wall >= TARGET_SPEEDUP))
     results.targets.append(Target(
-        "same, features model execution only",
-        f"{speedup_exec:.0f}x", f">= {TARGET_SPEEDUP:.0f}x", speedup_exec >= TARGET_SPEEDUP))
+        "same, features model execution only", f"{execution:.0f}x",
+        f">= {TARGET_SPEEDUP:.0f}x", execution >= TARGET_SPEEDUP))
     results.targets.append(Target(
         "features model execution within 1.5x of the floor (nightly window)",
         f"{floor_ratio:.2f}x", f"<= {TARGET_FLOOR_RATIO}x", floor_ratio <= TARGET_FLOOR_RATIO))
@@ -915,7 +969,6 @@ def _record_targets_main(results: BenchResults, speedup_wall: float, speedup_exe
 
 def _targets(results: BenchResults) -> None:
     ps = results.machine.pop("_ps", None)
-    results.machine.pop("_nightly_wall", None)
     if ps is None:
         results.targets.append(Target("P/S for 1M users < 60 s and < 1 GB",
                                       "not run (--ps-users 0)", "< 60 s, < 1 GB", None))

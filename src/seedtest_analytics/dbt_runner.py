@@ -103,10 +103,12 @@ def invoke(
     if exclude:
         args += ["--exclude", *exclude]
     if select or exclude:
-        # Only tests whose every parent is selected: dbt's default (eager) also runs a test
-        # that merely refs a selected model (e.g. int_user_ids) against a model outside the
-        # selection, which may not exist yet or be stale.
-        args += ["--indirect-selection", "cautious"]
+        # A test runs only when every model it reads is selected or upstream of the selection.
+        # dbt's default (eager) also runs a test that merely refs a selected model (e.g.
+        # int_user_ids) against a model outside the selection, which may not exist yet or be
+        # stale; `buildable` still excludes every test of an excluded model (unlike `cautious`,
+        # which keeps one that also reads other models).
+        args += ["--indirect-selection", "buildable"]
     if quiet:
         args = ["--quiet", *args]
     args += list(extra_args)

@@ -94,6 +94,21 @@ def prepare_scratch(conn: psycopg.Connection, *, analytics_schema: str, source_s
     conn.commit()
 
 
+def create_indexed_attempts(conn: psycopg.Connection, *, source_schema: str) -> tuple[str, str]:
+    """The old jobs' best case: every attempt row copied into a real table with the index the
+    old README recommended (student_id, topic_id, completed_at), and one on (student_id,
+    completed_at) for the per-user queries. Returns its (schema, name)."""
+    table = sql.Identifier(SCRATCH_SCHEMA, "attempt_indexed")
+    conn.execute(sql.SQL("drop table if exists {}").format(table))
+    conn.execute(sql.SQL("create table {} as select * from {}").format(
+        table, sql.Identifier(source_schema, "attempt")))
+    conn.execute(sql.SQL("create index on {} (student_id, topic_id, completed_at)").format(table))
+    conn.execute(sql.SQL("create index on {} (student_id, completed_at)").format(table))
+    conn.execute(sql.SQL("analyze {}").format(table))
+    conn.commit()
+    return SCRATCH_SCHEMA, "attempt_indexed"
+
+
 # --------------------------------------------------------------------------------------------
 # aggregate_features_daily, row at a time
 # --------------------------------------------------------------------------------------------
@@ -107,9 +122,13 @@ def aggregate_features_row_at_a_time(
     sample: int,
     include_theta: bool = False,
     source_schema: str = "public",
+    attempt_table: tuple[str, str] | None = None,
 ) -> LegacyTiming:
-    """The old aggregate job on `sample` of its combinations (spread evenly over the list)."""
-    attempt = sql.Identifier(source_schema, "attempt")
+    """The old aggregate job on `sample` of its combinations (spread evenly over the list).
+
+    `attempt_table` (schema, name): where the attempts are read, default the attempt view.
+    """
+    attempt = sql.Identifier(*(attempt_table or (source_schema, "attempt")))
     since = anchor - dt.timedelta(days=lookback_days)
     conn.execute("set timezone to 'UTC'")  # the old job's days followed the session (defect 8)
     conn.commit()
@@ -234,10 +253,12 @@ def score_users_one_at_a_time(
     kpi_lookback_days: int = 30,
     horizon_days: int = 14,
     default_target: float = 0.0,
+    attempt_table: tuple[str, str] | None = None,
 ) -> LegacyTiming:
     """The old detect_inactivity loop for `user_ids`: per user its own queries and its own
-    upsert and commit into the scratch weekly_kpi."""
+    upsert and commit into the scratch weekly_kpi. `attempt_table` as for the aggregate."""
     src = source_schema
+    attempt = sql.Identifier(*(attempt_table or (src, "attempt")))
     end = _day_start(anchor + dt.timedelta(days=1))
     window_start = _day_start(anchor - dt.timedelta(days=kpi_lookback_days - 1))
     week_start = anchor - dt.timedelta(days=anchor.weekday())
@@ -251,7 +272,7 @@ def score_users_one_at_a_time(
                 " and last_seen_at < %(end)s").format(
             sql.Identifier(analytics_schema, "features_topic_daily")),
         sql.SQL("select max(completed_at) from {} where student_id = %(sid)s::uuid"
-                " and completed_at < %(end)s").format(sql.Identifier(src, "attempt")),
+                " and completed_at < %(end)s").format(attempt),
     ]
     if has_session:
         last_activity.append(
@@ -271,8 +292,7 @@ def score_users_one_at_a_time(
         sql.Identifier(src, "interest_goal"))
     days_sql = sql.SQL(
         "select distinct date(completed_at) from {} where student_id = %(sid)s::uuid"
-        " and completed_at >= %(window)s and completed_at < %(end)s order by 1").format(
-        sql.Identifier(src, "attempt"))
+        " and completed_at >= %(window)s and completed_at < %(end)s order by 1").format(attempt)
     upsert_sql = sql.SQL(
         "insert into {} as k (user_id, week_start, kpis, created_at, updated_at)"
         " values (%s, %s, %s::jsonb, now(), now())"

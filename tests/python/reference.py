@@ -219,8 +219,10 @@ def expand_exam(exam: Exam) -> list[Attempt]:
 
 
 def _copy_rank(attempt: Attempt) -> tuple[Any, ...]:
-    """Sort key: the copy of a repeated question that counts comes first."""
+    """Sort key: the copy of a repeated question that counts comes first (a valid copy, then
+    the latest, then correct, slower, with a hint, and the first topic)."""
     return (
+        not attempt.is_valid,
         -attempt.completed_at.timestamp(),
         not attempt.correct,
         (attempt.response_time_ms is None, -(attempt.response_time_ms or 0)),

@@ -330,10 +330,9 @@ DBT_INJECTIONS: dict[str, dict[str, Any]] = {
     "source_schema_quote": {"source_schema": f'public"; {DROP}; --'},
     "include_theta": {"include_theta": f"true) or (1=1); {DROP}; --"},
 }
-# The same through the environment variables the vars fall back to (no --vars at all), and
-# through the profile's schema.
+# The profile's schema, from its environment variable (no --vars at all; a var's own env
+# var fallback goes through the same checks as the var).
 DBT_ENV_INJECTIONS: dict[str, dict[str, str]] = {
-    "env_anchor_date": {"ANCHOR_DATE": f"2025-01-01'; {DROP}; --"},
     "env_target_schema": {"SEEDTEST_DBT_SCHEMA": f'x"; {DROP}; --'},
 }
 

@@ -371,14 +371,38 @@ def assert_data_has_every_case(sources: reference.Sources) -> None:
 
 # --- tests ----------------------------------------------------------------------------------
 
-def test_first_run_then_incremental_match_the_reference(
+def only_exam(
+    conn: psycopg.Connection, day: dt.date, topic: str, question_id: str, correct: bool,
+    timezone: str,
+) -> str:
+    """The one exam of user `solo` on that topic and local day, at its last second."""
+    question = {"question_id": question_id, "topic": topic, "is_correct": correct,
+                "time_spent_sec": 12.5, "used_hints": 2}
+    return insert_exam(conn, "solo", [question], local(day, 23, 59, 59, tz=timezone))
+
+
+def test_runs_match_the_reference_through_late_deleted_and_corrected_exams(
     fresh_db: ConnectionParams, conn: psycopg.Connection
 ) -> None:
-    """Every row and column equals the reference: a first run over all history, then an
-    incremental run for a later anchor (theta on, days in Asia/Seoul)."""
-    timezone = "Asia/Seoul"
-    rng = random.Random(20250331)
-    first_anchor = dt.date(2025, 3, 31)
+    """Every row and column equals the reference, days in America/New_York, theta on:
+
+    1. a dry run on a fresh database reports N and creates no features table;
+    2. the first run builds all history up to the anchor;
+    3. exams arrive for later days and late for days already built, are deleted or corrected;
+       a dry run reports the new N and changes nothing;
+    4. an incremental run for a later anchor (lookback 6, its window holds the 23-hour day of
+       2025-03-09) makes its window equal a rebuild from the current sources, rows included
+       that must disappear, and leaves every earlier day exactly as it was (computed_at too),
+       even where its exams were deleted or arrived late;
+    5. running that anchor again gives the same rows (only computed_at moves).
+    """
+    timezone = "America/New_York"
+    rng = random.Random(20250306)
+    first_anchor = dt.date(2025, 3, 6)
+    first_since = first_anchor - dt.timedelta(days=7)
+    second_anchor = first_anchor + dt.timedelta(days=4)
+    lookback = 6
+    second_since = second_anchor - dt.timedelta(days=lookback)
     insert_random_exams(
         conn, rng, days=day_range(first_anchor - dt.timedelta(days=45), first_anchor),
         count=380, timezone=timezone,
@@ -387,51 +411,79 @@ def test_first_run_then_incremental_match_the_reference(
     insert_random_exams(
         conn, rng, days=[first_anchor + dt.timedelta(days=1)], count=5, timezone=timezone
     )
+    deleted_inside = only_exam(conn, second_since + dt.timedelta(days=1), "algebra", "x", True,
+                               timezone)
+    deleted_outside = only_exam(conn, second_since - dt.timedelta(days=3), "algebra", "y", True,
+                                timezone)
+    corrected = only_exam(conn, first_anchor - dt.timedelta(days=1), "geometry", "z", False,
+                          timezone)
+    only_exam(conn, first_anchor - dt.timedelta(days=20), "geometry", "w", True, timezone)
     insert_thetas(conn, first_anchor, timezone)
     first_sources = reference.load_sources(conn)
     assert_data_has_every_case(first_sources)
-
-    first = aggregate(fresh_db, first_anchor, timezone=timezone, theta=True)
     expected_first = reference.features(
         first_sources, anchor=first_anchor, timezone=timezone, include_theta=True
     )
-    first_since = first_anchor - dt.timedelta(days=7)
-    check_report(
-        first,
-        combinations=len(window_rows(expected_first, first_since, first_anchor)),
-        skipped=reference.skipped(
+    first_report = {
+        "combinations": len(window_rows(expected_first, first_since, first_anchor)),
+        "skipped": reference.skipped(
             first_sources, anchor=first_anchor, since=first_since, timezone=timezone
         ),
-        anchor=first_anchor,
-    )
+        "anchor": first_anchor,
+    }
+
+    assert first_report["skipped"] > 0
+    # 1. dry run on a fresh database
+    dry = aggregate(fresh_db, first_anchor, timezone=timezone, theta=True, dry_run=True)
+    check_report(dry, **first_report, dry_run=True)
+    assert not table_exists(conn, "analytics.features_topic_daily")
+
+    # 2. first run: all history
+    first = aggregate(fresh_db, first_anchor, timezone=timezone, theta=True)
+    check_report(first, **first_report)
     after_first = features_table(conn)
     compared_first = assert_matches(after_first, expected_first)
     # the scenario exercises what it should
-    assert min(key[2] for key in expected_first) <= first_anchor - dt.timedelta(days=40)
+    assert min(key[2] for key in after_first) <= first_anchor - dt.timedelta(days=40)
     assert max(key[2] for key in after_first) == first_anchor
     values = list(expected_first.values())
     assert any(r.improvement is not None and r.improvement > 0 for r in values)
     assert any(r.improvement is not None and r.improvement < 0 for r in values)
     assert any(r.improvement is None for r in values)
     assert any(r.avg_time_ms is None for r in values)
-    assert {r.user_id for r in values} == set(USERS)
+    assert {r.user_id for r in values} == {*USERS, "solo"}
     thetas = {r.theta_estimate for r in values}
     assert {None, 0.5, -0.3, 1.25, 0.75, -1.5, 0.1, 0.2, -0.4, 0.9, -2.0} <= thetas
     assert 2.0 not in thetas and 3.0 not in thetas
 
-    # Later: new days, exams arriving late inside the next window and before it, a new fit.
-    second_anchor = first_anchor + dt.timedelta(days=4)
-    lookback = 6
-    second_since = second_anchor - dt.timedelta(days=lookback)
+    # 3. the sources change
     insert_random_exams(
         conn, rng, days=day_range(first_anchor + dt.timedelta(days=1), second_anchor),
         count=60, timezone=timezone,
     )
-    insert_random_exams(
+    insert_random_exams(  # late, inside the next window
         conn, rng, days=day_range(second_since, first_anchor), count=15, timezone=timezone
     )
-    insert_random_exams(  # late, before the window: those days are not recomputed
-        conn, rng, days=[second_since - dt.timedelta(days=3)], count=8, timezone=timezone
+    late_day = second_since - dt.timedelta(days=3)
+    insert_random_exams(  # late, before the next window: those days are not recomputed
+        conn, rng, days=[late_day], count=8, timezone=timezone
+    )
+    window_start = reference.local_midnight(second_since, timezone)
+    for user, topic, question_id, at in [
+        ("late", "algebra", "l1", local(dt.date(2025, 3, 9), 23, 30, tz=timezone)),
+        ("solo", "geometry", "l2", window_start),  # the window's first instant
+        ("late", "algebra", "l3", window_start - dt.timedelta(microseconds=1)),
+        ("late", "algebra", "l4",  # the first instant after the anchor
+         reference.local_midnight(second_anchor + dt.timedelta(days=1), timezone)),
+    ]:
+        insert_exam(conn, user, [{"question_id": question_id, "topic": topic, "correct": True}],
+                    at)
+    conn.execute("delete from public.exam_results where id in (%s, %s)",
+                 (deleted_inside, deleted_outside))
+    conn.execute(  # corrected without touching updated_at
+        "update public.exam_results set result_json = jsonb_set(result_json,"
+        " '{questions,0,is_correct}', 'true') where id = %s",
+        (corrected,),
     )
     conn.execute(
         "insert into public.mirt_ability (user_id, theta, se, fitted_at, version)"
@@ -439,50 +491,78 @@ def test_first_run_then_incremental_match_the_reference(
         (md5_uuid("alice"), reference.local_midnight(first_anchor, timezone)),
     )
     second_sources = reference.load_sources(conn)
-    second = aggregate(fresh_db, second_anchor, timezone=timezone, lookback=lookback, theta=True)
     expected_window = reference.features(
         second_sources, anchor=second_anchor, timezone=timezone, include_theta=True,
         since=second_since,
     )
-    check_report(
-        second,
-        combinations=len(expected_window),
-        skipped=reference.skipped(
+    second_report = {
+        "combinations": len(expected_window),
+        "skipped": reference.skipped(
             second_sources, anchor=second_anchor, since=second_since, timezone=timezone
         ),
-        anchor=second_anchor,
-        lookback=lookback,
+        "anchor": second_anchor,
+        "lookback": lookback,
+    }
+    dry = aggregate(
+        fresh_db, second_anchor, timezone=timezone, lookback=lookback, theta=True, dry_run=True
     )
+    check_report(dry, **second_report, dry_run=True)
+    assert features_table(conn) == after_first, "a dry run must not write features_topic_daily"
+
+    # 4. incremental run
+    second = aggregate(fresh_db, second_anchor, timezone=timezone, lookback=lookback, theta=True)
+    check_report(second, **second_report)
     after_second = features_table(conn)
-    untouched = outside_rows(after_first, second_since, second_anchor)
     expected_second = {
         **outside_rows(expected_first, second_since, second_anchor), **expected_window
     }
     compared_second = assert_matches(after_second, expected_second)
-    # days before the window keep their rows exactly, computed_at included, even where a late
-    # exam would change them
-    assert outside_rows(after_second, second_since, second_anchor) == untouched
-    late_day = second_since - dt.timedelta(days=3)
-    stale = reference.features(
+    assert outside_rows(after_second, second_since, second_anchor) == outside_rows(
+        after_first, second_since, second_anchor
+    )
+    deleted_key = ("solo", "algebra", second_since + dt.timedelta(days=1))
+    kept_key = ("solo", "algebra", second_since - dt.timedelta(days=3))
+    assert deleted_key in after_first and deleted_key not in after_second
+    assert kept_key in after_second and after_second[kept_key] == after_first[kept_key]
+    correct = reference.COLUMNS.index("correct")
+    assert after_second[("solo", "geometry", first_anchor - dt.timedelta(days=1))][correct] == 1
+    assert ("solo", "geometry", second_since) in after_second
+    assert ("late", "algebra", dt.date(2025, 3, 9)) in after_second
+    assert ("late", "algebra", second_since - dt.timedelta(days=1)) not in after_second
+    assert ("late", "algebra", second_anchor + dt.timedelta(days=1)) not in after_second
+    rebuilt = reference.features(
         second_sources, anchor=second_anchor, timezone=timezone, include_theta=True,
         since=late_day,
     )
     assert mismatches(
         {k: v for k, v in after_second.items() if k[2] == late_day},
-        {k: v for k, v in stale.items() if k[2] == late_day},
-    ), "the late exams before the window should not have been applied"
+        {k: v for k, v in rebuilt.items() if k[2] == late_day},
+    ), "the late exams before the window should have changed that day, had it been rebuilt"
     assert any(r.theta_estimate == 0.33 for r in expected_window.values())
+
+    # 5. the same anchor again
+    again = aggregate(fresh_db, second_anchor, timezone=timezone, lookback=lookback, theta=True)
+    check_report(again, **second_report)
+    rerun = features_table(conn)
+    assert without_computed_at(rerun) == without_computed_at(after_second)
+    in_window = window_rows(rerun, second_since, second_anchor)
+    assert all(row[-1] > after_second[key][-1] for key, row in in_window.items())
+    assert outside_rows(rerun, second_since, second_anchor) == outside_rows(
+        after_second, second_since, second_anchor
+    )
     print(
         f"features_topic_daily: compared {compared_first} rows after the first run and "
         f"{compared_second} rows ({len(expected_window)} in the window) after the incremental run"
     )
 
 
-def test_spec_improvement_example_and_theta_off(
+def test_spec_improvement_example_theta_off_and_an_empty_window(
     fresh_db: ConnectionParams, conn: psycopg.Connection
 ) -> None:
     """Recent 10/20 against previous 5/20 gives 0.25 * 20/30 * (1 - 1.96 sqrt(.25/20)); the
-    window edges are the first and last instants of UTC days (the session is in Auckland)."""
+    window edges are the first and last instants of UTC days (the session is in Auckland).
+    Theta tables are filled but include_theta is off. A later anchor with no data in its
+    window reports so, exits 0 and leaves the table as it was."""
     timezone = "UTC"
     anchor = dt.date(2025, 6, 30)
 
@@ -527,149 +607,13 @@ def test_spec_improvement_example_and_theta_off(
         for row in table.values()
     )
 
-
-def test_dry_run_on_a_fresh_database_writes_nothing(
-    fresh_db: ConnectionParams, conn: psycopg.Connection
-) -> None:
-    timezone = "America/New_York"
-    anchor = dt.date(2025, 3, 12)  # the window holds the 23-hour day of 2025-03-09
-    rng = random.Random(7)
-    insert_random_exams(
-        conn, rng, days=day_range(anchor - dt.timedelta(days=20), anchor), count=80,
-        timezone=timezone,
-    )
-    sources = reference.load_sources(conn)
-    since = anchor - dt.timedelta(days=7)
-    expected = reference.features(sources, anchor=anchor, timezone=timezone, since=since)
-
-    result = aggregate(fresh_db, anchor, timezone=timezone, dry_run=True)
-    check_report(
-        result, combinations=len(expected),
-        skipped=reference.skipped(sources, anchor=anchor, since=since, timezone=timezone),
-        anchor=anchor, dry_run=True,
-    )
-    assert not table_exists(conn, "analytics.features_topic_daily")
-
-
-def test_rerun_is_idempotent_and_replaces_only_its_window(
-    fresh_db: ConnectionParams, conn: psycopg.Connection
-) -> None:
-    """Same anchor twice: same rows. Then exams arrive late, are deleted or corrected: a dry
-    run changes nothing, the next run makes its window equal a rebuild from scratch, and the
-    days before the window keep their rows, even one whose exams were deleted."""
-    timezone = "America/New_York"
-    anchor = dt.date(2025, 3, 12)
-    since = anchor - dt.timedelta(days=7)
-    rng = random.Random(11)
-    insert_random_exams(
-        conn, rng, days=day_range(anchor - dt.timedelta(days=30), anchor), count=120,
-        timezone=timezone,
-    )
-
-    def only(day: dt.date, user: str, topic: str, prefix: str, correct: bool) -> str:
-        return insert_exam(
-            conn, user, [{"question_id": f"{prefix}1", "topic": topic, "is_correct": correct,
-                          "time_spent_sec": 12.5, "used_hints": 2}],
-            local(day, 23, 59, 59, tz=timezone),
-        )
-
-    deleted_inside = only(anchor - dt.timedelta(days=5), "solo", "algebra", "x", True)
-    deleted_outside = only(anchor - dt.timedelta(days=10), "solo", "algebra", "y", True)
-    corrected = only(anchor - dt.timedelta(days=1), "solo", "geometry", "z", False)
-    only(anchor - dt.timedelta(days=20), "solo", "geometry", "w", True)
-
-    first = aggregate(fresh_db, anchor, timezone=timezone)
-    sources = reference.load_sources(conn)
-    expected = reference.features(sources, anchor=anchor, timezone=timezone)
-    skipped = reference.skipped(sources, anchor=anchor, since=since, timezone=timezone)
-    check_report(
-        first, combinations=len(window_rows(expected, since, anchor)), skipped=skipped,
-        anchor=anchor,
-    )
-    before = features_table(conn)
-    assert_matches(before, expected)
-
-    again = aggregate(fresh_db, anchor, timezone=timezone)
-    check_report(
-        again, combinations=len(window_rows(expected, since, anchor)), skipped=skipped,
-        anchor=anchor,
-    )
-    rerun = features_table(conn)
-    assert without_computed_at(rerun) == without_computed_at(before)
-    moved = [key for key in window_rows(rerun, since, anchor) if rerun[key][-1] != before[key][-1]]
-    assert len(moved) == len(window_rows(rerun, since, anchor)), "the window was recomputed"
-    assert outside_rows(rerun, since, anchor) == outside_rows(before, since, anchor)
-
-    # The source changes.
-    deleted_key = ("solo", "algebra", anchor - dt.timedelta(days=5))
-    kept_key = ("solo", "algebra", anchor - dt.timedelta(days=10))
-    assert deleted_key in rerun and kept_key in rerun
-    conn.execute("delete from public.exam_results where id in (%s, %s)",
-                 (deleted_inside, deleted_outside))
-    conn.execute(
-        "update public.exam_results set result_json = jsonb_set(result_json,"
-        " '{questions,0,is_correct}', 'true') where id = %s",
-        (corrected,),
-    )
-    window_start = reference.local_midnight(since, timezone)
-    late = [
-        # inside the window: on the 23-hour day, and at the window's first instant
-        ("late", "l1", local(dt.date(2025, 3, 9), 23, 30, tz=timezone)),
-        ("solo", "l2", window_start),
-        # outside it: the instant before the window, and the first instant after the anchor
-        ("late", "l3", window_start - dt.timedelta(microseconds=1)),
-        ("late", "l4", reference.local_midnight(anchor + dt.timedelta(days=1), timezone)),
-    ]
-    for user, question_id, at in late:
-        question = {"question_id": question_id, "topic": "algebra", "correct": True}
-        if user == "solo":
-            question["topic"] = "geometry"
-        insert_exam(conn, user, [question], at)
-
-    changed = reference.load_sources(conn)
-    expected_window = reference.features(
-        changed, anchor=anchor, timezone=timezone, since=since
-    )
-    changed_skipped = reference.skipped(changed, anchor=anchor, since=since, timezone=timezone)
-    dry = aggregate(fresh_db, anchor, timezone=timezone, dry_run=True)
-    check_report(
-        dry, combinations=len(expected_window), skipped=changed_skipped, anchor=anchor,
-        dry_run=True,
-    )
-    assert features_table(conn) == rerun, "a dry run must not write features_topic_daily"
-
-    final = aggregate(fresh_db, anchor, timezone=timezone)
-    check_report(
-        final, combinations=len(expected_window), skipped=changed_skipped, anchor=anchor
-    )
-    after = features_table(conn)
-    assert_matches(window_rows(after, since, anchor), expected_window)
-    assert outside_rows(after, since, anchor) == outside_rows(rerun, since, anchor)
-    assert deleted_key not in after
-    assert kept_key in after and after[kept_key] == rerun[kept_key]
-    assert ("late", "algebra", since - dt.timedelta(days=1)) not in after
-    assert ("late", "algebra", dt.date(2025, 3, 9)) in after
-    assert ("late", "algebra", anchor + dt.timedelta(days=1)) not in after
-    assert after[("solo", "geometry", anchor - dt.timedelta(days=1))][
-        reference.COLUMNS.index("correct")
-    ] == 1
-    assert mismatches(window_rows(rerun, since, anchor), expected_window), (
-        "the changes should have changed the window"
-    )
-
-
-def test_no_data_in_the_window(fresh_db: ConnectionParams, conn: psycopg.Connection) -> None:
-    anchor = dt.date(2025, 5, 20)
-    insert_exam(
-        conn, "old", [{"question_id": "q1", "topic": "algebra", "is_correct": True}],
-        local(anchor - dt.timedelta(days=8), 23, 59, 59, tz="Asia/Seoul"),
-    )
-    result = aggregate(fresh_db, anchor, timezone="Asia/Seoul")
+    empty = aggregate(fresh_db, day(45), timezone=timezone)
     assert (
         "[INFO] No (user_id, topic_id, date) combinations found (lookback=7 days); exiting."
-        in result.stdout.splitlines()
-    ), result.stdout
-    assert not AGGREGATING.search(result.stdout)
+        in empty.stdout.splitlines()
+    ), empty.stdout
+    assert not AGGREGATING.search(empty.stdout)
+    assert features_table(conn) == table
 
 
 @pytest.mark.parametrize(

@@ -285,7 +285,7 @@ def test_kill_inside_the_features_write_keeps_the_old_table(
     rng = random.Random(5)
     users = ["ann", "ben", "cho", "dee"]
     random_exams(conn, rng, users, ANCHOR - dt.timedelta(days=40), ANCHOR, 90)
-    run_ok(fresh_db, tmp_path, "first", "run", "--date", ANCHOR.isoformat())
+    run_ok(fresh_db, tmp_path, "first", "aggregate", "--date", ANCHOR.isoformat())
     assert_features_match(conn)
     before = features_rows(conn)
 
@@ -536,6 +536,7 @@ def test_bad_data_is_skipped_counted_and_logged(
     odd_questions = [
         question("", "algebra"),                      # empty question id: not an attempt
         {"topic": "algebra", "is_correct": True},      # no question id: not an attempt
+        {"question_id": None, "topic": "algebra"},     # null question id: not an attempt
         question("n1", None),                          # null topic: skipped, counted
         question("n2", ""),                            # empty topic: skipped, counted
         {"question_id": "n3", "is_correct": True},     # no topic: skipped, counted
