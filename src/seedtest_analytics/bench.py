@@ -547,7 +547,15 @@ def machine_info(params: ConnectionParams, embedded: bool) -> dict[str, str]:
     info["server settings"] = ", ".join(
         f"{name}={setting}{unit or ''}" for name, setting, unit in settings)
     info["platform"] = platform.platform()
+    info["load average at start (1/5/15 min)"] = _loadavg()
     return info
+
+
+def _loadavg() -> str:
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def _count(params: ConnectionParams, query: sql.Composable, args: Any = None) -> int:
@@ -589,6 +597,7 @@ def run_bench(options: BenchOptions) -> int:
             _history(results, server, settings, schema=schema, src=src)
     results.machine["bench process peak RSS"] = (
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0:.0f} MB")
+    results.machine["load average at end (1/5/15 min)"] = _loadavg()
     results.machine["bench duration"] = f"{time.perf_counter() - started:.0f} s"
     _targets(results)
     report = render(results)
@@ -757,6 +766,7 @@ def _main_scale(results: BenchResults, params: ConnectionParams, settings: Setti
         _step(f"P/S scale: {options.ps_users} inactive users in a separate process")
         prep_s = prepare_ps_scale(params, users=options.ps_users, anchor=anchor,
                                   analytics_schema=schema, source_schema=src)
+        load = _loadavg()
         child = run_ps_child(params, anchor)
         written = _count(params, sql.SQL(
             "select count(*) from {} where user_id like 'ps-user-%%' and week_start = %s"
@@ -768,7 +778,8 @@ def _main_scale(results: BenchResults, params: ConnectionParams, settings: Setti
                         users=child["found"],
                         note=f"process {child['process_wall_s']:.1f} s incl. start-up, peak "
                              f"RSS {child['peak_rss_mb']:.0f} MB; inputs prepared in "
-                             f"{prep_s:.1f} s; rows with S in weekly_kpi: {written}"))
+                             f"{prep_s:.1f} s; rows with S in weekly_kpi: {written}; load "
+                             f"average before: {load}"))
         results.machine["_ps"] = json.dumps(child)
         if written != options.ps_users:
             results.checks.append(
