@@ -7,35 +7,7 @@
 {%- set window_start = anchor_date() - modules.datetime.timedelta(days=lookback_days()) %}
 with
 
-source_attempts as (
-    select
-        attempts.attempt_id,
-        {{ app_user_id('attempts.student_id') }} as user_id,
-        attempts.topic_id,
-        {{ local_date('attempts.completed_at') }} as activity_date
-    from {{ ref('stg_seedtest__attempts') }} as attempts
-    {{ join_user_ids('attempts.student_id') }}
-    where
-        attempts.student_id is not null
-        and nullif(attempts.topic_id, '') is not null
-        and attempts.completed_at >= {{ local_midnight(date_literal(window_start)) }}
-        and attempts.completed_at < {{ anchor_end_ts() }}
-),
-
--- attempt ids whose copies fall in more than one (user, topic, day)
-ambiguous_attempts as (
-    select attempt_groups.attempt_id
-    from (
-        select distinct
-            attempt_id,
-            user_id,
-            topic_id,
-            activity_date
-        from source_attempts
-    ) as attempt_groups
-    group by attempt_groups.attempt_id
-    having count(*) > 1
-),
+{{ window_source_attempt_ctes(window_start) }},
 
 records as (
     select
