@@ -7,6 +7,7 @@ configuration (found before anything is written).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -141,7 +142,14 @@ def _run_job(command: str, params: connection.ConnectionParams, settings: Settin
     raise UsageError(f"unknown command {command}")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # As a container's first process, SIGTERM is ignored unless handled: treat it like Ctrl-C,
+    # so open transactions roll back and the pod stops promptly.
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
