@@ -25,6 +25,15 @@ REPO = Path(__file__).resolve().parents[2]
 SESSION_TIMEZONE = "Pacific/Auckland"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def dbt_artifacts(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """dbt's target/ and logs/ per test process (tests may run in parallel workers), unless a
+    test sets its own."""
+    base = tmp_path_factory.mktemp("dbt")
+    os.environ["DBT_TARGET_PATH"] = str(base / "target")
+    os.environ["DBT_LOG_PATH"] = str(base / "logs")
+
+
 @pytest.fixture(scope="session")
 def server_params(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectionParams]:
     url = os.environ.get("TEST_DATABASE_URL", "").strip()
@@ -101,6 +110,9 @@ def run_cli(
         if not key.startswith(("AGG_", "METRICS_", "KPI_", "INACTIVITY_", "ANCHOR_"))
     }
     full_env.pop("DATABASE_URL", None)
+    # Models only (`dbt run`): the dbt data tests cost more than the models on small data, and
+    # test_pipeline runs them (SEEDTEST_DBT_TESTS=true) where they are the point.
+    full_env["SEEDTEST_DBT_TESTS"] = "false"
     if params is not None:
         full_env["DATABASE_URL"] = params.to_url()
     full_env.update(env or {})
