@@ -134,6 +134,14 @@ def run_detect_inactivity(params: ConnectionParams, settings: Settings) -> int:
             log.error(message)
         log.error("dbt build failed; P/S not computed, weekly_kpi untouched")
         return 1
+    return score_check_and_report(params, settings, started)[1]
+
+
+def score_check_and_report(
+    params: ConnectionParams, settings: Settings, started: float
+) -> tuple[InactivityResult, int]:
+    """The P/S step after a successful build: score, write, test what was written, and log
+    the old job's Summary line (duration since `started`). Returns the result and exit code."""
     result = score_and_write(params, settings)
     checked = check_written(params, settings)
     duration_ms = round((time.monotonic() - started) * 1000)
@@ -141,4 +149,4 @@ def run_detect_inactivity(params: ConnectionParams, settings: Settings) -> int:
         f"Summary: processed={result.processed}, failed={result.failed}, "
         f"threshold={settings.threshold_days} days, duration_ms={duration_ms}"
     )
-    return result.exit_code if checked else 1
+    return result, (result.exit_code if checked else 1)

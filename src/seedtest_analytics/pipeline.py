@@ -11,7 +11,7 @@ from .config import Settings, parse_date
 from .connection import ConnectionParams
 from .dbt_runner import invoke
 from .errors import UsageError
-from .inactivity import ABILITIES, SCORING_INPUTS, check_written, score_and_write
+from .inactivity import score_check_and_report
 
 ACTIVITY = "int_activity_daily"
 MAX_LOOKBACK_DAYS = 3650
@@ -30,16 +30,10 @@ def run_pipeline(params: ConnectionParams, settings: Settings) -> int:
                  f"duration_ms={round((time.monotonic() - started) * 1000)}")
         return 1
     report_window(params, settings)
-    result = score_and_write(params, settings)
-    checked = check_written(params, settings)
-    duration_ms = round((time.monotonic() - started) * 1000)
-    log.info(
-        f"Summary: processed={result.processed}, failed={result.failed}, "
-        f"threshold={settings.threshold_days} days, duration_ms={duration_ms}"
-    )
+    result, exit_code = score_check_and_report(params, settings, started)
     log.info(f"Pipeline: {summary.line()}, users scored={result.processed}, "
-             f"duration_ms={duration_ms}")
-    return result.exit_code if checked else 1
+             f"duration_ms={round((time.monotonic() - started) * 1000)}")
+    return exit_code
 
 
 def backfill_settings(settings: Settings, start: str) -> Settings:
@@ -72,5 +66,3 @@ def run_backfill(params: ConnectionParams, settings: Settings) -> int:
              f"duration_ms={round((time.monotonic() - started) * 1000)}")
     return 0
 
-
-__all__ = ["ABILITIES", "SCORING_INPUTS", "backfill_settings", "run_backfill", "run_pipeline"]
