@@ -34,7 +34,6 @@ and one line, without the password.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 import secrets
 import subprocess
@@ -50,6 +49,7 @@ from psycopg.types.json import Jsonb
 
 import reference
 from conftest import run_cli
+from ps_reference import phi, s_churn
 from seedtest_analytics.connection import ConnectionParams
 
 UTC = dt.UTC
@@ -165,15 +165,8 @@ def seed(conn: psycopg.Connection) -> None:
     )
 
 
-def phi(z: float) -> float:
-    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
-
-
 def churn(d: int, k: int, g: float, h: int = 14) -> float:
-    def clamp(x: float) -> float:
-        return min(1.0, max(0.0, x))
-
-    return clamp(0.6 * clamp(d / max(1, h)) + 0.25 * clamp(g / 7) + 0.15 * clamp(1 - k / 10))
+    return s_churn(d, k, g, h)
 
 
 def files_containing(root: Path, needle: str) -> list[Path]:

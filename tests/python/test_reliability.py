@@ -38,6 +38,7 @@ from psycopg.types.json import Jsonb
 
 import reference  # tests/python is on sys.path, as for conftest
 from conftest import REPO
+from ps_reference import phi, s_churn
 from seedtest_analytics.connection import ConnectionParams
 
 UTC = dt.UTC
@@ -263,15 +264,8 @@ def wait_until_gone(conn: psycopg.Connection, pid: int) -> None:
     wait_for(f"backend {pid} to end", gone, timeout=120)
 
 
-def phi(z: float) -> float:
-    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
-
-
 def churn(d: int, k: int, g: float, h: int = 14) -> float:
-    def clamp(x: float) -> float:
-        return min(1.0, max(0.0, x))
-
-    return clamp(0.6 * clamp(d / max(1, h)) + 0.25 * clamp(g / 7) + 0.15 * clamp(1 - k / 10))
+    return s_churn(d, k, g, h)
 
 
 # --- crash safety -------------------------------------------------------------------------------
