@@ -7,8 +7,8 @@ from pathlib import Path
 
 from . import log
 from .config import Settings
-from .connection import ConnectionParams, project_root
-from .dbt_runner import invoke
+from .connection import ConnectionParams
+from .dbt_runner import invoke, project_root
 
 
 def target_path() -> Path:

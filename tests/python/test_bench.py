@@ -1,4 +1,4 @@
-"""`seedtest-analytics bench` at a small scale: the harness runs end to end and reports every
+"""`seedtest-dev bench` at a small scale: the harness runs end to end and reports every
 row it promises. Nothing here asserts on time (the machine is shared); the bench checks its
 own results (the old strategy's rows equal the new ones) and the test asserts on those.
 """
@@ -15,8 +15,8 @@ import pytest
 from psycopg import sql
 
 from conftest import run_cli
-from seedtest_analytics.bench import BEGIN_MARK, END_MARK, floor_sql, write_report
 from seedtest_analytics.connection import ConnectionParams
+from seedtest_dev.bench import BEGIN_MARK, END_MARK, floor_sql, write_report
 
 EXPECTED_ROWS = (
     "data generation",
@@ -79,7 +79,7 @@ def bench_run(fresh_db: ConnectionParams, tmp_path: Path) -> tuple[
         result = run_cli(
             fresh_db, "bench", "--attempts", "20000", "--sample", "20", "--history", "10,20",
             "--ps-users", "2000", "--repeat", "1", "--database", name,
-            "--output", str(output), timeout=300,
+            "--output", str(output), module="seedtest_dev",
         )
     finally:
         server = fresh_db.with_dbname("postgres")
@@ -137,7 +137,8 @@ def test_bench_refuses_a_role_without_createdb(fresh_db: ConnectionParams) -> No
     try:
         params = ConnectionParams(host=fresh_db.host, port=fresh_db.port, user=role,
                                   password="pw", dbname=fresh_db.dbname)
-        result = run_cli(params, "bench", "--attempts", "1000", "--history", "0")
+        result = run_cli(params, "bench", "--attempts", "1000", "--history", "0",
+                         module="seedtest_dev")
         assert result.returncode == 2, result.stdout + result.stderr
         assert "lacks CREATEDB" in result.stderr
     finally:
@@ -150,7 +151,8 @@ def test_bench_refuses_a_role_without_createdb(fresh_db: ConnectionParams) -> No
     ("--database", "Bad-Name"),
 ])
 def test_bench_bad_arguments_exit_2(args: tuple[str, str]) -> None:
-    result = run_cli(None, "bench", *args, env={"DATABASE_URL": "postgresql://nobody@/x"})
+    result = run_cli(None, "bench", *args, env={"DATABASE_URL": "postgresql://nobody@/x"},
+                     module="seedtest_dev")
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.startswith("[ERROR] ")
 

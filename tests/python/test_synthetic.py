@@ -13,15 +13,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import REPO, create_database, drop_database
+from conftest import create_database, drop_database
 from seedtest_analytics.connection import ConnectionParams
 from seedtest_analytics.db import init_db
-from seedtest_analytics.synthetic import (
-    DemoSummary,
-    app_user_uuid,
-    generate_bulk,
-    generate_demo,
-)
+from seedtest_dev.rules import app_user_uuid
+from seedtest_dev.synthetic import DemoSummary, generate_bulk, generate_demo
 
 END = date(2025, 11, 1)  # a Saturday
 TABLES = (
@@ -100,14 +96,14 @@ def test_demo_is_deterministic(
     first_conn, first = demo
     code = (
         "import sys, datetime, psycopg\n"
-        "from seedtest_analytics.synthetic import generate_demo\n"
+        "from seedtest_dev.synthetic import generate_demo\n"
         "with psycopg.connect(sys.argv[1], autocommit=True) as conn:\n"
         "    print(repr(generate_demo(conn, end_date=datetime.date.fromisoformat(sys.argv[2]))))\n"
     )
-    env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
     done = subprocess.run(
         [sys.executable, "-c", code, fresh_db.to_url(), END.isoformat()],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env, capture_output=True, text=True, check=False,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == repr(first)

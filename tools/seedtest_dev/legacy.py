@@ -25,12 +25,14 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from .metrics import churn_risk, goal_probability
-from .synthetic import app_user_uuid
+from seedtest_analytics.metrics import churn_risk, goal_probability
+
+from .rules import app_user_uuid, improvement_index
 
 SCRATCH_SCHEMA = "bench_legacy"
 MAX_VALID_TIME_MS = 3 * 60 * 60 * 1000
@@ -55,7 +57,7 @@ def _day_start(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
-def _sample(items: Sequence[tuple], k: int) -> list[tuple]:
+def _sample(items: Sequence[tuple[Any, ...]], k: int) -> list[tuple[Any, ...]]:
     """k items spread evenly over `items` (all of them when there are fewer)."""
     if k >= len(items):
         return list(items)
@@ -188,13 +190,13 @@ def aggregate_features_row_at_a_time(
                 "max_ms": MAX_VALID_TIME_MS}
         with conn.cursor() as cur:
             cur.execute(aggregate_sql, args)
-            attempts, correct, hints, avg_ms, median_ms, last_seen = cur.fetchone()
+            attempts, correct, hints, avg_ms, median_ms, last_seen = _one(cur)
             cur.execute(
                 improvement_sql,
                 {**args, "recent": start - dt.timedelta(days=13),
                  "previous": start - dt.timedelta(days=27)},
             )
-            n_r, c_r, n_p, c_p = cur.fetchone()
+            n_r, c_r, n_p, c_p = _one(cur)
             queries += 2
             theta = theta_sd = None
             if include_theta:
@@ -215,21 +217,18 @@ def aggregate_features_row_at_a_time(
                         listing_seconds=listing, total_found=len(combinations))
 
 
+def _one(cur: psycopg.Cursor[tuple[Any, ...]]) -> tuple[Any, ...]:
+    row = cur.fetchone()
+    assert row is not None  # an aggregate query always returns a row
+    return row
+
+
 def _round(value: object) -> int | None:
     """Half away from zero, as PostgreSQL rounds numeric."""
     if value is None:
         return None
     number = float(value)  # type: ignore[arg-type]
     return math.floor(abs(number) + 0.5) * (1 if number >= 0 else -1)
-
-
-def improvement_index(n_r: int, c_r: int, n_p: int, c_p: int) -> float | None:
-    if not n_r or not n_p:
-        return None
-    p_r, p_p = c_r / n_r, c_p / n_p
-    exposure = min(1.0, n_r / 30.0)
-    penalty = 1.0 - min(0.5, 1.96 * math.sqrt(p_r * (1.0 - p_r) / n_r))
-    return max(-1.0, min(1.0, (p_r - p_p) * exposure * penalty))
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,7 +309,7 @@ def score_users_one_at_a_time(
             times = []
             for query in last_activity:
                 cur.execute(query, args)
-                value = cur.fetchone()[0]
+                (value,) = _one(cur)
                 if value is not None:
                     times.append(value)
             cur.execute(ability_sql, args)
@@ -326,7 +325,8 @@ def score_users_one_at_a_time(
             days = [day for (day,) in cur.fetchall()]
             queries += 2
             target = float(goal[0]) if goal else default_target
-            p = goal_probability(*(ability or (None, None)), target)
+            mu, sd = ability if ability else (None, None)
+            p = goal_probability(mu, sd, target)
             s = None
             if times:
                 last_day = max(times).astimezone(dt.UTC).date()

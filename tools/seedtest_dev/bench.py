@@ -1,4 +1,4 @@
-"""`seedtest-analytics bench`: the new pipeline against the old row-at-a-time jobs, side by side.
+"""`seedtest-dev bench`: the new pipeline against the old row-at-a-time jobs, side by side.
 
 Everything runs in one process on one dataset, so the ratios hold on a shared, noisy machine
 even where the absolute seconds do not:
@@ -43,13 +43,16 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import connection, legacy, log
-from .config import Settings, parse_identifier, parse_int, today_in
-from .connection import ConnectionParams
-from .db import connect, init_db
-from .dbt_runner import BuildSummary, invoke, target_schema
-from .errors import RunError, UsageError
-from .inactivity import score_and_write
+from seedtest_analytics import connection, log
+from seedtest_analytics.config import Settings, parse_identifier, parse_int, today_in
+from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db import connect, init_db
+from seedtest_analytics.dbt_runner import BuildSummary, invoke, project_root, target_schema
+from seedtest_analytics.errors import RunError, UsageError
+from seedtest_analytics.inactivity import score_and_write
+
+from . import embedded, legacy
+from .rules import improvement_sql
 from .synthetic import generate_bulk
 
 FEATURES = "features_topic_daily"
@@ -78,7 +81,7 @@ class BenchOptions:
     repeat: int = 3
     output: Path = Path("BENCHMARKS.md")
     database: str = "seedtest_bench"
-    command_line: str = "seedtest-analytics bench"
+    command_line: str = "seedtest-dev bench"
 
 
 def parse_history(raw: str) -> tuple[int, ...]:
@@ -103,7 +106,7 @@ def options_from_args(args: Any) -> BenchOptions:
         database=parse_identifier("--database", args.database),
     )
     command = (
-        f"seedtest-analytics bench --attempts {options.attempts} --days {options.days} "
+        f"seedtest-dev bench --attempts {options.attempts} --days {options.days} "
         f"--sample {options.sample} --history {','.join(map(str, options.history)) or 0} "
         f"--ps-users {options.ps_users} --repeat {options.repeat}"
     )
@@ -180,7 +183,7 @@ def _server() -> tuple[ConnectionParams, bool]:
                 "embedded server"
             )
         return params, False
-    return connection.embedded_params(), True
+    return embedded.start().params(), True
 
 
 def _admin_params(server: ConnectionParams, database: str) -> ConnectionParams:
@@ -377,10 +380,7 @@ windows as (
 select
     user_id, topic_id, d as date, attempts, correct, avg_time_ms, hints,
     null::double precision as theta_estimate, null::double precision as theta_sd, rt_median,
-    case when n_r > 0 and n_p > 0 then greatest(-1.0, least(1.0,
-        (c_r::float8 / n_r - c_p::float8 / n_p) * least(1.0, n_r / 30.0)
-        * (1.0 - least(0.5, 1.96 * sqrt((c_r::float8 / n_r) * (1.0 - c_r::float8 / n_r) / n_r)))
-    )) end as improvement,
+    {improvement_sql("n_r", "c_r", "n_p", "c_p")} as improvement,
     last_seen_at,
     now() as computed_at
 from windows
@@ -473,8 +473,8 @@ def prepare_ps_scale(params: ConnectionParams, *, users: int, anchor: dt.date,
         conn.execute(sql.SQL(_PS_KPI).format(**names), args)
         conn.commit()
     with connect(params, autocommit=True) as conn:
-        for table in (names["inputs"], names["abilities"], names["kpi"]):
-            conn.execute(sql.SQL("vacuum (analyze) {}").format(table))
+        for relation in (names["inputs"], names["abilities"], names["kpi"]):
+            conn.execute(sql.SQL("vacuum (analyze) {}").format(relation))
     return time.perf_counter() - started
 
 
@@ -484,7 +484,7 @@ def run_ps_child(params: ConnectionParams, anchor: dt.date) -> dict[str, Any]:
     env = dict(os.environ)
     env["DATABASE_URL"] = params.to_url()
     env["SEEDTEST_DBT_SCHEMA"] = PS_SCHEMA
-    command = [sys.executable, "-m", "seedtest_analytics.bench", "--ps-child", anchor.isoformat()]
+    command = [sys.executable, "-m", "seedtest_dev.bench", "--ps-child", anchor.isoformat()]
     with tempfile.TemporaryFile("w+") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -498,7 +498,7 @@ def run_ps_child(params: ConnectionParams, anchor: dt.date) -> dict[str, Any]:
     if proc.returncode != 0 or result_line is None:
         tail = "\n".join(output.splitlines()[-5:])
         raise RunError(f"the P/S process failed (exit {proc.returncode}): {tail}")
-    result = json.loads(result_line)
+    result: dict[str, Any] = json.loads(result_line)
     result["process_wall_s"] = wall
     result["peak_rss_mb"] = usage.ru_maxrss / 1024.0  # kilobytes on Linux
     # The same figure through the documented interface (max over all waited-for children).
@@ -527,7 +527,7 @@ def _ps_child_main(argv: Sequence[str]) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def machine_info(params: ConnectionParams, embedded: bool) -> dict[str, str]:
+def machine_info(params: ConnectionParams, is_embedded: bool) -> dict[str, str]:
     import dbt.version
 
     info: dict[str, str] = {}
@@ -548,7 +548,7 @@ def machine_info(params: ConnectionParams, embedded: bool) -> dict[str, str]:
             "select name, setting, unit from pg_settings where name in ('shared_buffers',"
             " 'work_mem', 'max_parallel_workers_per_gather', 'jit', 'synchronous_commit')"
             " order by name").fetchall()
-    info["server"] = "embedded (no DATABASE_URL)" if embedded else params.redacted()
+    info["server"] = "embedded (no DATABASE_URL)" if is_embedded else params.redacted()
     info["server settings"] = ", ".join(
         f"{name}={setting}{unit or ''}" for name, setting, unit in settings
     ) + f", jit available={jit}"
@@ -603,7 +603,7 @@ def _step(label: str) -> None:
 
 def run_bench(options: BenchOptions) -> int:
     started = time.perf_counter()
-    server, embedded = _server()
+    server, is_embedded = _server()
     schema = target_schema()
     src = "public"
     end_date = today_in("UTC") - dt.timedelta(days=1)
@@ -614,7 +614,7 @@ def run_bench(options: BenchOptions) -> int:
         # A snapshot of the dbt project, so that edits to the checkout during a long run do
         # not change what is measured half-way through; dbt's artefacts (run results, logs)
         # stay out of the project's target/, which other runs share.
-        root = connection.project_root()
+        root = project_root()
         revision = _revision(root)
         project = _snapshot_project(root, Path(scratch) / "project")
         os.environ["SEEDTEST_PROJECT_DIR"] = str(project)
@@ -629,7 +629,7 @@ def run_bench(options: BenchOptions) -> int:
             shutil.copyfile(state, target / "partial_parse.msgpack")
         results = BenchResults(options)
         params = recreate_database(server, options.database)
-        results.machine = machine_info(params, embedded)
+        results.machine = machine_info(params, is_embedded)
         results.machine["project revision"] = revision
         _main_scale(results, params, settings, schema=schema, src=src, since=since,
                     anchor_end=anchor_end)
@@ -1170,7 +1170,7 @@ def main(args: Any) -> int:
 def _entry(argv: Sequence[str]) -> int:
     if argv[:1] == ["--ps-child"]:
         return _ps_child_main(argv[1:])
-    print("usage: seedtest-analytics bench [options]", file=sys.stderr)
+    print("usage: seedtest-dev bench [options]", file=sys.stderr)
     return 2
 
 

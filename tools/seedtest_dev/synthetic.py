@@ -19,7 +19,6 @@ import hashlib
 import json
 import math
 import random
-import re
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -30,6 +29,8 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from .rules import app_user_uuid
 
 TOPICS: tuple[str, ...] = (
     "algebra",
@@ -45,10 +46,6 @@ TOPICS: tuple[str, ...] = (
 # Extra topic names generate_bulk draws from when asked for more topics than TOPICS has.
 _MORE_TOPICS: tuple[str, ...] = ("vectors", "sequences", "logic", "combinatorics")
 
-_UUID_RE = re.compile(
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
-)
-
 _OPTIONAL_TABLES = (
     "session",
     "student_topic_theta",
@@ -58,17 +55,6 @@ _OPTIONAL_TABLES = (
 )
 
 PROFILES = ("regular", "fading", "churned", "returning", "session_only", "gone")
-
-
-def app_user_uuid(user_id: str) -> str:
-    """The attempt view's student_id for an application user id (SQL `app_user_uuid`).
-
-    A uuid-shaped id (8-4-4-4-12 hex digits, any case) is itself, as lowercase uuid text;
-    any other id is `md5(user_id)::uuid::text`.
-    """
-    if _UUID_RE.fullmatch(user_id):
-        return str(uuid.UUID(user_id))
-    return str(uuid.UUID(hex=hashlib.md5(user_id.encode("utf-8")).hexdigest()))
 
 
 # --------------------------------------------------------------------------------------------
