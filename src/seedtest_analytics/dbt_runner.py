@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Settings, parse_identifier
+from .config import DBT_SCHEMA, DBT_TESTS, Settings, parse_identifier
 from .connection import ConnectionParams
 from .errors import RunError
 
-TARGET_SCHEMA_ENV = "SEEDTEST_DBT_SCHEMA"
+TARGET_SCHEMA_ENV = DBT_SCHEMA.env
 POST_WRITE_TAG = "post_write"
-DATA_TESTS_ENV = "SEEDTEST_DBT_TESTS"
+DATA_TESTS_ENV = DBT_TESTS.env
 
 
 def project_root() -> Path:
@@ -36,7 +36,7 @@ def target_schema() -> str:
     """The dbt schema: SEEDTEST_DBT_SCHEMA, else `analytics`; a plain lowercase identifier,
     since dbt puts it into SQL between double quotes without escaping them."""
     raw = os.environ.get(TARGET_SCHEMA_ENV, "")
-    return parse_identifier(TARGET_SCHEMA_ENV, raw) if raw.strip() else "analytics"
+    return parse_identifier(TARGET_SCHEMA_ENV, raw) if raw.strip() else DBT_SCHEMA.default
 
 
 @dataclass
@@ -92,7 +92,7 @@ def data_tests_enabled() -> bool:
 
 def dbt_env(params: ConnectionParams) -> dict[str, str]:
     env = params.dbt_env()
-    env["SEEDTEST_DBT_SCHEMA"] = target_schema()
+    env[TARGET_SCHEMA_ENV] = target_schema()
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     return env
 

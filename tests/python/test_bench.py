@@ -17,6 +17,7 @@ from psycopg import sql
 from conftest import run_cli
 from seedtest_analytics.connection import ConnectionParams
 from seedtest_dev.bench import BEGIN_MARK, END_MARK, floor_sql, write_report
+from seedtest_dev.rules import improvement_index, improvement_sql
 
 EXPECTED_ROWS = (
     "data generation",
@@ -178,3 +179,30 @@ def test_floor_sql_bounds_the_window() -> None:
     assert "where d >= date '2025-10-25'" in text
     assert "where d >=" not in floor_sql(source_schema="public", since=None,
                                          anchor=dt.date(2025, 11, 1))
+
+
+def test_improvement_sql_is_the_python_rule(db_conn: psycopg.Connection) -> None:
+    """The improvement index the floor computes in SQL (rules.improvement_sql) is the one
+    the old jobs' re-creation and the tests' reference compute in Python."""
+    cases = [
+        (n_r, c_r, n_p, c_p)
+        for n_r in (0, 1, 2, 5, 29, 30, 31, 200)
+        for c_r in sorted({0, n_r // 3, n_r})
+        for n_p in (0, 1, 7, 40)
+        for c_p in sorted({0, n_p // 2, n_p})
+    ]
+    columns = list(zip(*cases, strict=True))
+    rows = db_conn.execute(
+        f"select {improvement_sql('n_r', 'c_r', 'n_p', 'c_p')}"
+        " from unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
+        " with ordinality as t (n_r, c_r, n_p, c_p, i) order by i",
+        [list(column) for column in columns],
+    ).fetchall()
+    assert len(rows) == len(cases) > 100
+    for case, (in_sql,) in zip(cases, rows, strict=True):
+        expected = improvement_index(*case)
+        if expected is None:
+            assert in_sql is None, case
+        else:
+            assert in_sql == pytest.approx(expected, abs=1e-12), case
+    assert sum(1 for (value,) in rows if value not in (None, 0.0)) > 50

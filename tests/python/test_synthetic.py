@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import create_database, drop_database
+from conftest import REPO, create_database, drop_database
 from seedtest_analytics.connection import ConnectionParams
 from seedtest_analytics.db import init_db
 from seedtest_dev.rules import app_user_uuid
@@ -68,7 +68,18 @@ def demo(server_params: ConnectionParams) -> Iterator[tuple[psycopg.Connection, 
 # ------------------------------------------------------------------------------ app_user_uuid
 
 
-def test_app_user_uuid_matches_the_sql_rule(db_conn: psycopg.Connection) -> None:
+def _dbt_uuid_form() -> str:
+    """macros/user_ids.sql's uuid_form rendered for the query parameter %(id)s (the macro is
+    plain Jinja: no dbt context needed)."""
+    import jinja2
+
+    macros = (REPO / "macros" / "user_ids.sql").read_text()
+    return jinja2.Environment().from_string(macros + "{{ uuid_form('%(id)s::text') }}").render()
+
+
+def test_app_user_uuid_is_the_rule_of_the_sql(db_conn: psycopg.Connection) -> None:
+    """rules.app_user_uuid against the application's SQL function (app_schema.sql) and the
+    dbt project's macro (macros/user_ids.sql)."""
     ids = [
         "user0042",
         "ABCDEF01-2345-6789-ABCD-EF0123456789",
@@ -77,12 +88,15 @@ def test_app_user_uuid_matches_the_sql_rule(db_conn: psycopg.Connection) -> None
         "12345678-1234-1234-1234-123456789012\n",  # not a uuid: a trailing newline
         " 12345678-1234-1234-1234-123456789012",
         "1234567-81234-1234-1234-123456789012",
+        "{12345678-1234-1234-1234-123456789012}",
         "héllo wörld",
         "",
     ]
+    dbt_rule = f"select {_dbt_uuid_form()}"
     for user_id in ids:
         expected = _scalar(db_conn, "select public.app_user_uuid(%s)::text", (user_id,))
         assert app_user_uuid(user_id) == expected, user_id
+        assert db_conn.execute(dbt_rule, {"id": user_id}).fetchone() == (expected,), user_id
     assert app_user_uuid("user0042") == _scalar(db_conn, "select md5('user0042')::uuid::text")
 
 

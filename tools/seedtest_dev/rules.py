@@ -27,11 +27,16 @@ Z = 1.96
 MAX_PENALTY = 0.5
 
 
+def is_uuid_shaped(user_id: str) -> bool:
+    """8-4-4-4-12 hex digits, any case, nothing around them."""
+    return _UUID_SHAPED.fullmatch(user_id) is not None
+
+
 def app_user_uuid(user_id: str) -> str:
     """The uuid form of an application user id, as lowercase uuid text (SPEC 2.1): a
     uuid-shaped id (8-4-4-4-12 hex digits, any case) is itself; any other id is
     `md5(user_id)` shaped as a uuid."""
-    if _UUID_SHAPED.fullmatch(user_id):
+    if is_uuid_shaped(user_id):
         return str(uuid.UUID(user_id))
     return str(uuid.UUID(hex=hashlib.md5(user_id.encode("utf-8")).hexdigest()))
 
