@@ -120,9 +120,12 @@ def dbt_args(
         exclude = [*exclude, f"tag:{POST_WRITE_TAG}"]
     args = [
         *command.split(),
-        "--project-dir", str(root),
-        "--profiles-dir", str(root / "profiles"),
-        "--vars", json.dumps(settings.dbt_vars()),
+        "--project-dir",
+        str(root),
+        "--profiles-dir",
+        str(root / "profiles"),
+        "--vars",
+        json.dumps(settings.dbt_vars()),
     ]
     if select:
         args += ["--select", *select]
@@ -178,9 +181,15 @@ def invoke(
 
     os.environ.update(dbt_env(params))
     args = dbt_args(
-        command, settings, root=project_root(), select=select, exclude=exclude,
-        extra_args=extra_args, quiet=quiet or bool(_progress),
-        data_tests=data_tests_enabled(), colors=_colors_wanted(),
+        command,
+        settings,
+        root=project_root(),
+        select=select,
+        exclude=exclude,
+        extra_args=extra_args,
+        quiet=quiet or bool(_progress),
+        data_tests=data_tests_enabled(),
+        colors=_colors_wanted(),
     )
     try:
         result = dbtRunner(callbacks=list(_progress)).invoke(args)

@@ -31,13 +31,22 @@ def _option(args: list[str], name: str) -> list[str]:
 
 @pytest.mark.parametrize("data_tests", [True, False])
 def test_build_arguments(data_tests: bool) -> None:
-    args = dbt_args("build", SETTINGS, root=ROOT, select=["+features_topic_daily"],
-                    exclude=["features_topic_daily"], data_tests=data_tests)
+    args = dbt_args(
+        "build",
+        SETTINGS,
+        root=ROOT,
+        select=["+features_topic_daily"],
+        exclude=["features_topic_daily"],
+        data_tests=data_tests,
+    )
     # Without data tests the build is a `dbt run`, which runs no test (post_write or other).
     assert args[0] == ("build" if data_tests else "run")
     excluded = _option(args, "--exclude")
-    assert excluded == (["features_topic_daily", f"tag:{POST_WRITE_TAG}"] if data_tests
-                        else ["features_topic_daily"])
+    assert excluded == (
+        ["features_topic_daily", f"tag:{POST_WRITE_TAG}"]
+        if data_tests
+        else ["features_topic_daily"]
+    )
     assert _option(args, "--select") == ["+features_topic_daily"]
     assert _option(args, "--indirect-selection") == ["buildable"]
     assert json.loads(_option(args, "--vars")[0]) == SETTINGS.dbt_vars()
@@ -46,11 +55,11 @@ def test_build_arguments(data_tests: bool) -> None:
 
 
 def test_other_commands_keep_their_arguments() -> None:
-    test = dbt_args("test", SETTINGS, root=ROOT, select=[f"tag:{POST_WRITE_TAG}"],
-                    data_tests=False)
+    test = dbt_args("test", SETTINGS, root=ROOT, select=[f"tag:{POST_WRITE_TAG}"], data_tests=False)
     assert test[0] == "test" and _option(test, "--exclude") == []
-    docs = dbt_args("docs generate", SETTINGS, root=ROOT, extra_args=["--static"], quiet=True,
-                    colors=False)
+    docs = dbt_args(
+        "docs generate", SETTINGS, root=ROOT, extra_args=["--static"], quiet=True, colors=False
+    )
     assert docs[:4] == ["--quiet", "--no-use-colors", "docs", "generate"]
     assert docs[-1] == "--static" and "--select" not in docs and "--indirect-selection" not in docs
 
@@ -91,10 +100,13 @@ def test_log_lines_are_the_old_jobs(capsys: pytest.CaptureFixture[str]) -> None:
     assert captured.err == "[ERROR] dbt build failed\n"
 
 
-@pytest.mark.parametrize("params", [
-    ConnectionParams("db.internal", 6432, "app", "p@ss:w/rd?&=", "seed test", "require"),
-    ConnectionParams("/var/run/postgresql", 5432, "job", "", "seedtest"),
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        ConnectionParams("db.internal", 6432, "app", "p@ss:w/rd?&=", "seed test", "require"),
+        ConnectionParams("/var/run/postgresql", 5432, "job", "", "seedtest"),
+    ],
+)
 def test_database_url_round_trip(params: ConnectionParams) -> None:
     assert parse_database_url(params.to_url()) == params
     sqlalchemy = params.to_url().replace("postgresql://", "postgresql+psycopg2://", 1)

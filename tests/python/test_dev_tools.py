@@ -30,8 +30,12 @@ def dev(pgdata: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def shell(pgdata: Path, script: str) -> subprocess.CompletedProcess[str]:
     """A bash script run from the checkout, as a reader would paste it."""
     return subprocess.run(
-        ["bash", "-c", script], cwd=REPO, env={**_env(), "SEEDTEST_PGDATA": str(pgdata)},
-        capture_output=True, text=True, check=False,
+        ["bash", "-c", script],
+        cwd=REPO,
+        env={**_env(), "SEEDTEST_PGDATA": str(pgdata)},
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -108,8 +112,11 @@ def test_db_lifecycle_demo_and_printed_commands(pgdata: Path) -> None:
     query = shell(pgdata, f"{psql} -At -c 'select count(*) from analytics.features_topic_daily'")
     assert query.returncode == 0 and query.stdout.strip() == str(features[0]), query
     env_line = next(c for c in printed if c.startswith("eval "))
-    dbt = next(line.strip() for line in lines if line.strip().endswith("dbt build --select "
-                                                                     "features_topic_daily"))
+    dbt = next(
+        line.strip()
+        for line in lines
+        if line.strip().endswith("dbt build --select features_topic_daily")
+    )
     dbt_show = dbt.replace(
         "build --select features_topic_daily",
         "show --inline 'select count(*) as n from analytics.features_topic_daily'",

@@ -51,8 +51,9 @@ def test_validate_vars_macro_has_the_same_names_defaults_and_bounds() -> None:
     env_names = dict(re.findall(r"'(\w+)': '([A-Z][A-Z0-9_]+)'", text))
     expected = {name: var.env for name, var in BY_DBT_VAR.items()}
     assert env_names == expected | {"anchor_date": "ANCHOR_DATE"}
-    signature = re.search(r"macro validated_int\(name, default, minimum=(\d+), maximum=(\d+)\)",
-                          text)
+    signature = re.search(
+        r"macro validated_int\(name, default, minimum=(\d+), maximum=(\d+)\)", text
+    )
     assert signature, "validated_int's signature changed: update this test"
     checked = set()
     calls = re.finditer(

@@ -115,7 +115,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="seedtest-dev", description=__doc__,
+        prog="seedtest-dev",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(
@@ -123,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     demo = commands.add_parser(
-        "demo", help="synthetic data on a fresh database, then the whole nightly pipeline",
+        "demo",
+        help="synthetic data on a fresh database, then the whole nightly pipeline",
         description="Without DATABASE_URL: drops and re-creates the database `seedtest` on the "
         "embedded PostgreSQL (.pgdata/), writes deterministic synthetic data ending yesterday, "
         "runs the nightly pipeline and explains its numbers. With DATABASE_URL: the same on "
@@ -137,19 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser(
         "db", help="the embedded PostgreSQL (.pgdata/): start, stop, status, url, env, psql"
     )
-    actions = db.add_subparsers(dest="action", required=True, parser_class=_Parser,
-                                metavar="ACTION")
+    actions = db.add_subparsers(
+        dest="action", required=True, parser_class=_Parser, metavar="ACTION"
+    )
     for name, func, text in (
         ("start", _db_start, "start it (initialising .pgdata/ the first time); it keeps running"),
         ("stop", _db_stop, "stop it; the data stays"),
         ("status", _db_status, "is it running? (exit 3 when not)"),
-        ("url", _db_url, "print its libpq URI, e.g. psql \"$(seedtest-dev db url)\""),
-        ("env", _db_env, "print the export line for dbt/psql: eval \"$(seedtest-dev db env)\""),
+        ("url", _db_url, 'print its libpq URI, e.g. psql "$(seedtest-dev db url)"'),
+        ("env", _db_env, 'print the export line for dbt/psql: eval "$(seedtest-dev db env)"'),
         ("psql", _db_psql, "a psql prompt on it (extra arguments go to psql)"),
     ):
         action = actions.add_parser(name, help=text, description=text)
-        action.add_argument("--dbname", default=embedded.DATABASE,
-                            help=f"database (default {embedded.DATABASE})")
+        action.add_argument(
+            "--dbname", default=embedded.DATABASE, help=f"database (default {embedded.DATABASE})"
+        )
         action.set_defaults(func=func, psql_args=[])
 
     bench = commands.add_parser(

