@@ -63,8 +63,13 @@ class ConnectionParams:
         }
 
     def redacted(self) -> str:
-        """A printable description that never includes the password."""
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+        """The libpq URI without the password: printable, and accepted as is by psql."""
+        user, dbname = quote(self.user, safe=""), quote(self.dbname, safe="")
+        if self.host.startswith("/"):  # a unix socket directory
+            query = urlencode({"host": self.host, "port": self.port}, safe="/")
+            return f"postgresql://{user}@/{dbname}?{query}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"postgresql://{user}@{host}:{self.port}/{dbname}"
 
     def with_dbname(self, dbname: str) -> ConnectionParams:
         return replace(self, dbname=dbname)

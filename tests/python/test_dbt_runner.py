@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,10 @@ def test_log_lines_are_the_old_jobs(capsys: pytest.CaptureFixture[str]) -> None:
 )
 def test_database_url_round_trip(params: ConnectionParams) -> None:
     assert parse_database_url(params.to_url()) == params
+    # What the logs and the tools print: a URI clients accept, without the password.
+    printable = params.redacted()
+    assert parse_database_url(printable) == replace(params, password="", sslmode=None)
+    assert not params.password or params.password not in printable
     sqlalchemy = params.to_url().replace("postgresql://", "postgresql+psycopg2://", 1)
     assert parse_database_url(sqlalchemy) == params
 

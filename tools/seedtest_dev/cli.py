@@ -58,7 +58,7 @@ def _db_start(args: argparse.Namespace) -> int:
         f"Embedded PostgreSQL running: data in {server.pgdata}, socket {server.socket_dir}, "
         f"port {server.port}, pid {server.pid}"
     )
-    print(f"URI (psql, DATABASE_URL): {embedded.uri(params)}")
+    print(f"URI (psql, DATABASE_URL): {params.redacted()}")
     print(f"For dbt, psql, seedtest-analytics in a shell: {_export_line(server, args.dbname)}")
     print("It keeps running until: seedtest-dev db stop")
     return 0
@@ -79,13 +79,13 @@ def _db_status(args: argparse.Namespace) -> int:
         return NOT_RUNNING
     log.info(
         f"Embedded PostgreSQL running: data in {server.pgdata}, pid {server.pid}, "
-        f"{embedded.uri(server.params(args.dbname))}"
+        f"{server.params(args.dbname).redacted()}"
     )
     return 0
 
 
 def _db_url(args: argparse.Namespace) -> int:
-    print(embedded.uri(_running().params(args.dbname)))
+    print(_running().params(args.dbname).redacted())
     return 0
 
 
@@ -95,7 +95,7 @@ def _db_env(args: argparse.Namespace) -> int:
 
 
 def _db_psql(args: argparse.Namespace) -> int:
-    url = embedded.uri(_running().params(args.dbname))
+    url = _running().params(args.dbname).redacted()
     psql = str(embedded.psql_path())
     sys.stdout.flush()
     os.execv(psql, [psql, url, *args.psql_args])

@@ -16,7 +16,6 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from psycopg import sql
 
@@ -63,18 +62,9 @@ class Server:
         )
 
 
-def uri(params: ConnectionParams) -> str:
-    """A libpq URI every client accepts (psql, psycopg, DATABASE_URL); no password."""
-    host = quote(params.host, safe="/")
-    return (
-        f"postgresql://{quote(params.user, safe='')}@/{quote(params.dbname, safe='')}"
-        f"?host={host}&port={params.port}"
-    )
-
-
 def export_line(params: ConnectionParams) -> str:
     """The shell line that points both this package and a plain `dbt` at params' database."""
-    env = {"DATABASE_URL": uri(params)}
+    env = {"DATABASE_URL": params.redacted()}
     env.update({k: v for k, v in params.dbt_env().items() if v})
     return "export " + " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
 
@@ -187,7 +177,7 @@ def database_url() -> str:
     `seedtest` database of the server on `.pgdata/`, both started/created when needed."""
     params = start().params()
     ensure_database(params)
-    return uri(params)
+    return params.redacted()
 
 
 @contextlib.contextmanager
