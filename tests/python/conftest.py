@@ -98,14 +98,17 @@ def db_conn(fresh_db: ConnectionParams) -> Iterator[psycopg.Connection]:
 
 
 def run_cli(
-    params: ConnectionParams | None, *args: str, env: dict[str, str] | None = None,
+    params: ConnectionParams | None,
+    *args: str,
+    env: dict[str, str] | None = None,
     module: str = "seedtest_analytics",
 ) -> subprocess.CompletedProcess[str]:
     """Run `seedtest-analytics ARGS` (or another module's command line, e.g. `seedtest_dev`)
     as its own process, against params' database. No time limit: a busy machine is slow, and
     a hung run shows up as a hung test, with the process to inspect."""
     full_env = {
-        key: value for key, value in os.environ.items()
+        key: value
+        for key, value in os.environ.items()
         if not key.startswith(("AGG_", "METRICS_", "KPI_", "INACTIVITY_", "ANCHOR_"))
     }
     full_env.pop("DATABASE_URL", None)
@@ -117,5 +120,9 @@ def run_cli(
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", module, *args],
-        cwd=REPO, env=full_env, capture_output=True, text=True, check=False,
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        check=False,
     )

@@ -53,8 +53,9 @@ EXPECTED_RATIOS = (
 
 def _drop(server: ConnectionParams, name: str) -> None:
     with psycopg.connect(**server.psycopg_kwargs(), autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
 
 
 def _table_rows(report: str, header: str) -> dict[str, list[str]]:
@@ -69,18 +70,32 @@ def _table_rows(report: str, header: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture
-def bench_run(fresh_db: ConnectionParams, tmp_path: Path) -> tuple[
-    subprocess.CompletedProcess[str], str, str
-]:
+def bench_run(
+    fresh_db: ConnectionParams, tmp_path: Path
+) -> tuple[subprocess.CompletedProcess[str], str, str]:
     """One small benchmark on the test server, in a database of its own (dropped after)."""
     name = f"bench_{uuid.uuid4().hex[:10]}"
     output = tmp_path / "BENCH.md"
     output.write_text("# Notes kept by hand\n\n" + BEGIN_MARK + "\nold\n" + END_MARK + "\ntail\n")
     try:
         result = run_cli(
-            fresh_db, "bench", "--attempts", "20000", "--sample", "20", "--history", "10,20",
-            "--ps-users", "2000", "--repeat", "1", "--database", name,
-            "--output", str(output), module="seedtest_dev",
+            fresh_db,
+            "bench",
+            "--attempts",
+            "20000",
+            "--sample",
+            "20",
+            "--history",
+            "10,20",
+            "--ps-users",
+            "2000",
+            "--repeat",
+            "1",
+            "--database",
+            name,
+            "--output",
+            str(output),
+            module="seedtest_dev",
         )
     finally:
         server = fresh_db.with_dbname("postgres")
@@ -101,8 +116,7 @@ def test_bench_small_scale_reports_every_row(
     assert report.count(BEGIN_MARK) == 1 and report.count(END_MARK) == 1
     assert f"--database {name}" in report
     # Machine description.
-    for key in ("cpus (nproc)", "memory", "postgresql", "python", "date",
-                "bench process peak RSS"):
+    for key in ("cpus (nproc)", "memory", "postgresql", "python", "date", "bench process peak RSS"):
         assert f"| {key} |" in report
     results = _table_rows(report, "Results")
     for expected in EXPECTED_ROWS:
@@ -133,13 +147,16 @@ def test_bench_small_scale_reports_every_row(
 def test_bench_refuses_a_role_without_createdb(fresh_db: ConnectionParams) -> None:
     role = f"nocreatedb_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(**fresh_db.psycopg_kwargs(), autocommit=True) as conn:
-        conn.execute(sql.SQL("create role {} login password 'pw' nocreatedb").format(
-            sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("create role {} login password 'pw' nocreatedb").format(sql.Identifier(role))
+        )
     try:
-        params = ConnectionParams(host=fresh_db.host, port=fresh_db.port, user=role,
-                                  password="pw", dbname=fresh_db.dbname)
-        result = run_cli(params, "bench", "--attempts", "1000", "--history", "0",
-                         module="seedtest_dev")
+        params = ConnectionParams(
+            host=fresh_db.host, port=fresh_db.port, user=role, password="pw", dbname=fresh_db.dbname
+        )
+        result = run_cli(
+            params, "bench", "--attempts", "1000", "--history", "0", module="seedtest_dev"
+        )
         assert result.returncode == 2, result.stdout + result.stderr
         assert "lacks CREATEDB" in result.stderr
     finally:
@@ -147,13 +164,20 @@ def test_bench_refuses_a_role_without_createdb(fresh_db: ConnectionParams) -> No
             conn.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
 
 
-@pytest.mark.parametrize("args", [
-    ("--attempts", "abc"), ("--history", "30,x"), ("--history", "3"), ("--sample", "0"),
-    ("--database", "Bad-Name"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--attempts", "abc"),
+        ("--history", "30,x"),
+        ("--history", "3"),
+        ("--sample", "0"),
+        ("--database", "Bad-Name"),
+    ],
+)
 def test_bench_bad_arguments_exit_2(args: tuple[str, str]) -> None:
-    result = run_cli(None, "bench", *args, env={"DATABASE_URL": "postgresql://nobody@/x"},
-                     module="seedtest_dev")
+    result = run_cli(
+        None, "bench", *args, env={"DATABASE_URL": "postgresql://nobody@/x"}, module="seedtest_dev"
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.startswith("[ERROR] ")
 
@@ -172,13 +196,15 @@ def test_write_report_replaces_only_the_marked_block(tmp_path: Path) -> None:
 def test_floor_sql_bounds_the_window() -> None:
     import datetime as dt
 
-    text = floor_sql(source_schema="public", since=dt.date(2025, 10, 25),
-                     anchor=dt.date(2025, 11, 1))
+    text = floor_sql(
+        source_schema="public", since=dt.date(2025, 10, 25), anchor=dt.date(2025, 11, 1)
+    )
     assert "'2025-09-28T00:00:00+00:00'::timestamptz" in text  # 27 days of lead-in
     assert "'2025-11-02T00:00:00+00:00'::timestamptz" in text  # end of the anchor day
     assert "where d >= date '2025-10-25'" in text
-    assert "where d >=" not in floor_sql(source_schema="public", since=None,
-                                         anchor=dt.date(2025, 11, 1))
+    assert "where d >=" not in floor_sql(
+        source_schema="public", since=None, anchor=dt.date(2025, 11, 1)
+    )
 
 
 def test_improvement_sql_is_the_python_rule(db_conn: psycopg.Connection) -> None:

@@ -101,3 +101,15 @@ def test_configmap_and_operator_guide_agree_with_the_defaults() -> None:
             assert override.group(1) == value != var.default, (name, value, stated)
         else:
             assert stated == f"`{var.default}`" == f"`{value}`", (name, stated, value)
+
+
+def test_dbt_project_comments_state_the_defaults() -> None:
+    """dbt_project.yml lists the vars with their environment variables and defaults."""
+    text = (REPO / "dbt_project.yml").read_text(encoding="utf-8")
+    stated = re.findall(r"^#\s+(\w+) \(([A-Z_]+)\).*?default ([^\s;,]+)\s*$", text, re.M)
+    assert len(stated) >= 6, stated
+    for name, env, default in stated:
+        if name == "anchor_date":
+            continue
+        var = BY_DBT_VAR[name]
+        assert (env, default) == (var.env, var.default), name
