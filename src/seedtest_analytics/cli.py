@@ -12,10 +12,15 @@ import sys
 from collections.abc import Sequence
 
 from . import connection, log
+from .aggregate import run_aggregate
 from .config import Settings, load_settings
+from .db import init_db
 from .dbt_runner import target_schema
+from .docs import run_docs
 from .errors import RunError, UsageError
+from .inactivity import run_detect_inactivity
 from .locking import lock_wait_seconds, pipeline_lock
+from .pipeline import backfill_settings, run_backfill, run_pipeline
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,45 +42,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="seedtest-analytics", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    commands.add_parser("init-db", help="create the application schema in an empty database")
-
-    demo = commands.add_parser("demo", help="init-db, synthetic data, then the whole pipeline")
-    demo.add_argument("--users", default="300")
-    demo.add_argument("--days", default="70")
-    demo.add_argument("--seed", default="42")
+    init = commands.add_parser("init-db", help="create the application schema in an empty database")
+    init.set_defaults(func=_init_db)
 
     aggregate = commands.add_parser("aggregate", help="build features_topic_daily")
     _add_common(aggregate)
+    aggregate.set_defaults(func=_locked, job=run_aggregate)
 
     detect = commands.add_parser(
         "detect-inactivity", help="find inactive users, score P and S, write weekly_kpi"
     )
     _add_common(detect, threshold=True)
+    detect.set_defaults(func=_locked, job=run_detect_inactivity)
 
     run = commands.add_parser("run", help="the nightly pipeline: dbt build, then P/S")
     _add_common(run, threshold=True)
+    run.set_defaults(func=_locked, job=run_pipeline)
 
     backfill = commands.add_parser(
         "backfill", help="fill features_topic_daily for a date range in one dbt invocation"
     )
     backfill.add_argument("--start", required=True, help="first day YYYY-MM-DD")
     backfill.add_argument("--end", required=True, help="last day YYYY-MM-DD")
+    backfill.set_defaults(func=_locked, job=run_backfill, settings=_backfill_settings)
 
     docs = commands.add_parser("docs", help="generate the dbt docs site (and serve it)")
     docs.add_argument("--serve", action="store_true", help="serve it on localhost")
     docs.add_argument("--port", default="8080")
-
-    bench = commands.add_parser(
-        "bench", help="benchmark the pipeline against the old row-at-a-time jobs"
-    )
-    bench.add_argument("--attempts", default="1000000", help="attempt rows to generate")
-    bench.add_argument("--days", default="90", help="days of history they span")
-    bench.add_argument("--sample", default="200", help="combinations / users for the old jobs")
-    bench.add_argument("--history", default="30,90,180", help="history lengths (days), or 0")
-    bench.add_argument("--ps-users", default="0", help="inactive users for the P/S scale run")
-    bench.add_argument("--repeat", default="3", help="repetitions of the short timings")
-    bench.add_argument("--database", default="seedtest_bench", help="database to (re)create")
-    bench.add_argument("--output", default="BENCHMARKS.md", help="report file")
+    docs.set_defaults(func=_docs)
     return parser
 
 
@@ -87,59 +81,39 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _dispatch(args: argparse.Namespace) -> int:
-    if args.command == "init-db":
-        from .db import init_db
+def _backfill_settings(args: argparse.Namespace) -> Settings:
+    return backfill_settings(load_settings(date=args.end), args.start)
 
-        params = connection.resolve()
-        init_db(params)
-        log.info(f"Application schema ready in {params.redacted()}")
-        return 0
-    if args.command == "demo":
-        from .demo import run_demo
 
-        return run_demo(users=args.users, days=args.days, seed=args.seed)
-    if args.command == "bench":
-        from .bench import main as run_bench
-
-        return run_bench(args)
-    if args.command == "backfill":
-        from .pipeline import backfill_settings
-
-        settings = backfill_settings(load_settings(date=args.end), args.start)
-    else:
-        settings = _settings(args)
+def _checked_settings(args: argparse.Namespace) -> Settings:
+    """The settings, and the other values that reach SQL or the lock, checked before anything
+    connects."""
+    settings: Settings = getattr(args, "settings", _settings)(args)
     log.set_debug(settings.debug)
-    # The other settings that reach SQL or the lock, checked before anything connects.
-    scope = target_schema()
+    target_schema()
     lock_wait_seconds()
-    if args.command == "docs":
-        from .docs import run_docs
+    return settings
 
-        return run_docs(connection.resolve(), settings, serve=args.serve, port=args.port)
+
+def _init_db(args: argparse.Namespace) -> int:
     params = connection.resolve()
-    with pipeline_lock(params, scope):
-        return _run_job(args.command, params, settings)
+    init_db(params)
+    log.info(f"Application schema ready in {params.redacted()}")
+    return 0
 
 
-def _run_job(command: str, params: connection.ConnectionParams, settings: Settings) -> int:
-    if command == "aggregate":
-        from .aggregate import run_aggregate
+def _docs(args: argparse.Namespace) -> int:
+    settings = _checked_settings(args)
+    return run_docs(connection.resolve(), settings, serve=args.serve, port=args.port)
 
-        return run_aggregate(params, settings)
-    if command == "detect-inactivity":
-        from .inactivity import run_detect_inactivity
 
-        return run_detect_inactivity(params, settings)
-    if command == "run":
-        from .pipeline import run_pipeline
-
-        return run_pipeline(params, settings)
-    if command == "backfill":
-        from .pipeline import run_backfill
-
-        return run_backfill(params, settings)
-    raise UsageError(f"unknown command {command}")
+def _locked(args: argparse.Namespace) -> int:
+    """A job that writes: under the advisory lock of its database and dbt schema."""
+    settings = _checked_settings(args)
+    params = connection.resolve()
+    with pipeline_lock(params, target_schema()):
+        code: int = args.job(params, settings)
+    return code
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -152,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     args = build_parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        code: int = args.func(args)
+        return code
     except UsageError as exc:
         log.error(str(exc))
         return 2

@@ -29,16 +29,6 @@ def connect(params: ConnectionParams, *, autocommit: bool = False) -> Iterator[p
         conn.close()
 
 
-def ensure_database(params: ConnectionParams) -> None:
-    """Create params.dbname on the server when it does not exist (used for the embedded server)."""
-    with connect(params.with_dbname("postgres"), autocommit=True) as conn:
-        exists = conn.execute(
-            "select 1 from pg_database where datname = %s", (params.dbname,)
-        ).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(params.dbname)))
-
-
 def app_schema_sql(schema: str = "public") -> str:
     text = resources.files("seedtest_analytics").joinpath("app_schema.sql").read_text()
     return text.format(schema=sql.Identifier(schema).as_string(None))

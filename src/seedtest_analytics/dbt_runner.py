@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from .config import Settings, parse_identifier
-from .connection import ConnectionParams, project_root
+from .config import DBT_SCHEMA, DBT_TESTS, Settings, parse_identifier
+from .connection import ConnectionParams
 from .errors import RunError
 
-TARGET_SCHEMA_ENV = "SEEDTEST_DBT_SCHEMA"
+TARGET_SCHEMA_ENV = DBT_SCHEMA.env
 POST_WRITE_TAG = "post_write"
-DATA_TESTS_ENV = "SEEDTEST_DBT_TESTS"
+DATA_TESTS_ENV = DBT_TESTS.env
+
+
+def project_root() -> Path:
+    """The dbt project: SEEDTEST_PROJECT_DIR, else the checkout this package lives in."""
+    configured = os.environ.get("SEEDTEST_PROJECT_DIR")
+    if configured:
+        return Path(configured).resolve()
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "dbt_project.yml").is_file():
+            return parent
+    return Path.cwd()
 
 
 def target_schema() -> str:
     """The dbt schema: SEEDTEST_DBT_SCHEMA, else `analytics`; a plain lowercase identifier,
     since dbt puts it into SQL between double quotes without escaping them."""
     raw = os.environ.get(TARGET_SCHEMA_ENV, "")
-    return parse_identifier(TARGET_SCHEMA_ENV, raw) if raw.strip() else "analytics"
+    return parse_identifier(TARGET_SCHEMA_ENV, raw) if raw.strip() else DBT_SCHEMA.default
 
 
 @dataclass
@@ -76,9 +92,78 @@ def data_tests_enabled() -> bool:
 
 def dbt_env(params: ConnectionParams) -> dict[str, str]:
     env = params.dbt_env()
-    env["SEEDTEST_DBT_SCHEMA"] = target_schema()
+    env[TARGET_SCHEMA_ENV] = target_schema()
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     return env
+
+
+def dbt_args(
+    command: str,
+    settings: Settings,
+    *,
+    root: Path,
+    select: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    extra_args: Sequence[str] = (),
+    quiet: bool = False,
+    data_tests: bool = True,
+    colors: bool = True,
+) -> list[str]:
+    """The command line dbt receives for one invocation (without the leading `dbt`).
+
+    A `build` without data tests (SEEDTEST_DBT_TESTS=false) becomes `run`; a `build` leaves
+    out the tests tagged post_write, which run after the P/S write (check_written).
+    """
+    if command == "build" and not data_tests:
+        command = "run"
+    if command == "build":
+        exclude = [*exclude, f"tag:{POST_WRITE_TAG}"]
+    args = [
+        *command.split(),
+        "--project-dir",
+        str(root),
+        "--profiles-dir",
+        str(root / "profiles"),
+        "--vars",
+        json.dumps(settings.dbt_vars()),
+    ]
+    if select:
+        args += ["--select", *select]
+    if exclude:
+        args += ["--exclude", *exclude]
+    if select or exclude:
+        # A test runs only when every model it reads is selected or upstream of the selection.
+        # dbt's default (eager) also runs a test that merely refs a selected model (e.g.
+        # int_user_ids) against a model outside the selection, which may not exist yet or be
+        # stale; `buildable` still excludes every test of an excluded model (unlike `cautious`,
+        # which keeps one that also reads other models).
+        args += ["--indirect-selection", "buildable"]
+    flags = []
+    if quiet:
+        flags.append("--quiet")
+    if not colors:
+        flags.append("--no-use-colors")
+    return [*flags, *args, *extra_args]
+
+
+Callback = Callable[[Any], None]
+_progress: list[Callback] = []
+
+
+@contextlib.contextmanager
+def progress(callback: Callback) -> Iterator[None]:
+    """Within the block, dbt prints nothing but errors and hands every event it fires
+    (dbt's EventMsg, e.g. LogModelResult per finished model) to `callback` instead."""
+    _progress.append(callback)
+    try:
+        yield
+    finally:
+        _progress.remove(callback)
+
+
+def _colors_wanted() -> bool:
+    """dbt's colour codes only on a terminal (DBT_USE_COLORS, when set, decides)."""
+    return "DBT_USE_COLORS" in os.environ or sys.stdout.isatty()
 
 
 def invoke(
@@ -95,34 +180,19 @@ def invoke(
     from dbt.cli.main import dbtRunner
 
     os.environ.update(dbt_env(params))
-    root = project_root()
-    args = [
-        *command.split(),
-        "--project-dir", str(root),
-        "--profiles-dir", str(root / "profiles"),
-        "--vars", json.dumps(settings.dbt_vars()),
-    ]
-    if command == "build" and not data_tests_enabled():
-        command = "run"
-    if command == "build":
-        # Tests of what the P/S step writes run after the write (check_written), not before.
-        exclude = [*exclude, f"tag:{POST_WRITE_TAG}"]
-    if select:
-        args += ["--select", *select]
-    if exclude:
-        args += ["--exclude", *exclude]
-    if select or exclude:
-        # A test runs only when every model it reads is selected or upstream of the selection.
-        # dbt's default (eager) also runs a test that merely refs a selected model (e.g.
-        # int_user_ids) against a model outside the selection, which may not exist yet or be
-        # stale; `buildable` still excludes every test of an excluded model (unlike `cautious`,
-        # which keeps one that also reads other models).
-        args += ["--indirect-selection", "buildable"]
-    if quiet:
-        args = ["--quiet", *args]
-    args += list(extra_args)
+    args = dbt_args(
+        command,
+        settings,
+        root=project_root(),
+        select=select,
+        exclude=exclude,
+        extra_args=extra_args,
+        quiet=quiet or bool(_progress),
+        data_tests=data_tests_enabled(),
+        colors=_colors_wanted(),
+    )
     try:
-        result = dbtRunner().invoke(args)
+        result = dbtRunner(callbacks=list(_progress)).invoke(args)
     except Exception as exc:  # dbt raises for a broken project or connection set-up
         raise RunError(f"dbt {command} failed: {exc}") from None
     return _summarise(result)

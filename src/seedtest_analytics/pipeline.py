@@ -7,14 +7,14 @@ import time
 
 from . import log
 from .aggregate import FEATURES, report_window
-from .config import Settings, parse_date
+from .config import LOOKBACK_DAYS, Settings, parse_date
 from .connection import ConnectionParams
 from .dbt_runner import invoke
 from .errors import UsageError
 from .inactivity import score_check_and_report
 
 ACTIVITY = "int_activity_daily"
-MAX_LOOKBACK_DAYS = 3650
+MAX_LOOKBACK_DAYS = LOOKBACK_DAYS.maximum
 
 
 def run_pipeline(params: ConnectionParams, settings: Settings) -> int:
