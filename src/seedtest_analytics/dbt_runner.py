@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from . import profiling
 from .config import Settings, parse_identifier
 from .connection import ConnectionParams, project_root
 from .errors import RunError
@@ -121,8 +123,12 @@ def invoke(
     if quiet:
         args = ["--quiet", *args]
     args += list(extra_args)
+    started = time.time()
     try:
         result = dbtRunner().invoke(args)
     except Exception as exc:  # dbt raises for a broken project or connection set-up
         raise RunError(f"dbt {command} failed: {exc}") from None
+    if profiling.enabled():
+        profiling.record("dbt", command=command, start=started, end=time.time(),
+                         nodes=profiling.dbt_nodes(result))
     return _summarise(result)
