@@ -6,11 +6,13 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import profiling
 from .config import DBT_SCHEMA, DBT_TESTS, Settings, parse_identifier
 from .connection import ConnectionParams
 from .errors import RunError
@@ -191,8 +193,12 @@ def invoke(
         data_tests=data_tests_enabled(),
         colors=_colors_wanted(),
     )
+    started = time.time()
     try:
         result = dbtRunner(callbacks=list(_progress)).invoke(args)
     except Exception as exc:  # dbt raises for a broken project or connection set-up
         raise RunError(f"dbt {command} failed: {exc}") from None
+    if profiling.enabled():
+        profiling.record("dbt", command=command, start=started, end=time.time(),
+                         nodes=profiling.dbt_nodes(result))
     return _summarise(result)

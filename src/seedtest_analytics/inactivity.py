@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from . import log
+from . import log, profiling
 from .config import Settings
 from .connection import ConnectionParams
 from .db import connect
@@ -142,7 +142,8 @@ def score_check_and_report(
 ) -> tuple[InactivityResult, int]:
     """The P/S step after a successful build: score, write, test what was written, and log
     the old job's Summary line (duration since `started`). Returns the result and exit code."""
-    result = score_and_write(params, settings)
+    with profiling.phase("ps_step"):
+        result = score_and_write(params, settings)
     checked = check_written(params, settings)
     duration_ms = round((time.monotonic() - started) * 1000)
     log.info(
