@@ -138,3 +138,34 @@ def test_compiled_sql_reads_only_its_refs(manifest: dict[str, Any]) -> None:
         outside += [f"{node['name']} reads {schema}.{name}" for name in sorted(found - allowed)]
     assert compiled == len(models), "some models were not compiled"
     assert not outside, "relations outside the refs:\n" + "\n".join(outside)
+
+
+def test_test_severities_follow_the_rule(manifest: dict[str, Any]) -> None:
+    """README "Test severities": a warning is a source assumption or a comparison with the
+    live source, and says which (meta check), so the log can count and name it; an error
+    test on an incremental model is scoped to the run's window (`where`), never the history
+    earlier runs wrote; every test on a staging model (the application's data) warns."""
+    models = project_nodes(manifest, "model")
+    tests = project_nodes(manifest, "test")
+    assert len(tests) >= 10
+    problems: list[str] = []
+    for node in tests.values():
+        config = node["config"]
+        check = (config.get("meta") or {}).get("check")
+        attached = models.get(node.get("attached_node") or "")
+        if (config["severity"].lower() == "warn") != (check in ("source", "reconcile")):
+            problems.append(f"{node['name']}: severity {config['severity']}, meta check {check}")
+        if check == "source" and not (
+            attached is not None and layer(attached) == "staging" and node.get("column_name")
+            and (config.get("meta") or {}).get("assumption")
+        ):
+            problems.append(f"{node['name']}: a source check names a staging column and assumption")
+        if attached is not None and layer(attached) == "staging" and check != "source":
+            problems.append(f"{node['name']}: a test of the application's data must warn")
+        if (
+            attached is not None and config["severity"].lower() == "error"
+            and attached["config"]["materialized"] == "incremental"
+            and "__window_start__" not in (config.get("where") or "")
+        ):
+            problems.append(f"{node['name']}: an error test of {attached['name']} needs the window")
+    assert not problems, "\n".join(problems)
