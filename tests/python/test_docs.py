@@ -9,6 +9,7 @@ model's real columns.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
@@ -197,3 +198,25 @@ def test_lineage_from_sources_to_the_ps_step(site: Site) -> None:
     # Every source the P/S step stands on is upstream of it, optional ones included.
     upstream = ancestors(manifest, EXPOSURE)
     assert set(manifest["sources"]) <= upstream
+
+
+def test_overview_page_and_rules_instead_of_citations(site: Site) -> None:
+    """The site opens on the project's own overview, and no description cites a document
+    the repository does not hold ("SPEC 3.2"): each says the rule itself."""
+    overview = site.manifest["docs"].get(f"doc.{PROJECT}.__overview__")
+    assert overview is not None, "no __overview__ doc block"
+    for words in ("nightly", "P/S", "Where to start", "+exposure:ps_scoring_step"):
+        assert words in overview["block_contents"], words
+    texts: list[tuple[str, str]] = []
+    for kind in ("nodes", "sources", "exposures", "macros"):
+        for uid, item in site.manifest[kind].items():
+            if item.get("package_name") != PROJECT:
+                continue
+            texts.append((uid, item.get("description") or ""))
+            texts += [
+                (f"{uid}.{name}", column.get("description") or "")
+                for name, column in (item.get("columns") or {}).items()
+            ]
+    assert len(texts) > 100
+    cited = [uid for uid, text in texts if re.search(r"\bSPEC\b", text)]
+    assert not cited, f"descriptions citing SPEC: {cited}"
