@@ -60,8 +60,8 @@
 
 {#
     Stops the run when the text of any var (from --vars, else from its environment variable)
-    holds a character no valid value has, or the profile's schema is not a plain identifier,
-    naming every such value at once. Runs (while dbt parses each model, and again in the
+    holds a character no valid value has, the profile's schema is not a plain identifier or
+    its database name holds a quote or a backslash, naming every such value at once. Runs (while dbt parses each model, and again in the
     on-run-start hook) before any var is read with var(), so such a text is never rendered
     nor put into SQL, whatever the dbt command.
 #}
@@ -81,6 +81,12 @@
     {%- if not modules.re.fullmatch('[a-z_][a-z0-9_]{0,62}', target.schema | string) -%}
         {%- do refused.append('SEEDTEST_DBT_SCHEMA (the target schema)') -%}
     {%- endif -%}
+    {#- dbt also puts the database name into string literals and quoted identifiers. -#}
+    {%- for quote in ["'", '"', '\\'] if quote in target.database | string -%}
+        {%- if loop.first -%}
+            {%- do refused.append('SEEDTEST_PGDATABASE (the database name)') -%}
+        {%- endif -%}
+    {%- endfor -%}
     {%- if refused -%}
         {{- exceptions.raise_compiler_error(
             refused | join(', ') ~ " must be plain text (letters, digits and _ + - . / only);"

@@ -16,9 +16,10 @@ All the dbt invocations run in one Python process, against one database with a c
   runs the date rule of macros/validate_vars.sql (date_problem) over texts config.parse_date
   also judges;
 - environment: for each command (parse, compile, build, docs generate, show, source
-  freshness), every variable a var falls back to, and the profile's schema, given a payload at
-  once, after the control's parse (the partial-parsing path of the SOURCE_SCHEMA report); then
-  SOURCE_SCHEMA alone with an SQL breakout, as reported, on compile and docs generate;
+  freshness), every variable a var falls back to, and the profile's schema and database name,
+  given a payload at once, after the control's parse (the partial-parsing path of the
+  SOURCE_SCHEMA report); then SOURCE_SCHEMA alone with an SQL breakout, as reported, on
+  compile and docs generate;
 - --vars: for each command, every var given a Jinja payload that renders to a valid value
   (`{% do run_query(...) %}7`, `{{ '' if run_query(...) ... }}7`), so that nothing but the
   refusal stops dbt from running it; then every var given an SQL breakout (quotes) at once.
@@ -56,6 +57,7 @@ VAR_ENV = {
     "map_user_ids": "MAP_USER_IDS",
 }
 TARGET_SCHEMA_ENV = "SEEDTEST_DBT_SCHEMA"
+DATABASE_ENV = "SEEDTEST_PGDATABASE"
 COMMANDS: dict[str, list[str]] = {
     "parse": ["parse"],
     "compile": ["compile"],
@@ -175,7 +177,7 @@ CONTROL_SQL = (
 
 
 def cases() -> list[dict[str, Any]]:
-    env_names = [*VAR_ENV.values(), TARGET_SCHEMA_ENV]
+    env_names = [*VAR_ENV.values(), TARGET_SCHEMA_ENV, DATABASE_ENV]
     made: list[dict[str, Any]] = [{
         "name": "control", "env": {}, "want_compiled": True, "vars": CONTROL_VARS,
         "args": ["compile", "--inline", CONTROL_SQL],
@@ -280,9 +282,10 @@ def test_every_var_from_the_environment_is_refused(
     outcomes: dict[str, dict[str, Any]], command: str
 ) -> None:
     """Each dbt command stops while parsing, with one line naming every environment variable
-    that holds a payload, and the target schema."""
+    that holds a payload, the target schema and the database name (the profile's)."""
     assert refused_names(outcomes[f"env_{command}"]) == [
-        *VAR_ENV.values(), f"{TARGET_SCHEMA_ENV} (the target schema)"
+        *VAR_ENV.values(), f"{TARGET_SCHEMA_ENV} (the target schema)",
+        f"{DATABASE_ENV} (the database name)",
     ]
 
 
