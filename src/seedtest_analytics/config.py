@@ -20,6 +20,9 @@ _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f", ""}
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
+# ASCII digits only: \d would also match other scripts' digits.
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+MIN_DATE = dt.date(1900, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -140,13 +143,19 @@ def parse_float(name: str, raw: str) -> float:
 
 
 def parse_date(name: str, raw: str) -> dt.date:
+    """A date by the project's one date rule, the same as macros/validate_vars.sql's
+    date_problem (tests/python/test_var_injection.py runs both over the same texts): YYYY-MM-DD
+    in ASCII digits, a real calendar date, on or after MIN_DATE."""
     text = raw.strip()
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if not _DATE.fullmatch(text):
         raise UsageError(f"{name} must be a date as YYYY-MM-DD (got {raw!r})")
     try:
-        return dt.date.fromisoformat(text)
+        value = dt.date.fromisoformat(text)
     except ValueError:
         raise UsageError(f"{name} is not a valid date (got {raw!r})") from None
+    if value < MIN_DATE:
+        raise UsageError(f"{name} must be on or after {MIN_DATE.isoformat()} (got {raw!r})")
+    return value
 
 
 def _dbt_timezones() -> Container[str] | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import profiling
+from . import log, profiling
 from .config import DBT_SCHEMA, DBT_TESTS, Settings, parse_identifier
 from .connection import ConnectionParams
 from .errors import RunError
@@ -41,6 +41,24 @@ def target_schema() -> str:
     return parse_identifier(TARGET_SCHEMA_ENV, raw) if raw.strip() else DBT_SCHEMA.default
 
 
+@dataclass(frozen=True)
+class WarnedTest:
+    """A dbt data test of severity warn that found rows: the run goes on, the log names it."""
+
+    kind: str  # "source check" (reads a source or a staging model) or "check"
+    subject: str  # model[.column], or source.table[.column], or the singular test's name
+    test: str  # the generic test's name (not_null, accepted_values, ...); "" if singular
+    rows: int | None  # rows the test returned (dbt's failures count)
+    message: str = ""
+
+    def line(self) -> str:
+        """e.g. `source check stg_seedtest__attempts.item_id not_null: 6 rows`."""
+        what = f"{self.subject} {self.test}" if self.test else self.subject
+        if self.rows is None:
+            return f"{self.kind} {what}: {self.message or 'warned'}"
+        return f"{self.kind} {what}: {self.rows} row{'' if self.rows == 1 else 's'}"
+
+
 @dataclass
 class BuildSummary:
     """What one dbt invocation did, from its run results."""
@@ -51,6 +69,7 @@ class BuildSummary:
     tests_warned: int = 0
     tests_failed: int = 0
     errors: list[str] = field(default_factory=list)
+    warnings: list[WarnedTest] = field(default_factory=list)
     model_seconds: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
@@ -58,6 +77,49 @@ class BuildSummary:
             f"models built={self.models_built}, tests passed={self.tests_passed}, "
             f"warned={self.tests_warned}, failed={self.tests_failed}"
         )
+
+    def log_warnings(self) -> None:
+        """One `[WARN]` line per warned test, then their count (before the command's Summary)."""
+        for warning in self.warnings:
+            log.warn(warning.line())
+        if self.warnings:
+            rows = sum(w.rows or 0 for w in self.warnings)
+            log.warn(
+                f"{len(self.warnings)} data test{'' if len(self.warnings) == 1 else 's'} "
+                f"warned ({rows} row{'' if rows == 1 else 's'}); the run goes on"
+            )
+
+
+def _last_part(unique_id: str) -> str:
+    return unique_id.rsplit(".", 1)[-1]
+
+
+def _reads_source(unique_id: str) -> bool:
+    return unique_id.startswith("source.") or (
+        unique_id.startswith("model.") and _last_part(unique_id).startswith("stg_")
+    )
+
+
+def _describe_test(node: Any) -> tuple[str, str, str]:
+    """(kind, subject, test name) of a data test node of the manifest: the model (or source)
+    and column it is attached to and the generic test's name; a singular test by its name."""
+    depends_on = getattr(getattr(node, "depends_on", None), "nodes", None) or []
+    kind = "source check" if any(_reads_source(str(uid)) for uid in depends_on) else "check"
+    metadata = getattr(node, "test_metadata", None)
+    if metadata is None:
+        return kind, str(node.name), ""
+    attached = getattr(node, "attached_node", None)
+    sources = getattr(node, "sources", None) or []
+    if attached:
+        subject = _last_part(str(attached))
+    elif sources:
+        subject = ".".join(str(part) for part in sources[0])
+    else:
+        subject = str(node.name)
+    column = getattr(node, "column_name", None)
+    if column:
+        subject = f"{subject}.{column}"
+    return kind, subject, str(metadata.name)
 
 
 def _summarise(result: object) -> BuildSummary:
@@ -80,6 +142,18 @@ def _summarise(result: object) -> BuildSummary:
                 summary.tests_passed += 1
             elif status == "warn":
                 summary.tests_warned += 1
+                kind, subject, test = _describe_test(node)
+                failures = getattr(node_result, "failures", None)
+                summary.warnings.append(WarnedTest(
+                    kind, subject, test, int(failures) if failures is not None else None,
+                    str(node_result.message or "").strip(),
+                ))
+            elif status == "fail" and node.resource_type == "test":
+                summary.tests_failed += 1
+                kind, subject, test = _describe_test(node)
+                failures = getattr(node_result, "failures", None)
+                what = WarnedTest(kind, subject, test, failures, str(node_result.message or ""))
+                summary.errors.append(f"{what.line()} (severity error: dbt test {node.name})")
             elif status in ("fail", "error"):
                 summary.tests_failed += 1
                 summary.errors.append(f"test {node.name}: {status} {node_result.message or ''}")
@@ -199,6 +273,10 @@ def invoke(
     except Exception as exc:  # dbt raises for a broken project or connection set-up
         raise RunError(f"dbt {command} failed: {exc}") from None
     if profiling.enabled():
-        profiling.record("dbt", command=command, start=started, end=time.time(),
-                         nodes=profiling.dbt_nodes(result))
-    return _summarise(result)
+        profiling.record(
+            "dbt", command=command, start=started, end=time.time(),
+            nodes=profiling.dbt_nodes(result),
+        )
+    summary = _summarise(result)
+    summary.log_warnings()
+    return summary
