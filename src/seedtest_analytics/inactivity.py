@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from . import log, profiling
+from .aggregate import selector_args
 from .config import Settings
 from .connection import ConnectionParams
 from .db import connect
@@ -47,12 +48,11 @@ class InactivityResult:
 def build_inputs(params: ConnectionParams, settings: Settings) -> BuildSummary:
     """dbt build of the scoring inputs and what they depend on.
 
-    A dry run leaves features_topic_daily as it is (the activity model then reads it as the
+    A dry run leaves features_topic_daily as it is (user_last_activity then reads it as the
     last real run left it).
     """
-    select = [f"+{SCORING_INPUTS}", f"+{ABILITIES}"]
-    exclude = [FEATURES] if settings.dry_run else []
-    return invoke(params, "build", settings, select=select, exclude=exclude)
+    selector = selector_args(params, settings, "inactivity")  # selectors.yml
+    return invoke(params, "build", settings, extra_args=selector)
 
 
 def score_and_write(params: ConnectionParams, settings: Settings) -> InactivityResult:
@@ -120,7 +120,7 @@ def check_written(params: ConnectionParams, settings: Settings) -> bool:
     """The data tests of what the write produced (tag post_write); False when one failed."""
     if settings.dry_run or not data_tests_enabled():
         return True
-    summary = invoke(params, "test", settings, select=[f"tag:{POST_WRITE_TAG}"])
+    summary = invoke(params, "test", settings, extra_args=["--selector", POST_WRITE_TAG])
     for message in summary.errors:
         log.error(message)
     return summary.success

@@ -6,7 +6,7 @@ import dataclasses
 import time
 
 from . import log
-from .aggregate import FEATURES, report_window
+from .aggregate import report_window, selector_args
 from .config import LOOKBACK_DAYS, Settings, parse_date
 from .connection import ConnectionParams
 from .dbt_runner import invoke
@@ -20,8 +20,8 @@ MAX_LOOKBACK_DAYS = LOOKBACK_DAYS.maximum
 def run_pipeline(params: ConnectionParams, settings: Settings) -> int:
     """dbt build of every model and test, then P/S; P/S is skipped if the build failed."""
     started = time.monotonic()
-    exclude = [FEATURES] if settings.dry_run else []
-    summary = invoke(params, "build", settings, exclude=exclude)
+    summary = invoke(params, "build", settings,
+                     extra_args=selector_args(params, settings, "nightly"))  # selectors.yml
     if not summary.success:
         for message in summary.errors:
             log.error(message)
@@ -56,7 +56,8 @@ def run_backfill(params: ConnectionParams, settings: Settings) -> int:
     """Fill features_topic_daily (and the activity it feeds) for the settings' window in one
     dbt invocation; equal to running each day in turn."""
     started = time.monotonic()
-    summary = invoke(params, "build", settings, select=[f"+{ACTIVITY}"])
+    summary = invoke(params, "build", settings,
+                     extra_args=selector_args(params, settings, "backfill"))  # selectors.yml
     if not summary.success:
         for message in summary.errors:
             log.error(message)

@@ -166,7 +166,7 @@ def test_run_builds_everything_then_scores(demo: DemoRuns) -> None:
     built = MODEL_OK.findall(build_out)
     assert len(built) == len(set(built)), built
     assert {
-        "stg_seedtest__attempts", "int_user_ids", "features_topic_daily", "int_activity_daily",
+        "int_attempts__windowed", "int_user_ids", "features_topic_daily", "int_activity_daily",
         "user_last_activity", "inactive_users", "user_ability_as_of",
         "inactive_user_scoring_inputs",
     } <= set(built)
