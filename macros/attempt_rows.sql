@@ -1,5 +1,5 @@
 {#
-    The rows of the application's attempt view (SPEC 2.1), for stg_seedtest__attempts: a
+    The rows of the application's attempt view (the user-id rule), for stg_seedtest__attempts: a
     select of the view itself, or, with var attempts_from_exam_results, the same rows derived
     from exam_results by the view's rules (app_schema.sql): one row per element of
     result_json->'questions' (an array; anything else has none) with a non-empty question_id,

@@ -241,7 +241,7 @@
 
 {#
     Var attempts_from_exam_results (env ATTEMPTS_FROM_EXAM_RESULTS, default false): derive the
-    attempts from exam_results with the attempt view's rules (SPEC 2.1) instead of reading the
+    attempts from exam_results with the attempt view's rules (the user-id rule) instead of reading the
     application's `attempt` view, whose STRICT app_user_uuid() PostgreSQL cannot inline.
 #}
 {% macro attempts_from_exam_results() -%}

@@ -1,12 +1,12 @@
 -- One row per user (application id): the last activity up to the end of anchor_date across
 -- every source, which source it came from, and each source's own latest time. The sources
 -- are int_activity_daily (exam_results, attempt, session) and features_topic_daily's
--- last_seen_at (SPEC 4), read here because it is a mart; a user is judged on all of them
--- together (SPEC 7.1).
+-- last_seen_at, read here because it is a mart; a user is judged on all of them together
+-- (never inactive because one source alone looks stale).
 -- Every last_seen_at is the completed_at of a valid attempt of the same user, so it never
 -- makes a user's last activity later than the attempt source does, except for days outside
 -- the window whose exams were since deleted at the source (features_topic_daily keeps them,
--- SPEC 3.4); its days are the attempt source's days too. When features_topic_daily does not
+-- a run never touches days outside its window); its days are the attempt source's days too. When features_topic_daily does not
 -- exist yet (a dry run on a new database), its column is null.
 {%- set features_model = ref('features_topic_daily') %}
 {#- A unit test's input is a fixture without a schema: read it as it is. -#}

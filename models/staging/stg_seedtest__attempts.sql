@@ -1,5 +1,5 @@
 -- One row per answered question, read from the application's attempt view, or with var
--- attempts_from_exam_results derived from exam_results by the same rules (SPEC 2.1; see the
+-- attempts_from_exam_results derived from exam_results by the same rules (the user-id rule; see the
 -- macro seedtest_attempt_rows), for speed: the view's STRICT app_user_uuid() cannot be
 -- inlined, so PostgreSQL calls it once per question. A filter on completed_at reaches the
 -- exam_results index either way. An exam with an empty user_id shows up under md5('') in uuid

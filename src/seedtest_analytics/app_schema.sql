@@ -78,7 +78,7 @@ language sql immutable strict parallel safe as $$
     end
 $$;
 
--- One row per answered question of an exam (SPEC 2.1). The id is stable across inserts and
+-- One row per answered question of an exam (the user-id rule). The id is stable across inserts and
 -- deletes: a hash of the exam and the question, so a question answered twice in one exam
 -- session shows up as the same attempt id. Values of the wrong JSON type read as missing
 -- instead of failing the whole view.
