@@ -104,7 +104,14 @@ def _describe_test(node: Any) -> tuple[str, str, str]:
     """(kind, subject, test name) of a data test node of the manifest: the model (or source)
     and column it is attached to and the generic test's name; a singular test by its name."""
     depends_on = getattr(getattr(node, "depends_on", None), "nodes", None) or []
-    kind = "source check" if any(_reads_source(str(uid)) for uid in depends_on) else "check"
+    meta = getattr(getattr(node, "config", None), "meta", None) or {}
+    declared = meta.get("check")
+    if declared in ("source", "reconcile"):
+        # The project's own labels: an assumption about the application's data, or a
+        # comparison of an output with the live application tables.
+        kind = f"{declared} check"
+    else:
+        kind = "source check" if any(_reads_source(str(uid)) for uid in depends_on) else "check"
     metadata = getattr(node, "test_metadata", None)
     if metadata is None:
         return kind, str(node.name), ""
@@ -119,7 +126,8 @@ def _describe_test(node: Any) -> tuple[str, str, str]:
     column = getattr(node, "column_name", None)
     if column:
         subject = f"{subject}.{column}"
-    return kind, subject, str(metadata.name)
+    # The assumption's name where the project gives one (is_object), else the generic test's.
+    return kind, subject, str(meta.get("assumption") or metadata.name)
 
 
 def _summarise(result: object) -> BuildSummary:
