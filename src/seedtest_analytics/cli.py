@@ -61,6 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--start", required=True, help="first day YYYY-MM-DD")
     backfill.add_argument("--end", required=True, help="last day YYYY-MM-DD")
 
+    backtest = commands.add_parser(
+        "backtest", help="is S right? score past anchors as the nightly run would have"
+    )
+    backtest.add_argument("--start", required=True, help="first anchor YYYY-MM-DD")
+    backtest.add_argument("--end", required=True, help="last anchor YYYY-MM-DD")
+    backtest.add_argument("--every", default="7", help="days between anchors (default 7)")
+    backtest.add_argument("--output", default="backtest-report.json", help="JSON report file")
+    backtest.add_argument("--html", help="also write a self-contained HTML report here")
+
+    train = commands.add_parser(
+        "train-churn", help="fit the logistic churn model on outcomes known by --until"
+    )
+    train.add_argument("--until", required=True, help="last day of outcomes it may learn from")
+    train.add_argument("--start", help="first anchor (default: a year before the last one)")
+    train.add_argument("--every", default="7", help="days between anchors (default 7)")
+
     docs = commands.add_parser("docs", help="generate the dbt docs site (and serve it)")
     docs.add_argument("--serve", action="store_true", help="serve it on localhost")
     docs.add_argument("--port", default="8080")
@@ -119,10 +135,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_docs(connection.resolve(), settings, serve=args.serve, port=args.port)
     params = connection.resolve()
     with pipeline_lock(params, scope):
+        if args.command in ("backtest", "train-churn"):
+            from .backtest import run_command
+
+            return run_command(args, params, settings)
         return _run_job(args.command, params, settings)
 
 
 def _run_job(command: str, params: connection.ConnectionParams, settings: Settings) -> int:
+    if settings.churn_model == "logistic" and command in ("detect-inactivity", "run"):
+        from .churn_model import check_trained
+
+        check_trained(params, settings)  # no trained model: one line, exit 2, before dbt
     if command == "aggregate":
         from .aggregate import run_aggregate
 

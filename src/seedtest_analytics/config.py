@@ -37,6 +37,7 @@ class Settings:
     map_user_ids: bool = True
     debug: bool = False
     dry_run: bool = False
+    churn_model: str = "heuristic"  # METRICS_CHURN_MODEL: heuristic (SPEC S) or logistic
 
     def dbt_vars(self) -> dict[str, object]:
         return {
@@ -82,6 +83,16 @@ def parse_float(name: str, raw: str) -> float:
         raise UsageError(f"{name} must be a number (got {raw!r})") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise UsageError(f"{name} must be a finite number (got {raw!r})")
+    return value
+
+
+CHURN_MODELS = ("heuristic", "logistic")
+
+
+def parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise UsageError(f"{name} must be one of {', '.join(choices)} (got {raw!r})")
     return value
 
 
@@ -189,4 +200,7 @@ def load_settings(
         map_user_ids=parse_bool("MAP_USER_IDS", get("MAP_USER_IDS", "true")),
         debug=parse_bool("DEBUG", get("DEBUG", "false")),
         dry_run=dry_run,
+        churn_model=parse_choice(
+            "METRICS_CHURN_MODEL", get("METRICS_CHURN_MODEL", "heuristic"), CHURN_MODELS
+        ),
     )

@@ -98,4 +98,10 @@ def run_demo(*, users: str, days: str, seed: str) -> int:
         code = run_pipeline(params, settings)
     if code == 0:
         _report(params)
+        from .backtest import demo_backtest
+
+        with pipeline_lock(params, target_schema()):
+            code = demo_backtest(
+                params, settings, first_day=summary.start_date, last_day=summary.end_date
+            )
     return code

@@ -51,6 +51,8 @@ def build_inputs(params: ConnectionParams, settings: Settings) -> BuildSummary:
     last real run left it).
     """
     select = [f"+{SCORING_INPUTS}", f"+{ABILITIES}"]
+    if settings.churn_model == "logistic":
+        select.append("churn_user_anchors")  # the learned model's inputs (churn_model.py)
     exclude = [FEATURES] if settings.dry_run else []
     return invoke(params, "build", settings, select=select, exclude=exclude)
 
@@ -77,6 +79,10 @@ def score_and_write(params: ConnectionParams, settings: Settings) -> InactivityR
             horizon_days=settings.churn_horizon_days,
             prior_means=prior_means,
         )
+        if settings.churn_model == "logistic":
+            from .churn_model import apply_model
+
+            scores = apply_model(conn, scores, settings, schema)
         for user_id in failed_users:
             log.warn(f"Could not calculate P/S for user={user_id}")
         for score in scores[: 50 if settings.debug else 0]:
