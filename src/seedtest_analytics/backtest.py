@@ -465,6 +465,9 @@ def _stage(path: Path, content: bytes) -> Path:
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent.resolve())
     with os.fdopen(handle, "wb") as out:
         out.write(content)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)  # as a plain open() would have created it
     return Path(name)
 
 
@@ -542,6 +545,9 @@ def run_backtest(params: ConnectionParams, settings: Settings, *, start: dt.date
         finally:
             for temporary, _ in staged:
                 temporary.unlink(missing_ok=True)
+    if not kept:
+        log.warn("No anchor has a complete horizon: nothing to evaluate (see the left-out "
+                 "anchors)")
     if left_out:
         log.info(f"Anchors left out (horizon of {settings.churn_horizon_days} days ends after "
                  f"{min(newest, settings.anchor_date) if newest else 'the data'}): "
@@ -736,7 +742,10 @@ def demo_backtest(params: ConnectionParams, settings: Settings, *, first_day: dt
         log.info("Skipping the backtest: the demo data spans too few days")
         return 0
     until = first_anchor + dt.timedelta(days=horizon + (anchor_days - horizon) // 2)
-    run_train(params, settings, until=until, start=first_anchor, every=1)
+    try:
+        run_train(params, settings, until=until, start=first_anchor, every=1)
+    except UsageError as exc:  # too few users to learn from: the other scorers still run
+        log.warn(f"No churn model for the demo's backtest: {exc}")
     run_backtest(params, settings, start=first_anchor, end=last_anchor, every=1,
                  output=directory / "demo-backtest.json", html=directory / "demo-backtest.html")
     log.info(f"Backtest report of the demo data: {(directory / 'demo-backtest.html').resolve()}")

@@ -121,7 +121,8 @@ def draw_auc_over_time(ax: Any, backtest: Backtest) -> None:
                     color=COLOURS["logistic"], fontsize=8)
     ax.axhline(0.5, color="#bbbbbb", ls="--", lw=1)
     ax.set(ylim=(0, 1), ylabel="AUC", title="AUC per anchor")
-    ax.legend(loc="lower left", fontsize=8)
+    if by_scorer:
+        ax.legend(loc="lower left", fontsize=8)
     ax.tick_params(axis="x", labelrotation=30)
 
 
