@@ -7,8 +7,9 @@ the days A + 1 .. A + h (the local calendar days of (end of A, end of A + h]), h
 METRICS_CHURN_HORIZON_DAYS. Anchors whose horizon ends after the newest activity day in the
 data, or after the run's anchor date (yesterday), are left out and reported as left out.
 
-Set-based: one dbt build of churn_user_anchors (a view over the anchor spine, upstream models
-included) and one read of it; the scoring and the metrics are numpy over whole columns.
+Set-based: one dbt build of churn_user_anchors (a view over the anchor spine, on the activity
+model the nightly run keeps current; built first where the nightly has not run yet) and one
+read of it; the scoring and the metrics are numpy over whole columns.
 
 Scorers: `heuristic` (the SPEC's S through metrics.churn_risk, the nightly's own function),
 `days_inactive` (days since the last activity; AUC only) and `logistic` (the latest version
@@ -128,16 +129,23 @@ def check_spine(start: dt.date, end: dt.date, every: int, settings: Settings, *,
 
 def build_user_anchors(params: ConnectionParams, settings: Settings, anchors: Sequence[dt.date],
                        every: int) -> None:
-    """One dbt build of churn_user_anchors over the spine, with the models it reads (except
-    features_topic_daily, which this command does not write: the activity model then reads it
-    as the last nightly run left it)."""
+    """One dbt build of churn_user_anchors (a view) over the spine. It reads the activity
+    model as the nightly run keeps it, and writes none of the nightly's tables; only in a
+    database where the nightly has not run yet does it build the models the view reads
+    (except features_topic_daily), as the nightly's first run would."""
+    schema = target_schema()
+    with connect(params) as conn:
+        found = conn.execute("select to_regclass(%s) is not null", (
+            sql.Identifier(schema, ACTIVITY).as_string(conn),)).fetchone()
+    upstream = not (found and found[0])
     values = {field.name: getattr(settings, field.name) for field in dataclasses.fields(Settings)}
     spine = AnchorSettings(
         **values, churn_anchor_start=anchors[0], churn_anchor_end=anchors[-1],
         churn_anchor_every=every,
     )
-    summary = invoke(params, "build", spine, select=[f"+{CHURN_INPUTS}"],
-                     exclude=[FEATURES_MODEL])
+    summary = invoke(params, "build", spine,
+                     select=[f"+{CHURN_INPUTS}" if upstream else CHURN_INPUTS],
+                     exclude=[FEATURES_MODEL] if upstream else [])
     if not summary.success:
         for message in summary.errors:
             log.error(message)

@@ -19,11 +19,13 @@ Non-default threshold, horizon and lookback, so nothing may assume the defaults.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import datetime as dt
 import io
 import json
 import math
+import os
 import random
 import re
 import subprocess
@@ -570,17 +572,56 @@ def test_nightly_logistic_mode_writes_the_model_probability(
         assert kpis[t.user] == {"S": pytest.approx(t.s, abs=EXACT)}
 
 
+@dataclass
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli_here(params: ConnectionParams, *args: str, env: dict[str, str] | None = None
+             ) -> Outcome:
+    """The command line in this process, for the runs that stop before dbt (a process of
+    its own would cost more than the test)."""
+    from seedtest_analytics.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        for key in list(os.environ):
+            if key.startswith(("AGG_", "METRICS_", "KPI_", "INACTIVITY_", "ANCHOR_")):
+                patch.delenv(key)
+        for key, value in {**ENV, **(env or {}), "DATABASE_URL": params.to_url()}.items():
+            patch.setenv(key, value)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse
+                code = int(exc.code or 0)
+    return Outcome(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(scope="module")
+def empty_db(server_params: ConnectionParams) -> Iterator[ConnectionParams]:
+    params = create_database(server_params)
+    yield params
+    drop_database(server_params, params)
+
+
+def no_dbt_schema(params: ConnectionParams) -> bool:
+    with connect(params) as conn:
+        return conn.execute("select to_regnamespace('analytics')").fetchone() == (None,)
+
+
 def test_logistic_mode_without_a_usable_model_stops_before_anything(
-        scenario: Scenario, fresh_db: ConnectionParams) -> None:
-    none = cli(fresh_db, "run", env={"METRICS_CHURN_MODEL": "logistic"})
+        scenario: Scenario, empty_db: ConnectionParams) -> None:
+    none = cli_here(empty_db, "run", env={"METRICS_CHURN_MODEL": "logistic"})
     assert none.returncode == 2
     assert none.stderr.strip().count("\n") == 0 and "train-churn" in none.stderr
-    with connect(fresh_db) as conn:
-        assert conn.execute("select to_regnamespace('analytics')").fetchone() == (None,)
-    other = cli(scenario.params, "detect-inactivity", "--date", NIGHTLY.isoformat(),
-                env={"METRICS_CHURN_MODEL": "logistic", "METRICS_CHURN_HORIZON_DAYS": "7"})
+    assert no_dbt_schema(empty_db)
+    other = cli_here(scenario.params, "detect-inactivity", "--date", NIGHTLY.isoformat(),
+                     env={"METRICS_CHURN_MODEL": "logistic", "METRICS_CHURN_HORIZON_DAYS": "7"})
     assert other.returncode == 2 and "METRICS_CHURN_HORIZON_DAYS=12" in other.stderr
-    bad = cli(fresh_db, "run", env={"METRICS_CHURN_MODEL": "forest"})
+    bad = cli_here(empty_db, "run", env={"METRICS_CHURN_MODEL": "forest"})
     assert bad.returncode == 2 and "METRICS_CHURN_MODEL" in bad.stderr
 
 
@@ -594,16 +635,16 @@ def test_logistic_mode_without_a_usable_model_stops_before_anything(
         (["backtest", "--start", "2025-13-01", "--end", "2025-06-01"], "--start"),
         (["backtest", "--start", "2025-05-01", "--end", "2025-06-01", "--output", "/nope/r.json"],
          "--output"),
+        (["backtest", "--start", "2025-05-01"], "--end"),
         (["train-churn", "--until", "2099-01-01"], "last complete day"),
     ],
 )
-def test_bad_usage_is_one_line_and_exit_2(fresh_db: ConnectionParams, args: list[str],
+def test_bad_usage_is_one_line_and_exit_2(empty_db: ConnectionParams, args: list[str],
                                           message: str) -> None:
-    result = cli(fresh_db, *args)
+    result = cli_here(empty_db, *args)
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip().count("\n") == 0 and message in result.stderr
-    with connect(fresh_db) as conn:
-        assert conn.execute("select to_regnamespace('analytics')").fetchone() == (None,)
+    assert no_dbt_schema(empty_db)
 
 
 def test_report_files_are_written_whole(scenario: Scenario) -> None:
