@@ -199,7 +199,8 @@ class UserAnchors:
         import numpy as np
 
         back = self.days_to_return
-        return ~(np.isfinite(back) & (back <= horizon))
+        churned: BoolArray = ~(np.isfinite(back) & (back <= horizon))
+        return churned
 
     def subset(self, mask: Any) -> UserAnchors:
         return UserAnchors(*(getattr(self, name)[mask] for name in _COLUMNS))
@@ -288,7 +289,8 @@ def logistic_scores(model: ChurnModel, rows: UserAnchors) -> FloatArray:
     for name, coefficient in zip(model.features, model.coefficients, strict=True):
         z = z + coefficient * NUMPY_FEATURES[name](rows)
     e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    probability: FloatArray = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return probability
 
 
 # --- metrics --------------------------------------------------------------------------------
@@ -312,7 +314,7 @@ def auc(scores: FloatArray, churned: BoolArray) -> float | None:
     """P(score of a churned user > score of one who came back), ties counting one half
     (Mann-Whitney); None without both outcomes."""
     positives = int(churned.sum())
-    negatives = churned.shape[0] - positives
+    negatives = int(churned.shape[0]) - positives
     if positives == 0 or negatives == 0:
         return None
     rank_sum = float(average_ranks(scores)[churned].sum())
@@ -585,8 +587,8 @@ def fit_logistic(rows: UserAnchors, horizon: int, names: Sequence[str] = DEFAULT
     """A logistic regression of churned on the features (standardised for the fit, the
     coefficients then folded back onto the raw features)."""
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+    from sklearn.preprocessing import StandardScaler  # type: ignore[import-untyped]
 
     rows = rows.sorted(horizon)
     x = feature_matrix(rows, names)
@@ -643,7 +645,7 @@ def validation_metrics(rows: UserAnchors, settings: Settings) -> dict[str, Any]:
 def run_train(params: ConnectionParams, settings: Settings, *, until: dt.date,
               start: dt.date | None, every: int) -> ChurnModel:
     _require("train-churn", "numpy", "sklearn")
-    import sklearn
+    import sklearn  # type: ignore[import-untyped]
 
     horizon = settings.churn_horizon_days
     if until > settings.anchor_date:

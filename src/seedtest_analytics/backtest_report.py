@@ -155,8 +155,8 @@ def expected_calibration_error(calibration: Sequence[dict[str, Any]] | None) -> 
     users = sum(b["users"] for b in calibration)
     if not users:
         return None
-    return sum(b["users"] / users * abs(b["mean_score"] - b["churn_rate"])
-               for b in calibration if b["users"])
+    return float(sum(b["users"] / users * abs(b["mean_score"] - b["churn_rate"])
+                     for b in calibration if b["users"]))
 
 
 def _same_anchors(backtest: Backtest) -> str:
