@@ -66,6 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--end", required=True, help="last day YYYY-MM-DD")
     backfill.set_defaults(func=_locked, job=run_backfill, settings=_backfill_settings)
 
+    backtest = commands.add_parser(
+        "backtest", help="is S right? score past anchors as the nightly run would have"
+    )
+    backtest.add_argument("--start", required=True, help="first anchor YYYY-MM-DD")
+    backtest.add_argument("--end", required=True, help="last anchor YYYY-MM-DD")
+    backtest.add_argument("--every", default="7", help="days between anchors (default 7)")
+    backtest.add_argument("--output", default="backtest-report.json", help="JSON report file")
+    backtest.add_argument("--html", help="also write a self-contained HTML report here")
+
+    train = commands.add_parser(
+        "train-churn", help="fit the logistic churn model on outcomes known by --until"
+    )
+    train.add_argument("--until", required=True, help="last day of outcomes it may learn from")
+    train.add_argument("--start", help="first anchor (default: a year before the last one)")
+    train.add_argument("--every", default="7", help="days between anchors (default 7)")
+    for parser_ in (backtest, train):
+        parser_.set_defaults(func=_backtest)
+
     docs = commands.add_parser("docs", help="generate the dbt docs site (and serve it)")
     docs.add_argument("--serve", action="store_true", help="serve it on localhost")
     docs.add_argument("--port", default="8080")
@@ -111,8 +129,23 @@ def _locked(args: argparse.Namespace) -> int:
     """A job that writes: under the advisory lock of its database and dbt schema."""
     settings = _checked_settings(args)
     params = connection.resolve()
+    if settings.churn_model == "logistic" and args.job in (run_pipeline, run_detect_inactivity):
+        from .churn_model import check_trained
+
+        check_trained(params, settings)  # no trained model: one line, exit 2, before dbt
     with pipeline_lock(params, target_schema()):
         code: int = args.job(params, settings)
+    return code
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    """backtest and train-churn: they write only their own tables, under the same lock."""
+    from .backtest import run_command
+
+    settings = _checked_settings(args)
+    params = connection.resolve()
+    with pipeline_lock(params, target_schema()):
+        code: int = run_command(args, params, settings)
     return code
 
 

@@ -99,6 +99,7 @@ class Settings:
     attempts_from_exam_results: bool = ATTEMPTS_FROM_EXAM_RESULTS.default == "true"
     debug: bool = DEBUG.default == "true"
     dry_run: bool = False
+    churn_model: str = "heuristic"  # METRICS_CHURN_MODEL: heuristic (SPEC S) or logistic
 
     def dbt_vars(self) -> dict[str, object]:
         return {
@@ -145,6 +146,16 @@ def parse_float(name: str, raw: str) -> float:
         raise UsageError(f"{name} must be a number (got {raw!r})") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise UsageError(f"{name} must be a finite number (got {raw!r})")
+    return value
+
+
+CHURN_MODELS = ("heuristic", "logistic")
+
+
+def parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise UsageError(f"{name} must be one of {', '.join(choices)} (got {raw!r})")
     return value
 
 
@@ -256,4 +267,7 @@ def load_settings(
         attempts_from_exam_results=flag(ATTEMPTS_FROM_EXAM_RESULTS),
         debug=flag(DEBUG),
         dry_run=dry_run,
+        churn_model=parse_choice(
+            "METRICS_CHURN_MODEL", get("METRICS_CHURN_MODEL", "heuristic"), CHURN_MODELS
+        ),
     )

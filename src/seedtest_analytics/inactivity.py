@@ -77,6 +77,10 @@ def score_and_write(params: ConnectionParams, settings: Settings) -> InactivityR
             horizon_days=settings.churn_horizon_days,
             prior_means=prior_means,
         )
+        if settings.churn_model == "logistic":
+            from .churn_model import apply_model
+
+            scores = apply_model(conn, scores, settings, schema)
         for user_id in failed_users:
             log.warn(f"Could not calculate P/S for user={user_id}")
         for score in scores[: 50 if settings.debug else 0]:

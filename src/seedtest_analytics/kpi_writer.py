@@ -47,21 +47,23 @@ def write_scores(
             cur.execute(
                 sql.SQL(
                     "create temp table {} (user_id text not null, week_start date not null,"
-                    " p float8, s float8) on commit drop"
+                    " p float8, s float8, s_model int4) on commit drop"
                 ).format(temp)
             )
             copied = 0
             # Binary COPY: floats go over bit for bit and dates do not depend on DateStyle.
             with cur.copy(
-                sql.SQL("copy {} (user_id, week_start, p, s) from stdin (format binary)").format(
-                    temp
-                )
+                sql.SQL(
+                    "copy {} (user_id, week_start, p, s, s_model) from stdin (format binary)"
+                ).format(temp)
             ) as copy:
-                copy.set_types(["text", "date", "float8", "float8"])
+                copy.set_types(["text", "date", "float8", "float8", "int4"])
                 for score in scores:
                     if score.p is None and score.s is None:
                         continue  # nothing to write; an empty update would still move updated_at
-                    copy.write_row((score.user_id, score.week_start, score.p, score.s))
+                    copy.write_row(
+                        (score.user_id, score.week_start, score.p, score.s, score.s_model)
+                    )
                     copied += 1
             # One statement, so the rows skipped by the `where` are exactly those reported:
             # the ones the upsert did not return. A data-modifying CTE always runs to the end.
@@ -71,11 +73,16 @@ def write_scores(
                     with upserted as (
                         insert into {kpi} as k (user_id, week_start, kpis, created_at, updated_at)
                         select user_id, week_start,
-                               jsonb_strip_nulls(jsonb_build_object('P', p, 'S', s)),
+                               jsonb_strip_nulls(jsonb_build_object(
+                                   'P', p, 'S', s, 'S_model', s_model)),
                                now(), now()
                         from {temp}
                         on conflict (user_id, week_start) do update
-                            set kpis = k.kpis || excluded.kpis, updated_at = excluded.updated_at
+                            -- a new S drops the S_model of the old one (the SPEC's S has none)
+                            set kpis = case when excluded.kpis ? 'S'
+                                            then k.kpis - 'S_model' else k.kpis end
+                                       || excluded.kpis,
+                                updated_at = excluded.updated_at
                             where jsonb_typeof(k.kpis) = 'object'
                         returning k.user_id, k.week_start
                     )

@@ -261,4 +261,12 @@ def run_demo(*, users: str, days: str, seed: str) -> int:
     if code == 0:
         outcome = read_outcome(params, settings)
         print("\n".join(explain(data, outcome, settings, params, on_embedded)), flush=True)
+        # Is S right on this data? Train the churn model on the first part of it, backtest
+        # the three scorers on the rest, and say where the report is.
+        from seedtest_analytics.backtest import demo_backtest
+
+        with pipeline_lock(params, target_schema()):
+            code = demo_backtest(
+                params, settings, first_day=data.start_date, last_day=data.end_date
+            )
     return code
