@@ -61,6 +61,7 @@ MAP_USER_IDS = Var("MAP_USER_IDS", "map_user_ids", "true")
 ATTEMPTS_FROM_EXAM_RESULTS = Var(
     "ATTEMPTS_FROM_EXAM_RESULTS", "attempts_from_exam_results", "false"
 )
+CHURN_MODEL = Var("METRICS_CHURN_MODEL", None, "heuristic")
 DEBUG = Var("DEBUG", None, "false")
 # Read by dbt_runner (the profile's schema, and whether a build runs the data tests).
 DBT_SCHEMA = Var("SEEDTEST_DBT_SCHEMA", None, "analytics")
@@ -77,6 +78,7 @@ VARS: tuple[Var, ...] = (
     SOURCE_SCHEMA,
     MAP_USER_IDS,
     ATTEMPTS_FROM_EXAM_RESULTS,
+    CHURN_MODEL,
     DEBUG,
     DBT_SCHEMA,
     DBT_TESTS,
@@ -99,7 +101,7 @@ class Settings:
     attempts_from_exam_results: bool = ATTEMPTS_FROM_EXAM_RESULTS.default == "true"
     debug: bool = DEBUG.default == "true"
     dry_run: bool = False
-    churn_model: str = "heuristic"  # METRICS_CHURN_MODEL: heuristic (SPEC S) or logistic
+    churn_model: str = CHURN_MODEL.default  # heuristic (the fixed-weight S) or logistic
 
     def dbt_vars(self) -> dict[str, object]:
         return {
@@ -268,6 +270,6 @@ def load_settings(
         debug=flag(DEBUG),
         dry_run=dry_run,
         churn_model=parse_choice(
-            "METRICS_CHURN_MODEL", get("METRICS_CHURN_MODEL", "heuristic"), CHURN_MODELS
+            CHURN_MODEL.env, get(CHURN_MODEL), CHURN_MODELS
         ),
     )

@@ -14,15 +14,12 @@ import pytest
 from seedtest_analytics.backtest import (
     UserAnchors,
     anchor_spine,
-    auc,
-    brier,
-    calibration,
     feature_matrix,
     heuristic_scores,
     logistic_scores,
-    roc_curve,
     split_anchors,
 )
+from seedtest_analytics.backtest_metrics import auc, brier, calibration, roc_curve
 from seedtest_analytics.churn_model import (
     DEFAULT_FEATURES,
     FEATURES,
