@@ -177,7 +177,6 @@
     would fail. Only views named like one of this project's ephemeral models, in its schema.
 #}
 {% macro drop_views_of_ephemeral_models() -%}
-    {%- set statements = [] -%}
     {%- if execute -%}
         {%- for node in graph.nodes.values()
             if node.resource_type == 'model' and node.config.materialized == 'ephemeral' -%}
@@ -186,11 +185,13 @@
                 identifier=node.alias or node.name
             ) -%}
             {%- if relation is not none and relation.is_view -%}
-                {%- do statements.append('drop view if exists ' ~ relation ~ ' cascade') -%}
+                {#- through the adapter, so that dbt's relation cache forgets it (and the views
+                    that depended on it, dropped with it) -#}
+                {%- do adapter.drop_relation(relation) -%}
             {%- endif -%}
         {%- endfor -%}
     {%- endif -%}
-    {{- (statements | join(';\n')) if statements else 'select 1' -}}
+    select 1
 {%- endmacro %}
 
 {#

@@ -26,7 +26,11 @@
 -- know. A row written late with a time older than both is picked up by a --full-refresh.
 {%- set events_from = none %}
 {%- set written_from = none %}
-{%- if is_incremental() %}
+{#- a map built by an earlier version (no ranks) is merged from every id, once -#}
+{%- set incremental = is_incremental() and 'source_rank' in (
+    adapter.get_columns_in_relation(this) | map(attribute='name') | list
+) %}
+{%- if incremental %}
     {%- set read_from = run_window_start() - modules.datetime.timedelta(days=lead_in_days()) %}
     {%- set previous = run_query(
         'select min(recorded_at) - interval \'1 day\' from ' ~ _run_windows_relation()
@@ -39,7 +43,7 @@
             ~ ', ' ~ written_from ~ ')' %}
     {%- endif %}
 {%- endif %}
-{%- set known_map = this if is_incremental() else none %}
+{%- set known_map = this if incremental else none %}
 {%- set known_map_or_empty = relation_or_empty(known_map, {
     'user_uuid': 'text', 'app_user_id': 'text', 'is_uuid_shaped': 'boolean',
     'source_rank': 'integer',

@@ -215,3 +215,48 @@ def test_first_build_when_the_per_run_tables_exist(
     assert ok, errors
     expected = reference.features(sources(copy_of_a), anchor=ANCHOR_B, timezone=TZ)
     assert not differences(features(copy_of_a), expected)
+
+
+# --- the selectors are the CLI's jobs -------------------------------------------------------
+
+def listed(*args: str) -> set[str]:
+    """`dbt ls` of the models, data tests and unit tests a selection holds (what `dbt build`
+    runs; sources are only read)."""
+    from dbt.cli.main import dbtRunner
+
+    root = project_root()
+    result = dbtRunner().invoke([
+        "ls", *args, "--resource-types", "model", "test", "unit_test",
+        "--project-dir", str(root), "--profiles-dir", str(root / "profiles"),
+        "--vars", json.dumps({"anchor_date": ANCHOR_A.isoformat()}), "--output", "name",
+        "--quiet",
+    ])
+    assert result.success, result.exception
+    return set(result.result)
+
+
+BUILDABLE = ("--indirect-selection", "buildable")
+JOBS = [
+    # selector, the same selection spelled out (what the CLI passed before selectors.yml)
+    ("nightly", ("--exclude", "tag:post_write", *BUILDABLE)),
+    ("nightly_dry_run", ("--exclude", "tag:post_write", "features_topic_daily", *BUILDABLE)),
+    ("features", ("--select", "+features_topic_daily", *BUILDABLE)),
+    ("features_dry_run", ("--select", "+features_topic_daily", "--exclude",
+                          "features_topic_daily", *BUILDABLE)),
+    ("inactivity", ("--select", "+inactive_user_scoring_inputs", "+user_ability_as_of",
+                    "--exclude", "tag:post_write", *BUILDABLE)),
+    ("backfill", ("--select", "+features_topic_daily", "+int_activity_daily", *BUILDABLE)),
+    ("post_write", ("--select", "tag:post_write")),
+]
+
+
+@pytest.mark.parametrize(("selector", "spelled_out"), JOBS, ids=[job[0] for job in JOBS])
+def test_selector_is_the_jobs_selection(selector: str, spelled_out: tuple[str, ...]) -> None:
+    nodes = listed("--selector", selector)
+    assert nodes == listed(*spelled_out)
+    assert nodes
+    if selector != "post_write":
+        assert "weekly_kpi__scores_in_unit_range" not in nodes
+    assert ("features_topic_daily" in nodes) == (
+        selector in ("nightly", "features", "inactivity", "backfill")
+    )
