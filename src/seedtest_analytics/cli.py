@@ -37,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="seedtest-analytics", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    commands.add_parser("init-db", help="create the application schema in an empty database")
+    commands.add_parser(
+        "init-db",
+        help="create the missing parts of the application schema (for an empty database, the "
+        "demo and tests); never replaces or alters an existing table, view, function or index",
+    )
 
     demo = commands.add_parser("demo", help="init-db, synthetic data, then the whole pipeline")
     demo.add_argument("--users", default="300")
@@ -92,8 +96,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .db import init_db
 
         params = connection.resolve()
-        init_db(params)
-        log.info(f"Application schema ready in {params.redacted()}")
+        created = init_db(params)
+        log.info(
+            f"Application schema ready in {params.redacted()}; created: "
+            f"{', '.join(created) or 'nothing'} (existing objects are never replaced)"
+        )
         return 0
     if args.command == "demo":
         from .demo import run_demo

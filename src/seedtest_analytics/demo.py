@@ -9,7 +9,7 @@ from psycopg import sql
 from . import log
 from .config import load_settings, parse_int
 from .connection import ConnectionParams, embedded_params
-from .db import connect, init_db
+from .db import connect, init_db, tables_with_rows
 from .dbt_runner import target_schema
 from .errors import UsageError
 from .locking import pipeline_lock
@@ -32,14 +32,12 @@ def _demo_database() -> tuple[ConnectionParams, bool]:
 
 
 def _ensure_empty(params: ConnectionParams, schema: str) -> None:
-    with connect(params) as conn:
-        count = conn.execute(
-            sql.SQL("select count(*) from {}").format(sql.Identifier(schema, "exam_results"))
-        ).fetchone()
-    if count and count[0]:
+    """Checked before anything is created or written: the demo needs an empty database."""
+    filled = tables_with_rows(params, schema)
+    if filled:
         raise UsageError(
-            f"the demo writes synthetic data, but {params.redacted()} already holds "
-            f"{count[0]} exam_results rows; point DATABASE_URL at an empty database"
+            f"the demo writes synthetic data, but {params.redacted()} already holds rows in "
+            f"{', '.join(filled)}; nothing was changed; point DATABASE_URL at an empty database"
         )
 
 
@@ -82,9 +80,9 @@ def run_demo(*, users: str, days: str, seed: str) -> int:
     seed_value = parse_int("--seed", seed, maximum=2**31)
     settings = load_settings()
     params, recreated = _demo_database()
-    init_db(params, settings.source_schema)
     if not recreated:
         _ensure_empty(params, settings.source_schema)
+    init_db(params, settings.source_schema)
     with connect(params) as conn:
         summary = generate_demo(
             conn, users=user_count, days=day_count, seed=seed_value,
