@@ -11,6 +11,10 @@ from .config import Settings
 from .connection import ConnectionParams
 from .db import connect
 from .dbt_runner import BuildSummary, invoke, target_schema
+from .errors import RunError
+from .failures import database_step, report_build_failure
+from .guards import check_freshness
+from .history import note, note_build
 
 FEATURES = "features_topic_daily"
 
@@ -28,7 +32,7 @@ def window_counts(params: ConnectionParams, settings: Settings) -> tuple[int, in
                 and (activity_date is null or activity_date between %(since)s and %(anchor)s))
         """
     ).format(schema=schema)
-    with connect(params) as conn:
+    with database_step("the window report"), connect(params) as conn:
         row = conn.execute(
             query, {"since": settings.since, "anchor": settings.anchor_date}
         ).fetchone()
@@ -37,9 +41,8 @@ def window_counts(params: ConnectionParams, settings: Settings) -> tuple[int, in
 
 
 def build_features(params: ConnectionParams, settings: Settings) -> BuildSummary:
-    """dbt build of features_topic_daily and its parents (parents only on a dry run)."""
-    if settings.dry_run:
-        return invoke(params, "build", settings, select=[f"+{FEATURES}"], exclude=[FEATURES])
+    """dbt build of features_topic_daily and its parents (into the dry-run scratch schema on
+    a dry run: runs.py points SEEDTEST_DBT_SCHEMA there)."""
     return invoke(params, "build", settings, select=[f"+{FEATURES}"])
 
 
@@ -62,17 +65,31 @@ def report_window(params: ConnectionParams, settings: Settings) -> int:
     return combinations
 
 
+def log_summary(processed: int, failed: int, started: float) -> None:
+    """The old aggregate job's Summary line (operators' alerts grep it)."""
+    duration_ms = round((time.monotonic() - started) * 1000)
+    log.info(f"Summary: processed={processed}, failed={failed}, duration_ms={duration_ms}")
+
+
 def run_aggregate(params: ConnectionParams, settings: Settings) -> int:
     started = time.monotonic()
-    summary = build_features(params, settings)
-    if not summary.success:
-        for message in summary.errors:
-            log.error(message)
-        duration_ms = round((time.monotonic() - started) * 1000)
-        log.info(f"Summary: processed=0, failed=1, duration_ms={duration_ms}")
+    freshness = check_freshness(params, settings)
+    if freshness.stale:
+        log.warn(freshness.line())
+    try:
+        summary = build_features(params, settings)
+        note_build(summary)
+        if not summary.success:
+            note(error=report_build_failure(summary))
+            log_summary(0, 1, started)
+            return 1
+        combinations = report_window(params, settings)
+    except RunError as exc:
+        log.error(str(exc))
+        note(error=str(exc))
+        log_summary(0, 1, started)
         return 1
-    combinations = report_window(params, settings)
+    note(combinations=combinations)
     if combinations:
-        duration_ms = round((time.monotonic() - started) * 1000)
-        log.info(f"Summary: processed={combinations}, failed=0, duration_ms={duration_ms}")
+        log_summary(combinations, 0, started)
     return 0

@@ -11,11 +11,11 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from . import connection, log
-from .config import Settings, load_settings
+from . import __version__, connection, log
+from .config import Settings, load_settings, parse_int
 from .dbt_runner import target_schema
 from .errors import RunError, UsageError
-from .locking import lock_wait_seconds, pipeline_lock
+from .locking import lock_wait_seconds
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,16 +26,34 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+DRY_RUN_HELP = (
+    "compute and report the same counts without touching the real tables: dbt builds into the "
+    "scratch schema <SEEDTEST_DBT_SCHEMA>_dry_run, dropped before and after; the only other "
+    "write is the run's row in seedtest_run_history"
+)
+
+
 def _add_common(parser: argparse.ArgumentParser, *, threshold: bool = False) -> None:
-    parser.add_argument("--date", help="anchor date YYYY-MM-DD (default: yesterday)")
-    parser.add_argument("--dry-run", action="store_true", help="compute and report, write nothing")
+    parser.add_argument(
+        "--date", metavar="YYYY-MM-DD",
+        help="anchor date (default: ANCHOR_DATE, else yesterday in ACTIVITY_TIMEZONE)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     if threshold:
-        parser.add_argument("--threshold", help="inactivity threshold in days (default 7)")
+        parser.add_argument(
+            "--threshold", metavar="DAYS",
+            help="days without activity before a user is inactive "
+            "(default: INACTIVITY_THRESHOLD_DAYS, else 7)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="seedtest-analytics", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = _Parser(
+        prog="seedtest-analytics", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     commands.add_parser(
         "init-db",
@@ -44,9 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     demo = commands.add_parser("demo", help="init-db, synthetic data, then the whole pipeline")
-    demo.add_argument("--users", default="300")
-    demo.add_argument("--days", default="70")
-    demo.add_argument("--seed", default="42")
+    demo.add_argument("--users", default="300", help="synthetic users, 10 or more (default: 300)")
+    demo.add_argument(
+        "--days", default="70", help="days of synthetic history, 30 or more (default: 70)"
+    )
+    demo.add_argument("--seed", default="42", help="random seed of the data (default: 42)")
 
     aggregate = commands.add_parser("aggregate", help="build features_topic_daily")
     _add_common(aggregate)
@@ -62,24 +82,31 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = commands.add_parser(
         "backfill", help="fill features_topic_daily for a date range in one dbt invocation"
     )
-    backfill.add_argument("--start", required=True, help="first day YYYY-MM-DD")
-    backfill.add_argument("--end", required=True, help="last day YYYY-MM-DD")
+    backfill.add_argument("--start", required=True, metavar="YYYY-MM-DD", help="first day")
+    backfill.add_argument("--end", required=True, metavar="YYYY-MM-DD", help="last day")
 
     docs = commands.add_parser("docs", help="generate the dbt docs site (and serve it)")
-    docs.add_argument("--serve", action="store_true", help="serve it on localhost")
-    docs.add_argument("--port", default="8080")
+    docs.add_argument("--serve", action="store_true", help="serve it on 127.0.0.1")
+    docs.add_argument("--port", default="8080", help="port of --serve, 1-65535 (default: 8080)")
 
     bench = commands.add_parser(
         "bench", help="benchmark the pipeline against the old row-at-a-time jobs"
     )
-    bench.add_argument("--attempts", default="1000000", help="attempt rows to generate")
-    bench.add_argument("--days", default="90", help="days of history they span")
-    bench.add_argument("--sample", default="200", help="combinations / users for the old jobs")
-    bench.add_argument("--history", default="30,90,180", help="history lengths (days), or 0")
-    bench.add_argument("--ps-users", default="0", help="inactive users for the P/S scale run")
-    bench.add_argument("--repeat", default="3", help="repetitions of the short timings")
-    bench.add_argument("--database", default="seedtest_bench", help="database to (re)create")
-    bench.add_argument("--output", default="BENCHMARKS.md", help="report file")
+    bench.add_argument("--attempts", default="1000000",
+                       help="attempt rows to generate (default: %(default)s)")
+    bench.add_argument("--days", default="90", help="days of history they span (default: 90)")
+    bench.add_argument("--sample", default="200",
+                       help="combinations / users for the old jobs (default: 200)")
+    bench.add_argument("--history", default="30,90,180",
+                       help="history lengths (days), or 0 (default: %(default)s)")
+    bench.add_argument("--ps-users", default="0",
+                       help="inactive users for the P/S scale run (default: 0, skipped)")
+    bench.add_argument("--repeat", default="3",
+                       help="repetitions of the short timings (default: 3)")
+    bench.add_argument("--database", default="seedtest_bench",
+                       help="database to (re)create (default: %(default)s)")
+    bench.add_argument("--output", default="BENCHMARKS.md",
+                       help="report file (default: %(default)s)")
     return parser
 
 
@@ -92,6 +119,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "docs":
+        parse_int("--port", args.port, minimum=1, maximum=65535)  # before generating anything
     if args.command == "init-db":
         from .db import init_db
 
@@ -118,15 +147,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         settings = _settings(args)
     log.set_debug(settings.debug)
     # The other settings that reach SQL or the lock, checked before anything connects.
-    scope = target_schema()
+    target_schema()
     lock_wait_seconds()
     if args.command == "docs":
         from .docs import run_docs
 
         return run_docs(connection.resolve(), settings, serve=args.serve, port=args.port)
-    params = connection.resolve()
-    with pipeline_lock(params, scope):
-        return _run_job(args.command, params, settings)
+    from .runs import execute
+
+    command = args.command
+    return execute(command, settings, lambda params, s: _run_job(command, params, s))
 
 
 def _run_job(command: str, params: connection.ConnectionParams, settings: Settings) -> int:
@@ -157,7 +187,11 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
     try:
         return _dispatch(args)
     except UsageError as exc:

@@ -12,7 +12,18 @@ import psycopg
 from psycopg import sql
 
 from .connection import ConnectionParams
-from .errors import RunError
+from .errors import ConnectError
+
+
+def _reason(exc: Exception, params: ConnectionParams) -> str:
+    """libpq's message as one clean line: its lines joined, tabs and the `connection failed:`
+    prefix dropped, the password (should a message ever hold it) masked."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = "; ".join(lines) or type(exc).__name__
+    text = re.sub(r"^connection (failed|is bad): ", "", text)
+    if params.password:
+        text = text.replace(params.password, "***")
+    return text
 
 
 @contextlib.contextmanager
@@ -21,10 +32,8 @@ def connect(params: ConnectionParams, *, autocommit: bool = False) -> Iterator[p
     try:
         conn = psycopg.connect(**params.psycopg_kwargs(), autocommit=autocommit, connect_timeout=15)
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        if params.password:
-            reason = reason.replace(params.password, "***")
-        raise RunError(f"cannot connect to {params.redacted()}: {reason}") from None
+        reason = _reason(exc, params)
+        raise ConnectError(f"cannot connect to {params.redacted()}: {reason}") from None
     try:
         yield conn
     finally:

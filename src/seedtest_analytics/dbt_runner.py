@@ -96,14 +96,14 @@ def invoke(
 
     os.environ.update(dbt_env(params))
     root = project_root()
+    if command == "build" and not data_tests_enabled():
+        command = "run"
     args = [
         *command.split(),
         "--project-dir", str(root),
         "--profiles-dir", str(root / "profiles"),
         "--vars", json.dumps(settings.dbt_vars()),
     ]
-    if command == "build" and not data_tests_enabled():
-        command = "run"
     if command == "build":
         # Tests of what the P/S step writes run after the write (check_written), not before.
         exclude = [*exclude, f"tag:{POST_WRITE_TAG}"]

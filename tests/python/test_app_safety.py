@@ -7,6 +7,7 @@ No dbt run is needed here except where the guard runs in front of one, so the mo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import psycopg
@@ -107,3 +108,66 @@ def test_demo_on_a_database_with_data_touches_nothing(app_db: ConnectionParams) 
     assert definitions(app_db) == before
     with psycopg.connect(**app_db.psycopg_kwargs()) as conn:
         assert conn.execute("select to_regclass('public.interest_goal')").fetchone() == (None,)
+
+
+# --- the project's schema -----------------------------------------------------------------------
+
+UNREACHABLE = "postgresql://nobody@/nodb?host=/nonexistent-seedtest-socket-dir"
+
+
+def test_the_source_schema_is_refused_as_the_projects_schema() -> None:
+    """Refused before connecting: the URL points at no server, so a connection attempt would
+    have been exit 1."""
+    for env in ({"SEEDTEST_DBT_SCHEMA": "public"},
+                {"SEEDTEST_DBT_SCHEMA": "app", "SOURCE_SCHEMA": "app"},
+                {"SEEDTEST_DBT_SCHEMA": "pg_catalog"},
+                {"SEEDTEST_DBT_SCHEMA": "analytics", "SOURCE_SCHEMA": "analytics_dry_run"}):
+        for command in ("run", "aggregate", "detect-inactivity"):
+            result = run_cli(None, command, "--date", "2025-11-01",
+                             env={"DATABASE_URL": UNREACHABLE, **env})
+            assert result.returncode == 2, result.stdout + result.stderr
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("[ERROR] "), result.stderr
+            assert "SEEDTEST_DBT_SCHEMA" in lines[0] or "SOURCE_SCHEMA" in lines[0], lines[0]
+
+
+def test_a_schema_holding_somebody_elses_table_is_refused(
+    fresh_db: ConnectionParams,
+) -> None:
+    with psycopg.connect(**fresh_db.psycopg_kwargs(), autocommit=True) as conn:
+        conn.execute("create schema analytics")
+        conn.execute("create table analytics.customer_notes (id int primary key, note text)")
+        # A relation an earlier version of the project built is not somebody else's.
+        conn.execute("create view analytics.int_attempts__windowed as select 1 as x")
+    for command in ("run", "aggregate", "detect-inactivity", "backfill"):
+        args = ["--start", "2025-10-30", "--end", "2025-11-01"] if command == "backfill" else [
+            "--date", "2025-11-01"]
+        result = run_cli(fresh_db, command, *args)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stderr.strip().splitlines() == [
+            "[ERROR] schema analytics holds the table analytics.customer_notes, which "
+            "seedtest-analytics did not create; nothing was written. SEEDTEST_DBT_SCHEMA must "
+            "be a schema only this project writes (move that relation, or choose another schema)"
+        ]
+        assert "Running with dbt" not in result.stdout
+    with psycopg.connect(**fresh_db.psycopg_kwargs()) as conn:
+        relations = conn.execute(
+            "select c.relname from pg_class as c join pg_namespace as n"
+            " on n.oid = c.relnamespace where n.nspname = 'analytics' and c.relkind in ('r', 'v')"
+            " order by 1"
+        ).fetchall()
+    assert relations == [("customer_notes",), ("int_attempts__windowed",)]
+
+
+def test_the_project_names_its_relations_after_its_model_files() -> None:
+    """guards.py knows the project's relations by the models' file names: no model may set an
+    alias (or a custom schema) that would make its relation differ."""
+    from conftest import REPO
+
+    for path in [REPO / "dbt_project.yml", *(REPO / "models").rglob("*.sql"),
+                 *(REPO / "models").rglob("*.yml")]:
+        text = path.read_text()
+        assert not re.search(r"\balias\s*[:=]", text), f"{path} sets an alias"
+        assert not re.search(r"^\s*\+?schema\s*:|\bschema\s*=", text, re.M) or (
+            path.name.endswith("__sources.yml")
+        ), f"{path} sets a custom schema"
