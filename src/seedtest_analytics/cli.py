@@ -82,8 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = commands.add_parser(
         "backfill", help="fill features_topic_daily for a date range in one dbt invocation"
     )
-    backfill.add_argument("--start", required=True, metavar="YYYY-MM-DD", help="first day")
-    backfill.add_argument("--end", required=True, metavar="YYYY-MM-DD", help="last day")
+    backfill.add_argument(
+        "--start", required=True, metavar="YYYY-MM-DD", help="first day (required)"
+    )
+    backfill.add_argument("--end", required=True, metavar="YYYY-MM-DD", help="last day (required)")
+
+    commands.add_parser(
+        "dbt-retry",
+        help="dbt retry: re-run the failed and skipped dbt nodes of the last dbt invocation "
+        "(its run_results.json in DBT_TARGET_PATH), with its vars, under the run lock",
+    )
 
     docs = commands.add_parser("docs", help="generate the dbt docs site (and serve it)")
     docs.add_argument("--serve", action="store_true", help="serve it on 127.0.0.1")
@@ -143,6 +151,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .pipeline import backfill_settings
 
         settings = backfill_settings(load_settings(date=args.end), args.start)
+    elif args.command == "dbt-retry":
+        from .retry import retry_settings
+
+        settings = retry_settings()
     else:
         settings = _settings(args)
     log.set_debug(settings.debug)
@@ -176,6 +188,10 @@ def _run_job(command: str, params: connection.ConnectionParams, settings: Settin
         from .pipeline import run_backfill
 
         return run_backfill(params, settings)
+    if command == "dbt-retry":
+        from .retry import run_dbt_retry
+
+        return run_dbt_retry(params, settings)
     raise UsageError(f"unknown command {command}")
 
 
