@@ -15,16 +15,21 @@
     {%- set name = env_var('SEEDTEST_LOCK_NAME', '') | trim -%}
     {%- set key = env_var('SEEDTEST_LOCK_KEY', '') | trim -%}
     {%- if pid == '' -%}
-        {%- if relation is none and flags.WHICH in ('run', 'build', 'seed', 'snapshot', 'retry') -%}
-do $seedtest_lock$
-begin
-    if not pg_try_advisory_xact_lock(
-        hashtext('seedtest-analytics:' || current_database() || ':' || {{ dbt.string_literal(target.schema) }}), 1
-    ) then
-        raise exception 'a seedtest-analytics run is in progress on this database and schema; try again when it has finished';
-    end if;
-end
-$seedtest_lock$
+        {%- if execute and relation is none
+            and flags.WHICH in ('run', 'build', 'seed', 'snapshot', 'retry') -%}
+            {#- Free means: taken and given back at once. A failed SQL hook would not stop dbt
+                from running the models, a compilation error does. -#}
+            {%- set free = run_query(
+                "select case when pg_try_advisory_lock(hashtext('seedtest-analytics:' || "
+                ~ "current_database() || ':' || " ~ dbt.string_literal(target.schema) ~ "), 1) "
+                ~ "then pg_advisory_unlock(hashtext('seedtest-analytics:' || current_database() "
+                ~ "|| ':' || " ~ dbt.string_literal(target.schema) ~ "), 1) else false end"
+            ).columns[0].values()[0] -%}
+            {%- if not free -%}
+                {{- exceptions.raise_compiler_error(
+                    'a seedtest-analytics run is in progress on this database and schema ('
+                    ~ target.schema ~ '); try again when it has finished') -}}
+            {%- endif -%}
         {%- endif -%}
     {%- else -%}
         {%- if not modules.re.fullmatch('[0-9]{1,10}', pid)

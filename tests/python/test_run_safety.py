@@ -255,6 +255,20 @@ def test_idle_session_timeout_cannot_end_the_lock(scenario: Scenario) -> None:
             assert second.returncode == 1, second.stdout[-3000:] + second.stderr
             assert one_error(second.stderr).startswith(
                 "[ERROR] another seedtest-analytics run is still in progress")
+            # Plain dbt takes no lock, but does not start writing while a CLI run holds it.
+            plain = subprocess.run(
+                [str(Path(sys.executable).with_name("dbt")), "run", "--select",
+                 "stg_seedtest__weekly_kpi", "--project-dir", str(REPO),
+                 "--profiles-dir", str(REPO / "profiles")],
+                cwd=REPO, capture_output=True, text=True, check=False,
+                env={**scenario.env("plain"), **scenario.params.dbt_env(),
+                     "PGOPTIONS": "-c idle_session_timeout=0",
+                     "SEEDTEST_DBT_SCHEMA": "analytics", "ANCHOR_DATE": ANCHOR.isoformat()},
+            )
+            assert plain.returncode == 2, plain.stdout[-3000:]  # dbt: a compilation error
+            assert "a seedtest-analytics run is in progress on this database and schema" in (
+                plain.stdout), plain.stdout[-3000:]
+            assert "OK created" not in plain.stdout
             blocker.rollback()
         assert first.finish() == 0, first.output()
     finally:
@@ -392,3 +406,27 @@ def test_a_user_id_with_a_newline_stays_on_one_line(scenario: Scenario) -> None:
     assert expected in result.stdout.splitlines(), result.stdout[-3000:]
     assert not any(line.startswith("user [INFO]") for line in result.stdout.splitlines())
     assert len(DETECT_SUMMARY.findall(result.stdout)) == 1
+
+
+def test_the_weekly_kpi_write_checks_the_lock_first(fresh_db: ConnectionParams) -> None:
+    """In-process: a run whose lock session was terminated cannot write weekly_kpi (the write
+    checks in its own transaction), and a new run takes the lock only after that."""
+    from seedtest_analytics.errors import RunError
+    from seedtest_analytics.kpi_writer import write_scores
+    from seedtest_analytics.locking import pipeline_lock
+    from seedtest_analytics.scoring import Score
+
+    scores = [Score("u1", WEEK, 0.5, 0.25)]
+    with pipeline_lock(fresh_db, "analytics") as lock, connect(fresh_db) as admin, \
+            psycopg.connect(**fresh_db.psycopg_kwargs()) as conn:
+        assert write_scores(conn, scores).written == 1  # held: the write goes through
+        admin.execute("select pg_terminate_backend(%s)", (lock.pid,))
+        wait_for("the lock session to end", lambda: lock.pid not in lock_sessions(admin))
+        with pytest.raises(RunError, match=r"lost its lock .* stopped before the weekly_kpi"):
+            write_scores(conn, [Score("u2", WEEK, 0.5, 0.25)])
+    assert [row[0] for row in rows_of(fresh_db, SELECT_KPI)] == ["u1"]
+
+
+def rows_of(params: ConnectionParams, query: str) -> list[tuple[Any, ...]]:
+    with connect(params) as conn:
+        return conn.execute(query).fetchall()
