@@ -73,10 +73,10 @@ def log_summary(processed: int, failed: int, started: float) -> None:
 
 def run_aggregate(params: ConnectionParams, settings: Settings) -> int:
     started = time.monotonic()
-    freshness = check_freshness(params, settings)
-    if freshness.stale:
-        log.warn(freshness.line())
     try:
+        freshness = check_freshness(params, settings)
+        if freshness.stale:
+            log.warn(f"{freshness.line()}; building the features anyway")
         summary = build_features(params, settings)
         note_build(summary)
         if not summary.success:

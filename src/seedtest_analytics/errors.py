@@ -11,3 +11,7 @@ class RunError(Exception):
 
 class ConnectError(RunError):
     """The database could not be reached at all (exit 1; nothing was written)."""
+
+
+class ReportedError(RunError):
+    """A run-time failure whose lines were logged already (exit 1)."""

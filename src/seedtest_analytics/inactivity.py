@@ -176,9 +176,15 @@ def stop_if_stale(freshness: Freshness, settings: Settings, started: float) -> b
 
 def run_detect_inactivity(params: ConnectionParams, settings: Settings) -> int:
     started = time.monotonic()
-    if stop_if_stale(check_freshness(params, settings), settings, started):
+    try:
+        if stop_if_stale(check_freshness(params, settings), settings, started):
+            return 1
+        summary = build_inputs(params, settings)
+    except RunError as exc:
+        log.error(str(exc))
+        note(error=str(exc))
+        log_summary(InactivityResult(failed=1), settings, started)
         return 1
-    summary = build_inputs(params, settings)
     if not summary.success:
         note(error=report_build_failure(
             summary, "dbt build failed; P/S not computed, weekly_kpi untouched"

@@ -11,7 +11,7 @@ from .aggregate import report_window
 from .config import Settings, parse_date
 from .connection import ConnectionParams
 from .dbt_runner import BuildSummary, invoke
-from .errors import RunError, UsageError
+from .errors import ReportedError, RunError, UsageError
 from .failures import report_build_failure
 from .guards import check_freshness
 from .history import note, note_build
@@ -30,32 +30,34 @@ def _pipeline_line(summary: BuildSummary, scored: int, started: float) -> None:
 def run_pipeline(params: ConnectionParams, settings: Settings) -> int:
     """dbt build of every model and test, then P/S; P/S is skipped if the build failed or the
     source is stale. Prints both old jobs' lines: the aggregate job's (Aggregating ...,
-    Summary: processed=N, failed=M, duration_ms=T) and the detect job's."""
+    Summary: processed=N, failed=M, duration_ms=T) and the detect job's. Any failure is one
+    [ERROR] line, then the Summary lines not printed yet."""
     started = time.monotonic()
-    freshness = check_freshness(params, settings)
-    summary = invoke(params, "build", settings)
-    note_build(summary)
-    if not summary.success:
-        note(error=report_build_failure(
-            summary, "dbt build failed; stopping before the P/S step (weekly_kpi untouched)"
-        ))
-        log_aggregate_summary(0, 1, started)
-        log_detect_summary(InactivityResult(failed=1), settings, started)
-        _pipeline_line(summary, 0, started)
-        return 1
+    summary = BuildSummary(success=False)
+    aggregate_reported = False
     try:
+        freshness = check_freshness(params, settings)
+        summary = invoke(params, "build", settings)
+        note_build(summary)
+        if not summary.success:
+            raise ReportedError(report_build_failure(
+                summary, "dbt build failed; stopping before the P/S step (weekly_kpi untouched)"
+            ))
         combinations = report_window(params, settings)
+        note(combinations=combinations)
+        if combinations:
+            log_aggregate_summary(combinations, 0, started)
+        aggregate_reported = True
+        if stop_if_stale(freshness, settings, started):
+            _pipeline_line(summary, 0, started)
+            return 1
     except RunError as exc:
-        log.error(str(exc))
+        if not isinstance(exc, ReportedError):
+            log.error(str(exc))
         note(error=str(exc))
-        log_aggregate_summary(0, 1, started)
+        if not aggregate_reported:
+            log_aggregate_summary(0, 1, started)
         log_detect_summary(InactivityResult(failed=1), settings, started)
-        _pipeline_line(summary, 0, started)
-        return 1
-    note(combinations=combinations)
-    if combinations:
-        log_aggregate_summary(combinations, 0, started)
-    if stop_if_stale(freshness, settings, started):
         _pipeline_line(summary, 0, started)
         return 1
     result, exit_code = score_check_and_report(params, settings, started)
@@ -84,13 +86,13 @@ def run_backfill(params: ConnectionParams, settings: Settings) -> int:
     dbt invocation; equal to running each day in turn. The source's freshness is recorded in
     the run history, never a reason to stop: a backfill rebuilds the past as it was."""
     started = time.monotonic()
-    check_freshness(params, settings)
-    summary = invoke(params, "build", settings, select=[f"+{ACTIVITY}"])
-    note_build(summary)
-    if not summary.success:
-        note(error=report_build_failure(summary))
-        return 1
     try:
+        check_freshness(params, settings)
+        summary = invoke(params, "build", settings, select=[f"+{ACTIVITY}"])
+        note_build(summary)
+        if not summary.success:
+            note(error=report_build_failure(summary))
+            return 1
         note(combinations=report_window(params, settings))
     except RunError as exc:
         log.error(str(exc))

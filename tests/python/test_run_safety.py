@@ -430,3 +430,19 @@ def test_the_weekly_kpi_write_checks_the_lock_first(fresh_db: ConnectionParams) 
 def rows_of(params: ConnectionParams, query: str) -> list[tuple[Any, ...]]:
     with connect(params) as conn:
         return conn.execute(query).fetchall()
+
+
+def test_a_database_error_in_the_window_report_is_one_line(fresh_db: ConnectionParams) -> None:
+    """In-process: the window report's query fails on the server (here: the models it reads
+    were never built); the caller gets one RunError line naming the step, no traceback."""
+    from seedtest_analytics.aggregate import report_window
+    from seedtest_analytics.config import load_settings
+    from seedtest_analytics.errors import RunError
+
+    settings = load_settings({"ACTIVITY_TIMEZONE": "UTC"}, date=ANCHOR.isoformat())
+    with pytest.raises(RunError) as caught:
+        report_window(fresh_db, settings)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("the window report failed: relation \"analytics."), message
+    assert message.endswith("does not exist [42P01]; rolled back, nothing of it was written")
