@@ -10,7 +10,9 @@
 ARG PYTHON_IMAGE=python:3.11-slim
 
 # ---------------------------------------------------------------------------------------------
-# Stage 1: build the package and its dependencies into a self-contained virtualenv.
+# Stage 1: the runtime package (src/seedtest_analytics only: the development tools in tools/
+# are not installed) and its dependencies at the versions and hashes of requirements.lock,
+# in a self-contained virtualenv. Two builds of one commit install the same files.
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
 
@@ -22,10 +24,13 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY src/ ./src/
-RUN pip install --upgrade pip setuptools wheel \
-    && pip install .
+# Nothing left to resolve: the lock holds every dependency and the build backend.
+RUN pip install --no-deps --no-build-isolation . \
+    && pip check
 
 # ---------------------------------------------------------------------------------------------
 # Stage 2: collect the dbt project. Directories that may be empty (and so absent from a git

@@ -20,9 +20,9 @@
             {%- do found.append(candidate) -%}
         {%- endfor %}
         {% if found -%}
-            {{ adapter.quote(found[0]) }}::{{ spec.type }}
+            cast({{ adapter.quote(found[0]) }} as {{ spec.type }})
         {%- else -%}
-            null::{{ spec.type }}
+            cast(null as {{ spec.type }})
         {%- endif %} as {{ output_name }}{{ "," if not loop.last }}
     {%- endfor %}
     {% if relation is not none -%}

@@ -39,19 +39,31 @@
                 'SEEDTEST_LOCK_PID, SEEDTEST_LOCK_NAME and SEEDTEST_LOCK_KEY are set by the '
                 ~ 'seedtest-analytics CLI only (got malformed values)') -}}
         {%- endif -%}
+        {%- set holder -%}
+    select from pg_locks as l
+    join pg_stat_activity as a on a.pid = l.pid
+    where l.locktype = 'advisory' and l.granted and l.pid = {{ pid }}
+        and l.database = (select oid from pg_database where datname = current_database())
+        and a.application_name = '{{ name }}'
+        {%- endset -%}
+        {%- set lost = 'seedtest-analytics lost its run lock: the lock session (pid ' ~ pid
+            ~ ') ended; stopped before writing ' -%}
+        {%- if relation is none -%}
+            {#- At the start of the run a compilation error stops dbt before any hook or model
+                writes (a failed SQL hook would not). -#}
+            {%- if execute and not run_query('select exists (' ~ holder ~ ')').columns[0].values()[0] -%}
+                {{- exceptions.raise_compiler_error(lost ~ 'anything') -}}
+            {%- endif -%}
+        {%- else -%}
 do $seedtest_lock$
 begin
     perform pg_advisory_xact_lock_shared({{ key }}, 2);
-    if not exists (
-        select from pg_locks as l
-        join pg_stat_activity as a on a.pid = l.pid
-        where l.locktype = 'advisory' and l.granted and l.pid = {{ pid }}
-            and l.database = (select oid from pg_database where datname = current_database())
-            and a.application_name = '{{ name }}'
+    if not exists ({{ holder }}
     ) then
-        raise exception 'seedtest-analytics lost its run lock: the lock session (pid {{ pid }}) ended; stopped before writing {{ relation.identifier if relation is not none else "anything" }}';
+        raise exception '{{ lost ~ relation.identifier }}';
     end if;
 end
 $seedtest_lock$
+        {%- endif -%}
     {%- endif -%}
 {%- endmacro %}

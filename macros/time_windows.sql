@@ -5,12 +5,12 @@
 
 {# The timestamptz at which a local calendar day starts, for a date literal or expression. #}
 {% macro local_midnight(date_sql) -%}
-    (({{ date_sql }})::timestamp at time zone '{{ activity_timezone() }}')
+    (cast({{ date_sql }} as timestamp) at time zone '{{ activity_timezone() }}')
 {%- endmacro %}
 
 {# The local calendar day of a timestamptz expression. #}
 {% macro local_date(timestamptz_sql) -%}
-    (({{ timestamptz_sql }}) at time zone '{{ activity_timezone() }}')::date
+    cast(({{ timestamptz_sql }}) at time zone '{{ activity_timezone() }}' as date)
 {%- endmacro %}
 
 {% macro date_literal(value) -%}
@@ -23,12 +23,13 @@
 {%- endmacro %}
 
 {#
-    First day an incremental model (`identifier`, in the target schema) recomputes in this run,
-    or none for a full build (the model's first run, or --full-refresh): then every day with
-    data up to the anchor is built. Upstream models call this too, so they only read what the
-    run needs. With `catch_up_column`, a model whose newest day is older than the window also
+    First day an incremental model recomputes in this run, from its own table (`identifier`
+    is the model's own name: `this.identifier`, or the target of its incremental strategy):
+    none for a full build (the table does not exist yet, or --full-refresh), when every day
+    with data up to the anchor is built; else run_window_start() (anchor_date - lookback_days,
+    from the vars). With `catch_up_column`, a table whose newest day is older than that also
     recomputes the days since (the runs in between were missed); the rows it adds are days
-    that held none.
+    that held none. A model only ever looks at itself here, never at another model.
 #}
 {% macro incremental_window_start(identifier, catch_up_column=none) -%}
     {%- if not execute -%}
@@ -40,7 +41,7 @@
     {%- if existing is none or flags.FULL_REFRESH -%}
         {{- return(none) -}}
     {%- endif -%}
-    {%- set start = anchor_date() - modules.datetime.timedelta(days=lookback_days()) -%}
+    {%- set start = run_window_start() -%}
     {%- if catch_up_column is not none -%}
         {%- set newest = run_query(
             'select max(' ~ adapter.quote(catch_up_column) ~ ') from ' ~ existing
@@ -54,10 +55,6 @@
         {%- endif -%}
     {%- endif -%}
     {{- return(start) -}}
-{%- endmacro %}
-
-{% macro features_window_start() -%}
-    {{- return(incremental_window_start('features_topic_daily')) -}}
 {%- endmacro %}
 
 {#
@@ -80,10 +77,6 @@
     {%- else -%}
         {{ date_sql }} >= {{ date_literal(start) }}
     {%- endif -%}
-{%- endmacro %}
-
-{% macro in_features_window(timestamptz_sql, lead_in_days=0) -%}
-    {{- in_window(timestamptz_sql, features_window_start(), lead_in_days) -}}
 {%- endmacro %}
 
 {# The ISO Monday of the anchor's week, as a date literal (weekly_kpi.week_start). #}

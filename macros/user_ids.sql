@@ -11,20 +11,21 @@
 {% macro uuid_form(text_sql) -%}
     case
         when {{ is_uuid_shaped(text_sql) }} then lower({{ text_sql }})
-        else md5({{ text_sql }})::uuid::text
+        else cast(cast(md5({{ text_sql }}) as uuid) as text)
     end
 {%- endmacro %}
 
 {#
     The application user id of `user_sql` (either form), given `ids_alias`, a left join of
     int_user_ids on `ids_alias.user_uuid = lower(user_sql)` (see join_user_ids). An id that
-    cannot be mapped keeps its own text.
+    cannot be mapped keeps its own text. Used once per source, by the int_*_mapped models and
+    int_attempts_mapped; everything downstream reads ids that are already mapped.
 #}
 {% macro app_user_id(user_sql, ids_alias='user_ids') -%}
     {%- if map_user_ids() -%}
-        coalesce({{ ids_alias }}.app_user_id, {{ user_sql }}::text)
+        coalesce({{ ids_alias }}.app_user_id, cast({{ user_sql }} as text))
     {%- else -%}
-        {{ user_sql }}::text
+        cast({{ user_sql }} as text)
     {%- endif -%}
 {%- endmacro %}
 
@@ -33,6 +34,6 @@
     {%- set user_ids = ref('int_user_ids') -%}
     {%- if map_user_ids() -%}
     left join {{ user_ids }} as {{ ids_alias }}
-        on {{ ids_alias }}.user_uuid = lower({{ user_sql }}::text)
+        on {{ ids_alias }}.user_uuid = lower(cast({{ user_sql }} as text))
     {%- endif -%}
 {%- endmacro %}

@@ -4,9 +4,25 @@
     whichever way dbt is invoked (the CLI validates the same values first).
 #}
 
-{# The var as text: --vars first, else its environment variable, else the default. #}
-{% macro _var_text(name, default) -%}
-    {%- set env_name = {
+{#
+    How dbt reads a var, and why this file never lets it render one (dbt-core 1.11,
+    dbt/context/base.py Var.get_rendered_var): `var(name)` in a model, macro, test or hook
+    renders a string given with --vars as a Jinja template, in the caller's context, so
+    `--vars '{lookback_days: "{% do run_query(...) %}7"}'` runs the query and then returns "7".
+    dbt skips rendering only when the text holds no Jinja delimiter (an opening brace
+    followed by a brace, percent or hash sign, or one of these followed by a closing brace).
+    env_var() values and var() defaults are returned as they are, and in schema YAML (the
+    sources' `schema:`) var() returns the --vars value unrendered, but there the text still
+    reaches SQL (dbt puts the schema into quoted identifiers and string literals unescaped).
+    So every var is first read as dbt parsed it, from invocation_args_dict.vars (never
+    rendered), and a text holding any character no valid value has is refused before var()
+    is called; only then is the var read through var(), which returns it unchanged (and lets
+    a unit test's `overrides: vars:` win, as in dbt).
+#}
+
+{# Each var and the environment variable it falls back to. #}
+{% macro _var_env_names() -%}
+    {{- return({
         'anchor_date': 'ANCHOR_DATE',
         'lookback_days': 'AGG_LOOKBACK_DAYS',
         'include_theta': 'AGG_INCLUDE_THETA',
@@ -16,10 +32,85 @@
         'default_target': 'METRICS_DEFAULT_TARGET',
         'source_schema': 'SOURCE_SCHEMA',
         'map_user_ids': 'MAP_USER_IDS',
-    }[name] -%}
-    {%- set raw = var(name, env_var(env_name, default)) -%}
-    {%- if raw is none -%}{%- set raw = default -%}{%- endif -%}
-    {{- return(raw | string | trim) -}}
+    }) -}}
+{%- endmacro %}
+
+{# The --vars of this invocation as dbt parsed them from YAML, never rendered. #}
+{% macro _cli_vars() -%}
+    {%- if invocation_args_dict is not defined or invocation_args_dict is not mapping -%}
+        {#- Fail closed: without the parsed --vars, var() could render one. -#}
+        {{- exceptions.raise_compiler_error(
+            "the project vars cannot be read safely here (no invocation_args_dict)"
+        ) -}}
+    {%- endif -%}
+    {%- set given = invocation_args_dict.get('vars') -%}
+    {%- if given is string -%}
+        {%- set given = fromyaml(given) -%}
+    {%- endif -%}
+    {{- return(given if given is mapping else {}) -}}
+{%- endmacro %}
+
+{#
+    Every character a valid value of any var can hold: dates, whole and decimal numbers,
+    booleans, time zone names, identifiers. No Jinja delimiter, quote, semicolon or space.
+#}
+{% macro _safe_var_text_pattern() -%}
+    {{- return('[A-Za-z0-9_+./-]*') -}}
+{%- endmacro %}
+
+{#
+    Stops the run when the text of any var (from --vars, else from its environment variable)
+    holds a character no valid value has, the profile's schema is not a plain identifier or
+    its database name holds a quote or a backslash, naming every such value at once. Runs (while dbt parses each model, and again in the
+    on-run-start hook) before any var is read with var(), so such a text is never rendered
+    nor put into SQL, whatever the dbt command.
+#}
+{% macro _refuse_unsafe_var_text() -%}
+    {%- set given = _cli_vars() -%}
+    {%- set safe = _safe_var_text_pattern() -%}
+    {%- set refused = [] -%}
+    {%- for name, env_name in _var_env_names().items() -%}
+        {%- if name in given and given[name] is not none -%}
+            {%- if not modules.re.fullmatch(safe, given[name] | string | trim) -%}
+                {%- do refused.append('var ' ~ name) -%}
+            {%- endif -%}
+        {%- elif not modules.re.fullmatch(safe, env_var(env_name, '') | trim) -%}
+            {%- do refused.append(env_name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if not modules.re.fullmatch('[a-z_][a-z0-9_]{0,62}', target.schema | string) -%}
+        {%- do refused.append('SEEDTEST_DBT_SCHEMA (the target schema)') -%}
+    {%- endif -%}
+    {#- dbt also puts the database name into string literals and quoted identifiers. -#}
+    {%- for quote in ["'", '"', '\\'] if quote in target.database | string -%}
+        {%- if loop.first -%}
+            {%- do refused.append('SEEDTEST_PGDATABASE (the database name)') -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if refused -%}
+        {{- exceptions.raise_compiler_error(
+            refused | join(', ') ~ " must be plain text (letters, digits and _ + - . / only);"
+            ~ " nothing was rendered or run"
+        ) -}}
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+    The var as trimmed text: --vars first (a unit test's overrides win), else its environment
+    variable; empty (or a null var) means the default.
+#}
+{% macro _var_text(name, default) -%}
+    {%- do _refuse_unsafe_var_text() -%}
+    {%- set raw = none -%}
+    {%- if var.has_var(name) -%}
+        {#- Safe: the text holds no Jinja delimiter, so dbt returns it unrendered. -#}
+        {%- set raw = var(name) -%}
+    {%- endif -%}
+    {%- if raw is none -%}
+        {%- set raw = env_var(_var_env_names()[name], '') -%}
+    {%- endif -%}
+    {%- set text = raw | string | trim -%}
+    {{- return(text if text != '' else default) -}}
 {%- endmacro %}
 
 {% macro _invalid_var(name, expected, raw) -%}
@@ -42,28 +133,49 @@
     {{- return(modules.datetime.datetime.now(zone).date()) -}}
 {%- endmacro %}
 
-{% macro validated_date(name, raw) -%}
-    {%- set match = modules.re.fullmatch('([0-9]{4})-([0-9]{2})-([0-9]{2})', raw) -%}
+{#
+    The one date rule, the same as the CLI's (seedtest_analytics.config.parse_date; a test runs
+    both over the same texts): YYYY-MM-DD in ASCII digits, a real calendar date, on or after
+    1900-01-01. Returns what a valid value looks like when the text is not one, else ''.
+#}
+{% macro date_problem(text) -%}
+    {%- set match = modules.re.fullmatch('([0-9]{4})-([0-9]{2})-([0-9]{2})', text) -%}
     {%- if not match -%}
-        {{- _invalid_var(name, 'a date as YYYY-MM-DD', raw) -}}
+        {{- return('a date as YYYY-MM-DD') -}}
     {%- endif -%}
     {%- set year = match.group(1) | int -%}
     {%- set month = match.group(2) | int -%}
     {%- set day = match.group(3) | int -%}
-    {%- if year < 1900 or month < 1 or month > 12 or day < 1 -%}
-        {{- _invalid_var(name, 'a valid calendar date', raw) -}}
+    {%- if year < 1 or month < 1 or month > 12 or day < 1 -%}
+        {{- return('a valid calendar date') -}}
     {%- endif -%}
-    {%- set next_month = modules.datetime.date(year + (month // 12), (month % 12) + 1, 1) -%}
-    {%- if day > (next_month - modules.datetime.timedelta(days=1)).day -%}
-        {{- _invalid_var(name, 'a valid calendar date', raw) -}}
+    {%- if month == 12 -%}
+        {%- set last_day = 31 -%}
+    {%- else -%}
+        {%- set last_day = (modules.datetime.date(year, month + 1, 1)
+            - modules.datetime.timedelta(days=1)).day -%}
     {%- endif -%}
-    {{- return(modules.datetime.date(year, month, day)) -}}
+    {%- if day > last_day -%}
+        {{- return('a valid calendar date') -}}
+    {%- endif -%}
+    {%- if year < 1900 -%}
+        {{- return('on or after 1900-01-01') -}}
+    {%- endif -%}
+    {{- return('') -}}
+{%- endmacro %}
+
+{% macro validated_date(name, raw) -%}
+    {%- set problem = date_problem(raw) -%}
+    {%- if problem -%}
+        {{- _invalid_var(name, problem, raw) -}}
+    {%- endif -%}
+    {{- return(modules.datetime.date.fromisoformat(raw)) -}}
 {%- endmacro %}
 
 {# The anchor as a date object: the var, else yesterday in activity_timezone. #}
 {% macro anchor_date() -%}
     {%- set raw = _var_text('anchor_date', '') -%}
-    {%- if raw in ('', 'None', 'none') -%}
+    {%- if raw == '' -%}
         {{- return(_local_today() - modules.datetime.timedelta(days=1)) -}}
     {%- endif -%}
     {%- set anchor = validated_date('anchor_date', raw) -%}

@@ -1,27 +1,26 @@
 {#
-    For the singular tests of features_topic_daily: two CTEs re-deriving the valid attempts of
-    the run's window straight from stg_seedtest__attempts (independently of the intermediate
-    models), with the user id mapped back through int_user_ids and the local day.
-      source_attempts     one row per valid attempt copy in [window_start, end of anchor_date)
+    For the singular tests of features_topic_daily: two CTEs with the valid attempts of the
+    run's window, read from int_attempts__windowed, the table of the window's attempts this
+    run expanded from the exams once (user ids mapped, local days, an attempt id seen twice
+    kept once, invalid attempts flagged), so the tests do not expand the JSON again.
+      source_attempts     one row per valid attempt in [window_start, end of anchor_date)
       ambiguous_attempts  attempt ids whose copies fall in more than one (user, topic, day):
-                          such an id can only count in one of them
+                          such an id can only count in one of them (none, once deduplicated)
     Emits `source_attempts as (...), ambiguous_attempts as (...)` for the caller's `with`.
 #}
 {% macro window_source_attempt_ctes(window_start) -%}
 source_attempts as (
     select
         attempts.attempt_id,
-        {{ app_user_id('attempts.student_id') }} as user_id,
+        attempts.user_id,
         attempts.topic_id,
-        {{ local_date('attempts.completed_at') }} as activity_date,
-        coalesce(attempts.is_correct, false) as is_correct,
-        coalesce(attempts.hint_used, false) as hint_used,
+        attempts.activity_date,
+        attempts.is_correct,
+        attempts.hint_used,
         attempts.completed_at
-    from {{ ref('stg_seedtest__attempts') }} as attempts
-    {{ join_user_ids('attempts.student_id') }}
+    from {{ ref('int_attempts__windowed') }} as attempts
     where
-        attempts.student_id is not null
-        and nullif(attempts.topic_id, '') is not null
+        attempts.is_valid
         and attempts.completed_at >= {{ local_midnight(date_literal(window_start)) }}
         and attempts.completed_at < {{ anchor_end_ts() }}
 ),

@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Create (or refresh) the project's virtualenv in .venv and install the package with its
-# development tools. Re-installs only when pyproject.toml changed since the last install.
+# Create (or refresh) the project's virtualenv in .venv: the runtime package with its test
+# tools (`.[dev]`) and the development package in tools/ (seedtest-dev: the demo, the embedded
+# PostgreSQL, synthetic data, the benchmark), both editable, with the runtime's dependencies at
+# the versions of requirements.lock (the image's). Re-installs only when one of the two
+# pyproject.toml files or the lock changed since the last install.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 python="${PYTHON:-python3}"
-stamp="$venv/.installed-$(sha256sum "$root/pyproject.toml" | cut -c1-16)"
+stamp="$venv/.installed-$(cat "$root/pyproject.toml" "$root/tools/pyproject.toml" \
+    "$root/requirements.lock" | sha256sum | cut -c1-16)"
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 if [ ! -f "$stamp" ]; then
     echo "Installing seedtest-analytics and its tools into $venv ..."
     log="$venv/pip-install.log"
-    if ! "$venv/bin/python" -m pip install --disable-pip-version-check -e "$root[dev]" >"$log" 2>&1; then
+    # The lock's versions as constraints (hashes would put every requirement, the editable
+    # ones included, into hash-checking mode).
+    sed 's/ --hash=.*//' "$root/requirements.lock" > "$venv/constraints.txt"
+    if ! "$venv/bin/python" -m pip install --disable-pip-version-check \
+        -c "$venv/constraints.txt" -e "$root[dev]" -e "$root/tools" >"$log" 2>&1; then
         tail -n 40 "$log"
         echo "[ERROR] pip install failed; the whole log is in $log" >&2
         exit 1

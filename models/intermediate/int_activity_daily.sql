@@ -13,59 +13,84 @@
     )
 }}
 
--- Every user's activity per local day and source, kept incrementally like
--- features_topic_daily (the same window is recomputed whole each run, and days missed since
--- the newest one are caught up), so last activity and the churn inputs never rescan the full
--- history of the application tables.
+-- Every user's activity per local day and source (exam_results, attempt, session), with the
+-- application's user id, kept incrementally like features_topic_daily (the same window is
+-- recomputed whole each run, and days missed since the newest one are caught up), so last
+-- activity and the churn inputs never rescan the full history of the application tables.
+-- The attempts come from this run's int_attempts__windowed when it was built for this run and
+-- covers the days recomputed here (it always does for a nightly run). Otherwise (days missed
+-- for longer than the lead-in, or a selection without it) an exam's attempt activity is its
+-- own activity when the attempt source holds a row of it: same time (SPEC 2.1), and the same
+-- person, since the uuid form of an exam's user id maps back to that id. Whatever is
+-- selected, the rows are right.
+-- features_topic_daily.last_seen_at, the fourth activity source of SPEC 4, is a mart: the
+-- last-activity mart (user_last_activity) reads it, not this intermediate model.
 {%- set window_start = incremental_window_start(this.identifier, 'activity_date') %}
-{%- set features_model = ref('features_topic_daily') %}
-{%- set features = load_relation(features_model) if execute else none %}
+{%- set use_windowed = run_window_mismatch('int_attempts__windowed', window_start) is none %}
+{%- set windowed = ref('int_attempts__windowed') %}
+{%- set windowed_or_empty = relation_or_empty(
+    windowed if use_windowed else none, {'user_id': 'text', 'completed_at': 'timestamptz'}
+) %}
+{%- set attempt_source = ref('stg_seedtest__attempts') %}
+{%- set max_key_bytes = 1000 %}
 
 with
 
+exams as (
+    select
+        user_id,
+        session_id,
+        activity_at
+    from {{ ref('int_exam_results_mapped') }}
+    where
+        user_id is not null
+        and {{ in_window('activity_at', window_start) }}
+),
+
 events as (
     select
-        {{ app_user_id('exams.user_id') }} as user_id,
-        exams.activity_at,
+        user_id,
+        activity_at,
         'exam_results' as activity_source
-    from {{ ref('stg_seedtest__exam_results') }} as exams
-    {{ join_user_ids('exams.user_id') }}
-    where exams.user_id is not null and {{ in_window('exams.activity_at', window_start) }}
-
-    union all
-
-    select
-        {{ app_user_id('attempts.student_id') }} as user_id,
-        attempts.completed_at as activity_at,
-        'attempt' as activity_source
-    from {{ ref('stg_seedtest__attempts') }} as attempts
-    {{ join_user_ids('attempts.student_id') }}
-    where
-        attempts.student_id is not null
-        and {{ in_window('attempts.completed_at', window_start) }}
-
-    union all
-
-    select
-        {{ app_user_id('sessions.user_id') }} as user_id,
-        coalesce(sessions.ended_at, sessions.started_at) as activity_at,
-        'session' as activity_source
-    from {{ ref('stg_seedtest__sessions') }} as sessions
-    {{ join_user_ids('sessions.user_id') }}
-    where
-        sessions.user_id is not null
-        and {{ in_window('coalesce(sessions.ended_at, sessions.started_at)', window_start) }}
-    {%- if features is not none %}
+    from exams
 
     union all
 
     select
         user_id,
-        last_seen_at as activity_at,
-        'features_topic_daily' as activity_source
-    from {{ features }}
-    where {{ in_window('last_seen_at', window_start) }}
-    {%- endif %}
+        completed_at as activity_at,
+        'attempt' as activity_source
+    from {{ windowed_or_empty }}
+    where
+        user_id is not null
+        and {{ in_window('completed_at', window_start) }}
+
+    union all
+
+    select
+        exams.user_id,
+        exams.activity_at,
+        'attempt' as activity_source
+    from exams
+    where
+        {{ (not use_windowed) | string | lower }}
+        and exists (
+            select 1 from {{ attempt_source }} as attempts
+            where
+                attempts.session_id = exams.session_id
+                and {{ in_window('attempts.completed_at', window_start) }}
+        )
+
+    union all
+
+    select
+        user_id,
+        activity_at,
+        'session' as activity_source
+    from {{ ref('int_sessions_mapped') }}
+    where
+        user_id is not null
+        and {{ in_window('activity_at', window_start) }}
 )
 
 select
@@ -73,7 +98,8 @@ select
     {{ local_date('activity_at') }} as activity_date,
     activity_source,
     max(activity_at) as last_activity_at,
-    count(*)::integer as events
+    cast(count(*) as integer) as events
 from events
-where user_id <> ''
+-- an id too long for the unique index is nobody the application can score either
+where user_id <> '' and octet_length(user_id) <= {{ max_key_bytes }}
 group by user_id, {{ local_date('activity_at') }}, activity_source

@@ -1,10 +1,26 @@
--- Attempts this run needs: from 27 days before the features window (the improvement index
--- looks back that far) to the end of the anchor day, with the application's user id and the
--- local calendar day. Invalid rows stay, flagged, so the run can report what it skipped.
--- An attempt id seen twice counts once (the latest copy).
+{{
+    config(
+        materialized='table',
+        pre_hook="{{ record_run_window(run_window(attempts_read_from())) }}",
+    )
+}}
+
+-- The attempts this run needs, expanded from the exams' JSON once per run into a table that
+-- the aggregate, the activity model and the source-comparison tests read: from 27 days
+-- before the window [anchor_date - lookback_days, anchor_date] (the improvement index looks
+-- back that far) to the end of the anchor day, or all history up to it on a full build
+-- (first run, --full-refresh). The bounds come from the vars only; the window is recorded
+-- (run_windows) so that a model that replaces rows can check the table was built for its run.
+-- With the application's user id and the local calendar day. Invalid rows stay, flagged
+-- with the reason, so the run can report what it skipped. An attempt id seen twice counts
+-- once (a valid copy, else the latest).
+{%- set read_from = attempts_read_from() %}
+{%- set max_key_bytes = 1000 %}
+
 with
 
-attempts as (
+mapped as (
+    -- the attempt source's user ids mapped back to the application's, once, here
     select
         attempts.attempt_id,
         {{ app_user_id('attempts.student_id') }} as user_id,
@@ -15,21 +31,52 @@ attempts as (
         attempts.completed_at
     from {{ ref('stg_seedtest__attempts') }} as attempts
     {{ join_user_ids('attempts.student_id') }}
-    where {{ in_features_window('attempts.completed_at', lead_in_days=27) }}
+    where {{ in_window('attempts.completed_at', read_from) }}
+),
+
+attempts as (
+    select
+        attempt_id,
+        user_id,
+        topic_id,
+        is_correct,
+        response_time_ms,
+        hint_used,
+        completed_at,
+        case
+            when user_id is null then 'no_user'
+            when nullif(topic_id, '') is null then 'no_topic'
+            when completed_at is null then 'no_time'
+            -- (date, user_id, topic_id) is features_topic_daily's unique index, whose keys must
+            -- fit in a third of a page (2,704 bytes)
+            when octet_length(topic_id) > {{ max_key_bytes }} then 'topic_too_long'
+            when octet_length(user_id) > {{ max_key_bytes }} then 'user_id_too_long'
+        end as invalid_reason
+    from mapped
 ),
 
 deduplicated as (
-    select distinct on (attempt_id) *
+    select
+        attempt_id,
+        user_id,
+        topic_id,
+        is_correct,
+        response_time_ms,
+        hint_used,
+        completed_at,
+        invalid_reason,
+        row_number() over (
+            partition by attempt_id
+            order by
+                -- a valid copy wins over an invalid one
+                case when invalid_reason is null then 0 else 1 end asc,
+                completed_at desc,
+                is_correct desc,
+                response_time_ms desc nulls last,
+                hint_used desc,
+                topic_id asc
+        ) as copy_rank
     from attempts
-    order by
-        attempt_id asc,
-        -- a valid copy wins over one without user or topic
-        (user_id is not null and nullif(topic_id, '') is not null) desc,
-        completed_at desc,
-        is_correct desc,
-        response_time_ms desc nulls last,
-        hint_used desc,
-        topic_id asc
 )
 
 select
@@ -42,7 +89,7 @@ select
     coalesce(response_time_ms between 0 and 3 * 60 * 60 * 1000, false) as has_valid_time,
     completed_at,
     {{ local_date('completed_at') }} as activity_date,
-    user_id is not null
-    and nullif(topic_id, '') is not null
-    and completed_at is not null as is_valid
+    invalid_reason is null as is_valid,
+    invalid_reason
 from deduplicated
+where copy_rank = 1

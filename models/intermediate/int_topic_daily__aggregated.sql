@@ -1,22 +1,31 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='table',
+        pre_hook="{{ record_run_window(recorded_run_window('int_attempts__windowed')) }}",
+    )
+}}
 
 -- Per user, topic and local day: the counts and time statistics of the valid attempts,
--- for every day int_attempts__windowed covers (the features window and its 27-day lead-in).
+-- for every day int_attempts__windowed covers (the features window and its 27-day lead-in,
+-- or all history on a full build). Built by every run; it records the window of the attempt
+-- table it was built from (run_windows), which features_topic_daily checks before it
+-- replaces its days.
 select
     user_id,
     topic_id,
     activity_date,
-    count(*)::integer as attempts,
-    count(*) filter (where is_correct)::integer as correct,
-    count(*) filter (where hint_used)::integer as hints,
+    cast(count(*) as integer) as attempts,
+    cast(count(*) filter (where is_correct) as integer) as correct,
+    cast(count(*) filter (where hint_used) as integer) as hints,
     -- round() on numeric rounds half away from zero
-    round(avg(response_time_ms) filter (where has_valid_time))::integer as avg_time_ms,
-    round(
-        (
+    cast(round(avg(response_time_ms) filter (where has_valid_time)) as integer) as avg_time_ms,
+    cast(round(
+        cast(
             percentile_cont(0.5) within group (order by response_time_ms)
             filter (where has_valid_time)
-        )::numeric
-    )::integer as rt_median,
+            as numeric
+        )
+    ) as integer) as rt_median,
     max(completed_at) as last_seen_at
 from {{ ref('int_attempts__windowed') }}
 where is_valid

@@ -31,8 +31,8 @@ rates as (
         activity_date,
         recent_attempts,
         previous_attempts,
-        recent_correct::double precision / nullif(recent_attempts, 0) as recent_rate,
-        previous_correct::double precision / nullif(previous_attempts, 0) as previous_rate
+        cast(recent_correct as double precision) / nullif(recent_attempts, 0) as recent_rate,
+        cast(previous_correct as double precision) / nullif(previous_attempts, 0) as previous_rate
     from windows
 )
 
@@ -49,7 +49,7 @@ select
                 least(
                     1.0,
                     (recent_rate - previous_rate)
-                    * least(1.0, recent_attempts::double precision / 30.0)
+                    * least(1.0, cast(recent_attempts as double precision) / 30.0)
                     * (1.0 - least(
                         0.5, 1.96 * sqrt(recent_rate * (1.0 - recent_rate) / recent_attempts)
                     ))

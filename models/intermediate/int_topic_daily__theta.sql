@@ -1,7 +1,10 @@
--- Theta for each user, topic and day of the features window, when var include_theta is on:
--- the topic's theta if it was fitted by the end of the day, else the user's latest overall
--- ability fit (mirt_ability) by then. Empty when include_theta is off.
-{%- set window_start = features_window_start() %}
+-- Theta for each user, topic and day of int_topic_daily__aggregated, when var include_theta
+-- is on: the topic's theta if it was fitted by the end of the day, else the user's latest
+-- overall ability fit (mirt_ability) by then. Empty when include_theta is off. Ephemeral: it
+-- is computed inside features_topic_daily: for the days it writes (from anchor_date -
+-- lookback_days), or every day when the per-run tables hold all history (a full build).
+{%- set recorded = recorded_run_window('int_topic_daily__aggregated') %}
+{%- set all_days = recorded is none or recorded.get('read_from') is none %}
 with
 
 days as (
@@ -12,28 +15,28 @@ days as (
     from {{ ref('int_topic_daily__aggregated') }}
     where
         {{ include_theta() }}
-        and {{ on_or_after('activity_date', window_start) }}
+        {%- if not all_days %}
+            and activity_date >= {{ date_literal(run_window_start()) }}
+        {%- endif %}
 ),
 
 topic_theta as (
     select
-        {{ app_user_id('theta.user_id') }} as user_id,
-        theta.topic_id,
-        theta.theta,
-        theta.theta_se,
-        theta.estimated_at
-    from {{ ref('stg_seedtest__student_topic_theta') }} as theta
-    {{ join_user_ids('theta.user_id') }}
+        user_id,
+        topic_id,
+        theta,
+        theta_se,
+        estimated_at
+    from {{ ref('int_student_topic_thetas_mapped') }}
 ),
 
 user_ability as (
     select
-        {{ app_user_id('ability.user_id') }} as user_id,
-        ability.theta,
-        ability.theta_se,
-        ability.fitted_at
-    from {{ ref('stg_seedtest__mirt_ability') }} as ability
-    {{ join_user_ids('ability.user_id') }}
+        user_id,
+        theta,
+        theta_se,
+        fitted_at
+    from {{ ref('int_mirt_abilities_mapped') }}
 ),
 
 latest_topic_theta as (

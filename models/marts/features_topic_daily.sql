@@ -8,13 +8,19 @@
             {'columns': ['date', 'user_id', 'topic_id'], 'unique': true},
             {'columns': ['user_id', 'last_seen_at']},
         ],
+        pre_hook="{{ require_run_window(
+            'int_topic_daily__aggregated',
+            run_window_start() - modules.datetime.timedelta(days=lead_in_days())
+            if is_incremental() else none
+        ) }}",
     )
 }}
 
 -- Daily learning features per user and topic (replaces aggregate_features_daily). An
 -- incremental run recomputes the days [anchor_date - lookback_days, anchor_date] whole; the
--- first run and --full-refresh build every day with data up to anchor_date.
-{%- set window_start = features_window_start() %}
+-- first run and --full-refresh build every day with data up to anchor_date. The window comes
+-- from the vars; the pre-hook stops the run, before anything is deleted, unless the per-run
+-- table int_topic_daily__aggregated was built for this run's window (any selection is safe).
 
 select
     daily.user_id,
@@ -43,4 +49,6 @@ left join {{ ref('int_topic_daily__theta') }} as theta
         and daily.activity_date = theta.activity_date
 where
     daily.activity_date <= {{ date_literal(anchor_date()) }}
-    and {{ on_or_after('daily.activity_date', window_start) }}
+    {%- if is_incremental() %}
+        and daily.activity_date >= {{ date_literal(run_window_start()) }}
+    {%- endif %}

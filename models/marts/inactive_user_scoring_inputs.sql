@@ -10,7 +10,7 @@ with
 window_activity as (
     select
         activity.user_id,
-        count(distinct activity.activity_date)::integer as active_days,
+        cast(count(distinct activity.activity_date) as integer) as active_days,
         min(activity.activity_date) as first_active_day,
         max(activity.activity_date) as last_active_day
     from {{ ref('int_activity_daily') }} as activity
@@ -22,18 +22,17 @@ window_activity as (
 ),
 
 goals as (
-    select distinct on ({{ app_user_id('goals.user_id') }})
-        {{ app_user_id('goals.user_id') }} as user_id,
-        goals.target_level
-    from {{ ref('stg_seedtest__interest_goals') }} as goals
-    {{ join_user_ids('goals.user_id') }}
+    select distinct on (user_id)
+        user_id,
+        target_level
+    from {{ ref('int_interest_goals_mapped') }}
     where
-        goals.created_at < {{ anchor_end_ts() }}
-        and goals.target_level is not null
+        created_at < {{ anchor_end_ts() }}
+        and target_level is not null
     order by
-        {{ app_user_id('goals.user_id') }} asc,
-        goals.priority desc nulls last,
-        goals.created_at desc
+        user_id asc,
+        priority desc nulls last,
+        created_at desc
 )
 
 select
@@ -43,17 +42,17 @@ select
     inactive.last_activity_at,
     {{ date_literal(anchor) }} - {{ local_date('inactive.last_activity_at') }} as days_inactive,
     coalesce(window_activity.active_days, 0) as active_days,
-    case
+    cast(case
         when window_activity.active_days >= 2
             then
                 (window_activity.last_active_day - window_activity.first_active_day)
                 / (window_activity.active_days - 1.0)
         else 0.0
-    end::double precision as mean_gap_days,
+    end as double precision) as mean_gap_days,
     ability.ability_mean,
     ability.ability_sd,
     ability.ability_source,
-    coalesce(goals.target_level, {{ default_target() }}::double precision) as target,
+    coalesce(goals.target_level, cast({{ default_target() }} as double precision)) as target,
     case when goals.target_level is null then 'default' else 'interest_goal' end as target_source
 from {{ ref('inactive_users') }} as inactive
 left join window_activity on inactive.user_id = window_activity.user_id

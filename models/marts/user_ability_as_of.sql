@@ -4,31 +4,29 @@
 with
 
 estimates as (
-    select distinct on ({{ app_user_id('estimates.user_id') }})
-        {{ app_user_id('estimates.user_id') }} as user_id,
-        estimates.ability_mean,
-        estimates.ability_sd,
-        estimates.fitted_at
-    from {{ ref('stg_seedtest__ability_estimates') }} as estimates
-    {{ join_user_ids('estimates.user_id') }}
+    select distinct on (user_id)
+        user_id,
+        ability_mean,
+        ability_sd,
+        fitted_at
+    from {{ ref('int_ability_estimates_mapped') }}
     where
-        estimates.fitted_at < {{ anchor_end_ts() }}
-        and estimates.ability_mean is not null
-    order by {{ app_user_id('estimates.user_id') }} asc, estimates.fitted_at desc
+        fitted_at < {{ anchor_end_ts() }}
+        and ability_mean is not null
+    order by user_id asc, fitted_at desc
 ),
 
 mirt as (
-    select distinct on ({{ app_user_id('mirt.user_id') }})
-        {{ app_user_id('mirt.user_id') }} as user_id,
-        mirt.theta as ability_mean,
-        mirt.theta_se as ability_sd,
-        mirt.fitted_at
-    from {{ ref('stg_seedtest__mirt_ability') }} as mirt
-    {{ join_user_ids('mirt.user_id', 'user_ids') }}
+    select distinct on (user_id)
+        user_id,
+        theta as ability_mean,
+        theta_se as ability_sd,
+        fitted_at
+    from {{ ref('int_mirt_abilities_mapped') }}
     where
-        mirt.fitted_at < {{ anchor_end_ts() }}
-        and mirt.theta is not null
-    order by {{ app_user_id('mirt.user_id') }} asc, mirt.fitted_at desc
+        fitted_at < {{ anchor_end_ts() }}
+        and theta is not null
+    order by user_id asc, fitted_at desc
 )
 
 select

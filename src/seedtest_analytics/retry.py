@@ -17,8 +17,8 @@ from typing import Any
 
 from . import log
 from .config import Settings, load_settings
-from .connection import ConnectionParams, project_root
-from .dbt_runner import _summarise, dbt_env
+from .connection import ConnectionParams
+from .dbt_runner import _summarise, dbt_env, project_root
 from .errors import RunError, UsageError
 from .failures import report_build_failure
 from .history import note, note_build

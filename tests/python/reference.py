@@ -7,10 +7,8 @@ attempt view or anything dbt builds, so the tests compare two implementations wr
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
-import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,7 +19,12 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-UUID_SHAPE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+# The id rule (SPEC 2.1) and the improvement index's formula (SPEC 3.3), defined once for
+# everything outside the dbt project; the reference applies them to raw rows on its own.
+from seedtest_dev.rules import app_user_uuid as uuid_form
+from seedtest_dev.rules import improvement_index as improvement
+from seedtest_dev.rules import is_uuid_shaped
+
 MAX_VALID_TIME_MS = 3 * 60 * 60 * 1000
 COLUMNS = (
     "user_id", "topic_id", "date", "attempts", "correct", "avg_time_ms", "hints",
@@ -33,18 +36,10 @@ Key = tuple[str, str, dt.date]
 
 # --- user ids -------------------------------------------------------------------------------
 
-def uuid_form(user_id: str) -> str:
-    """The uuid text the application derives from a user id (lowercase 8-4-4-4-12)."""
-    if UUID_SHAPE.match(user_id):
-        return user_id.lower()
-    digest = hashlib.md5(user_id.encode()).hexdigest()
-    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:]}"
-
-
 def id_map(app_ids: Iterable[str]) -> dict[str, str]:
     """uuid form -> application id; a non-uuid id wins over a uuid-shaped one."""
     mapping: dict[str, str] = {}
-    for app_id in sorted(set(app_ids), key=lambda i: (bool(UUID_SHAPE.match(i)), i)):
+    for app_id in sorted(set(app_ids), key=lambda i: (is_uuid_shaped(i), i)):
         mapping.setdefault(uuid_form(app_id), app_id)
     return mapping
 
@@ -53,7 +48,7 @@ def map_user(user_id: str, mapping: dict[str, str], app_ids: set[str]) -> str:
     """The application id of a source's user id (either form); unmappable ids keep their text."""
     if user_id in app_ids:
         return user_id
-    if UUID_SHAPE.match(user_id):
+    if is_uuid_shaped(user_id):
         return mapping.get(user_id.lower(), user_id)
     return user_id
 
@@ -278,16 +273,6 @@ def median(values: list[int]) -> Fraction:
     if len(ordered) % 2:
         return Fraction(ordered[middle])
     return Fraction(ordered[middle - 1] + ordered[middle], 2)
-
-
-def improvement(n_r: int, c_r: int, n_p: int, c_p: int) -> float | None:
-    if n_r == 0 or n_p == 0:
-        return None
-    p_r = c_r / n_r
-    p_p = c_p / n_p
-    exposure = min(1.0, n_r / 30.0)
-    penalty = 1.0 - min(0.5, 1.96 * math.sqrt(p_r * (1.0 - p_r) / n_r))
-    return max(-1.0, min(1.0, (p_r - p_p) * exposure * penalty))
 
 
 def _theta(

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import uuid
 
 import psycopg
 
 from conftest import create_database, drop_database, run_cli
 from seedtest_analytics.connection import ConnectionParams
+from seedtest_dev.rules import app_user_uuid
 
 TABLES = {
     "exam_results", "session", "student_topic_theta", "mirt_ability", "ability_estimates",
     "interest_goal", "weekly_kpi",
 }
-
-
-def _derived_uuid(user_id: str) -> str:
-    return str(uuid.UUID(hashlib.md5(user_id.encode()).hexdigest()))
 
 
 def test_init_db_creates_the_schema_and_is_idempotent(server_params: ConnectionParams) -> None:
@@ -73,7 +68,7 @@ def test_attempt_view_follows_the_application_rules(db_conn: psycopg.Connection)
     for row in rows:
         by_exam.setdefault(str(row[0]), []).append(row)
     assert {exam: len(found) for exam, found in by_exam.items()} == {"e1": 4, "e2": 4}
-    assert {row[1] for row in by_exam["e1"]} == {_derived_uuid("user123")}
+    assert {row[1] for row in by_exam["e1"]} == {app_user_uuid("user123")}
     assert {row[1] for row in by_exam["e2"]} == {upper.lower()}
     # (topic, correct, response_time_ms, hint_used) per question: rounding half away from
     # zero of time_spent_sec * 1000, missing time -> 0, correct = is_correct else correct.

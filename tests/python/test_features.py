@@ -9,7 +9,6 @@ session's time zone (Pacific/Auckland), so a day boundary taken in the wrong zon
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
 import random
@@ -26,6 +25,7 @@ import pytest
 import reference  # tests/python is on sys.path, as for conftest
 from conftest import run_cli
 from seedtest_analytics.connection import ConnectionParams
+from seedtest_dev.rules import app_user_uuid as md5_uuid
 
 UTC = dt.UTC
 FLOAT_TOLERANCE = 1e-9
@@ -293,11 +293,6 @@ def insert_random_exams(
         # created_at is sometimes on the previous day: completed_at follows updated_at
         created = at - dt.timedelta(hours=rng.choice([0, 0.5, 3, 30]))
         insert_exam(conn, user, random_exam(rng, user), at, created_at=created)
-
-
-def md5_uuid(user_id: str) -> str:
-    digest = hashlib.md5(user_id.encode()).hexdigest()
-    return str(uuid.UUID(digest))
 
 
 def insert_thetas(conn: psycopg.Connection, anchor: dt.date, timezone: str) -> None:

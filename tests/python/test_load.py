@@ -14,7 +14,7 @@ import pytest
 
 from conftest import create_database, drop_database
 from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.synthetic import generate_bulk
+from seedtest_dev.synthetic import generate_bulk
 from test_reliability import (  # the helpers of the concurrency tests
     ANCHOR,
     ExamWriter,

@@ -305,8 +305,9 @@ def test_kill_inside_the_features_write_keeps_the_old_table(
         # An uncommitted row with a key the run is about to insert: its insert has to wait
         # for this transaction, after its delete of the window already ran.
         blocker.execute(
-            "insert into analytics.features_topic_daily (user_id, topic_id, date)"
-            " values (%s, %s, %s)",
+            "insert into analytics.features_topic_daily (user_id, topic_id, date, attempts,"
+            " correct, hints, last_seen_at, computed_at)"
+            " values (%s, %s, %s, 1, 0, 0, now(), now())",
             new_key,
         )
         blocker_pid = blocker.info.backend_pid

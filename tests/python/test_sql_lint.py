@@ -18,7 +18,7 @@ def test_sqlfluff_reports_no_violations(fresh_db: ConnectionParams) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "sqlfluff", "lint", "models", "tests/dbt", "--format", "json",
          "--nofail"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
+        cwd=REPO, env=env, capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     files = json.loads(result.stdout)

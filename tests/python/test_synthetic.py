@@ -16,12 +16,8 @@ from psycopg import sql
 from conftest import REPO, create_database, drop_database
 from seedtest_analytics.connection import ConnectionParams
 from seedtest_analytics.db import init_db
-from seedtest_analytics.synthetic import (
-    DemoSummary,
-    app_user_uuid,
-    generate_bulk,
-    generate_demo,
-)
+from seedtest_dev.rules import app_user_uuid
+from seedtest_dev.synthetic import DemoSummary, generate_bulk, generate_demo
 
 END = date(2025, 11, 1)  # a Saturday
 TABLES = (
@@ -72,7 +68,18 @@ def demo(server_params: ConnectionParams) -> Iterator[tuple[psycopg.Connection, 
 # ------------------------------------------------------------------------------ app_user_uuid
 
 
-def test_app_user_uuid_matches_the_sql_rule(db_conn: psycopg.Connection) -> None:
+def _dbt_uuid_form() -> str:
+    """macros/user_ids.sql's uuid_form rendered for the query parameter %(id)s (the macro is
+    plain Jinja: no dbt context needed)."""
+    import jinja2
+
+    macros = (REPO / "macros" / "user_ids.sql").read_text()
+    return jinja2.Environment().from_string(macros + "{{ uuid_form('%(id)s::text') }}").render()
+
+
+def test_app_user_uuid_is_the_rule_of_the_sql(db_conn: psycopg.Connection) -> None:
+    """rules.app_user_uuid against the application's SQL function (app_schema.sql) and the
+    dbt project's macro (macros/user_ids.sql)."""
     ids = [
         "user0042",
         "ABCDEF01-2345-6789-ABCD-EF0123456789",
@@ -81,12 +88,15 @@ def test_app_user_uuid_matches_the_sql_rule(db_conn: psycopg.Connection) -> None
         "12345678-1234-1234-1234-123456789012\n",  # not a uuid: a trailing newline
         " 12345678-1234-1234-1234-123456789012",
         "1234567-81234-1234-1234-123456789012",
+        "{12345678-1234-1234-1234-123456789012}",
         "héllo wörld",
         "",
     ]
+    dbt_rule = f"select {_dbt_uuid_form()}"
     for user_id in ids:
         expected = _scalar(db_conn, "select public.app_user_uuid(%s)::text", (user_id,))
         assert app_user_uuid(user_id) == expected, user_id
+        assert db_conn.execute(dbt_rule, {"id": user_id}).fetchone() == (expected,), user_id
     assert app_user_uuid("user0042") == _scalar(db_conn, "select md5('user0042')::uuid::text")
 
 
@@ -100,14 +110,17 @@ def test_demo_is_deterministic(
     first_conn, first = demo
     code = (
         "import sys, datetime, psycopg\n"
-        "from seedtest_analytics.synthetic import generate_demo\n"
+        "from seedtest_dev.synthetic import generate_demo\n"
         "with psycopg.connect(sys.argv[1], autocommit=True) as conn:\n"
         "    print(repr(generate_demo(conn, end_date=datetime.date.fromisoformat(sys.argv[2]))))\n"
     )
-    env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
     done = subprocess.run(
         [sys.executable, "-c", code, fresh_db.to_url(), END.isoformat()],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == repr(first)
@@ -169,7 +182,9 @@ def test_demo_has_every_kind_of_student(demo: tuple[psycopg.Connection, DemoSumm
     assert all(r[1] < day(-1) for r in rows)
 
     # Returning students: a gap of two weeks or more, then activity in the last week.
-    returning = _scalar(conn, """
+    returning = _scalar(
+        conn,
+        """
         with days as (
             select distinct
                 user_id, (coalesce(updated_at, created_at) at time zone 'UTC')::date as d
@@ -178,17 +193,23 @@ def test_demo_has_every_kind_of_student(demo: tuple[psycopg.Connection, DemoSumm
             select user_id, d, d - lag(d) over (partition by user_id order by d) as gap from days
         )
         select count(distinct user_id) from gaps where gap >= 14 and d >= %s
-    """, (END - timedelta(days=6),))
+    """,
+        (END - timedelta(days=6),),
+    )
     assert returning >= 10
     # Fading students: active early in the window, rarely at the end.
-    fading = _scalar(conn, """
+    fading = _scalar(
+        conn,
+        """
         select count(*) from (
             select user_id,
                 count(*) filter (where created_at < %s) as early,
                 count(*) filter (where created_at >= %s) as late
             from exam_results where user_id is not null group by user_id
         ) s where early >= 10 and late between 1 and 3
-    """, (day(49), day(20)))
+    """,
+        (day(49), day(20)),
+    )
     assert fading >= 5
 
 
@@ -198,8 +219,8 @@ def test_demo_rows_look_like_the_application(
     conn, summary = demo
     # Activity over the whole UTC day, so non-UTC day boundaries matter.
     hours = _scalar(
-        conn, "select count(distinct extract(hour from completed_at at time zone 'UTC')) "
-        "from attempt",
+        conn,
+        "select count(distinct extract(hour from completed_at at time zone 'UTC')) from attempt",
     )
     assert hours == 24
     sizes = conn.execute(
@@ -255,19 +276,28 @@ def test_demo_has_the_edge_rows(demo: tuple[psycopg.Connection, DemoSummary]) ->
 
 def test_demo_ids_of_the_ability_sources(demo: tuple[psycopg.Connection, DemoSummary]) -> None:
     conn, _ = demo
-    app_ids = [r[0] for r in conn.execute(
-        "select distinct user_id from exam_results where user_id is not null"
-    ).fetchall()]
+    app_ids = [
+        r[0]
+        for r in conn.execute(
+            "select distinct user_id from exam_results where user_id is not null"
+        ).fetchall()
+    ]
     uuid_form = {app_user_uuid(i) for i in app_ids}
     assert len(uuid_form) == len(app_ids)
     app_set = set(app_ids)
 
     mirt = [r[0] for r in conn.execute("select user_id from mirt_ability").fetchall()]
     assert mirt and all(LOWER_UUID.fullmatch(i) and i in uuid_form for i in mirt)
-    assert _scalar(conn, """
+    assert (
+        _scalar(
+            conn,
+            """
         select count(*) from (select user_id from mirt_ability group by user_id
                               having count(distinct fitted_at) > 1) s
-    """) > 10
+    """,
+        )
+        > 10
+    )
     assert _scalar(conn, "select count(distinct version) from mirt_ability") > 1
 
     for table in ("student_topic_theta", "ability_estimates", "interest_goal"):
@@ -279,10 +309,16 @@ def test_demo_ids_of_the_ability_sources(demo: tuple[psycopg.Connection, DemoSum
 
     covered = _scalar(conn, "select count(distinct user_id) from ability_estimates")
     assert covered >= 0.7 * len(app_ids)
-    assert _scalar(conn, """
+    assert (
+        _scalar(
+            conn,
+            """
         select count(*) from (select user_id from ability_estimates group by user_id
                               having count(*) > 1) s
-    """) > 10
+    """,
+        )
+        > 10
+    )
     goals = conn.execute("""
         select min(target_level), max(target_level), min(priority), max(priority),
                count(*) filter (where n > 1)
@@ -307,10 +343,14 @@ def test_demo_weekly_kpi(demo: tuple[psycopg.Connection, DemoSummary]) -> None:
     assert all(r[0] in app_ids for r in rows)
     # Inactive users both with and without a row for the current week.
     current = {r[0] for r in rows if r[1] == monday}
-    stale = {r[0] for r in conn.execute(
-        "select user_id from exam_results where user_id is not null group by user_id "
-        "having max(coalesce(updated_at, created_at)) < %s::date - 7", (END,),
-    ).fetchall()}
+    stale = {
+        r[0]
+        for r in conn.execute(
+            "select user_id from exam_results where user_id is not null group by user_id "
+            "having max(coalesce(updated_at, created_at)) < %s::date - 7",
+            (END,),
+        ).fetchall()
+    }
     assert stale & current and stale - current
 
 
@@ -368,22 +408,29 @@ def test_bulk_gives_exactly_the_requested_attempts(db_conn: psycopg.Connection) 
         ) s
     """).fetchone()
     assert exams_per_day is not None and exams_per_day[1] - exams_per_day[0] <= 1
-    hours = _scalar(db_conn, """
+    hours = _scalar(
+        db_conn,
+        """
         select count(distinct extract(hour from completed_at at time zone 'UTC')) from attempt
-    """)
+    """,
+    )
     assert hours == 24
 
     users = _scalar(db_conn, "select count(distinct user_id) from exam_results")
     assert users == summary.users_with_activity <= summary.users
     assert summary.users == 50
     # A realistic share of users stopped more than 7 days before end_date.
-    inactive = _scalar(db_conn, """
+    inactive = _scalar(
+        db_conn,
+        """
         select count(*) from (
             select user_id from exam_results group by user_id
             having max(coalesce(updated_at, created_at)) < (%s::date - 6)::timestamp
                 at time zone 'UTC'
         ) s
-    """, (END,))
+    """,
+        (END,),
+    )
     assert inactive == summary.inactive_users
     assert 0.1 * users <= inactive <= 0.4 * users
     ids = [r[0] for r in db_conn.execute("select distinct user_id from exam_results").fetchall()]
@@ -391,16 +438,24 @@ def test_bulk_gives_exactly_the_requested_attempts(db_conn: psycopg.Connection) 
     assert any(LOWER_UUID.fullmatch(i) for i in ids)
     assert any(i != i.lower() for i in ids if not i.startswith("user"))
 
-    assert summary.ability_estimates == summary.users == _scalar(
-        db_conn, "select count(distinct user_id) from ability_estimates"
+    assert (
+        summary.ability_estimates
+        == summary.users
+        == _scalar(db_conn, "select count(distinct user_id) from ability_estimates")
     )
     monday = END - timedelta(days=END.weekday())
-    assert summary.weekly_kpi == summary.users == _scalar(
-        db_conn, "select count(*) from weekly_kpi where week_start = %s", (monday,)
+    assert (
+        summary.weekly_kpi
+        == summary.users
+        == _scalar(db_conn, "select count(*) from weekly_kpi where week_start = %s", (monday,))
     )
-    assert _scalar(
-        db_conn, "select count(*) from weekly_kpi where not kpis ?& array['I_t','E_t','R_t','A_t']"
-    ) == 0
+    assert (
+        _scalar(
+            db_conn,
+            "select count(*) from weekly_kpi where not kpis ?& array['I_t','E_t','R_t','A_t']",
+        )
+        == 0
+    )
     correct = _scalar(db_conn, "select avg(correct::int) from attempt")
     assert 0.2 < correct < 0.8
     assert _scalar(db_conn, "select count(distinct topic_id) from attempt") == 8
@@ -409,8 +464,15 @@ def test_bulk_gives_exactly_the_requested_attempts(db_conn: psycopg.Connection) 
 def test_bulk_remainder_topics_and_determinism(
     db_conn: psycopg.Connection, server_params: ConnectionParams
 ) -> None:
-    args = {"attempts": 12_345, "days": 10, "users": 30, "topics": 12, "questions_per_exam": 7,
-            "seed": 11, "end_date": END}
+    args = {
+        "attempts": 12_345,
+        "days": 10,
+        "users": 30,
+        "topics": 12,
+        "questions_per_exam": 7,
+        "seed": 11,
+        "end_date": END,
+    }
     summary = generate_bulk(db_conn, **args)
     assert _scalar(db_conn, "select count(*) from attempt") == 12_345
     assert summary.exam_results == 12_345 // 7 + 1
@@ -429,8 +491,12 @@ def test_bulk_remainder_topics_and_determinism(
 
 
 def test_bulk_rejects_bad_arguments(db_conn: psycopg.Connection) -> None:
-    for bad in ({"attempts": 0}, {"attempts": 10, "days": 0},
-                {"attempts": 10, "questions_per_exam": 0}, {"attempts": 10, "topics": 0}):
+    for bad in (
+        {"attempts": 0},
+        {"attempts": 10, "days": 0},
+        {"attempts": 10, "questions_per_exam": 0},
+        {"attempts": 10, "topics": 0},
+    ):
         with pytest.raises(ValueError):
             generate_bulk(db_conn, end_date=END, **bad)  # type: ignore[arg-type]
 

@@ -6,14 +6,19 @@
 #}
 {% test is_application_user_id(model, column_name) %}
 
+with checked as (
+    select {{ column_name }}::text as user_id
+    from {{ model }}
+)
+
 select
-    checked.{{ column_name }} as user_id,
+    checked.user_id,
     user_ids.app_user_id as expected_user_id
-from {{ model }} as checked
+from checked
 inner join {{ ref('int_user_ids') }} as user_ids
-    on lower(checked.{{ column_name }}::text) = user_ids.user_uuid
+    on lower(checked.user_id) = user_ids.user_uuid
 where
-    checked.{{ column_name }}::text <> user_ids.app_user_id
+    checked.user_id <> user_ids.app_user_id
     {%- if not map_user_ids() %}
         and false
     {%- endif %}

@@ -1,4 +1,4 @@
-"""`seedtest-analytics bench`: the new pipeline against the old row-at-a-time jobs, side by side.
+"""`seedtest-dev bench`: the new pipeline against the old row-at-a-time jobs, side by side.
 
 Everything runs in one process on one dataset, so the ratios hold on a shared, noisy machine
 even where the absolute seconds do not:
@@ -43,13 +43,16 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import connection, legacy, log
-from .config import Settings, parse_identifier, parse_int, today_in
-from .connection import ConnectionParams
-from .db import connect, init_db
-from .dbt_runner import BuildSummary, invoke, target_schema
-from .errors import RunError, UsageError
-from .inactivity import score_and_write
+from seedtest_analytics import connection, log, profiling
+from seedtest_analytics.config import Settings, parse_identifier, parse_int, today_in
+from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db import connect, init_db
+from seedtest_analytics.dbt_runner import project_root, target_schema
+from seedtest_analytics.errors import RunError, UsageError
+from seedtest_analytics.inactivity import score_and_write
+
+from . import embedded, legacy
+from .rules import improvement_sql
 from .synthetic import generate_bulk
 
 FEATURES = "features_topic_daily"
@@ -60,11 +63,15 @@ MAX_VALID_TIME_MS = 3 * 60 * 60 * 1000
 BEGIN_MARK = "<!-- bench:begin -->"
 END_MARK = "<!-- bench:end -->"
 
-# Targets (issue 5).
+# Targets: the old jobs' speed-up; the whole nightly command against the floor (2x, goal
+# 1.5x); the nightly command at 10M attempts; P/S for 1M users.
 TARGET_SPEEDUP = 100.0
-TARGET_FLOOR_RATIO = 1.5
-TARGET_PS_SECONDS = 60.0
-TARGET_PS_RSS_MB = 1024.0
+TARGET_FLOOR_RATIO = 2.0
+GOAL_FLOOR_RATIO = 1.5
+TARGET_NIGHTLY_SECONDS = 60.0
+TARGET_NIGHTLY_ATTEMPTS = 10_000_000
+TARGET_PS_SECONDS = 20.0
+TARGET_PS_RSS_MB = 500.0
 TARGET_PS_USERS = 1_000_000
 
 
@@ -78,7 +85,7 @@ class BenchOptions:
     repeat: int = 3
     output: Path = Path("BENCHMARKS.md")
     database: str = "seedtest_bench"
-    command_line: str = "seedtest-analytics bench"
+    command_line: str = "seedtest-dev bench"
 
 
 def parse_history(raw: str) -> tuple[int, ...]:
@@ -103,7 +110,7 @@ def options_from_args(args: Any) -> BenchOptions:
         database=parse_identifier("--database", args.database),
     )
     command = (
-        f"seedtest-analytics bench --attempts {options.attempts} --days {options.days} "
+        f"seedtest-dev bench --attempts {options.attempts} --days {options.days} "
         f"--sample {options.sample} --history {','.join(map(str, options.history)) or 0} "
         f"--ps-users {options.ps_users} --repeat {options.repeat}"
     )
@@ -154,7 +161,7 @@ class BenchResults:
     ratios: list[tuple[str, str, str]] = field(default_factory=list)  # name, value, how
     targets: list[Target] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
-    nightly_models: dict[str, float] = field(default_factory=dict)
+    nightly: CommandTiming | None = None
     checks: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -180,7 +187,7 @@ def _server() -> tuple[ConnectionParams, bool]:
                 "embedded server"
             )
         return params, False
-    return connection.embedded_params(), True
+    return embedded.start().params(), True
 
 
 def _admin_params(server: ConnectionParams, database: str) -> ConnectionParams:
@@ -189,16 +196,18 @@ def _admin_params(server: ConnectionParams, database: str) -> ConnectionParams:
 
 def recreate_database(server: ConnectionParams, database: str) -> ConnectionParams:
     with connect(_admin_params(server, database), autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(database)))
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database))
+        )
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
     return server.with_dbname(database)
 
 
 def drop_database(server: ConnectionParams, database: str) -> None:
     with connect(_admin_params(server, database), autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(database)))
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database))
+        )
 
 
 def _scalar(conn: psycopg.Connection, query: sql.Composable | str, args: Any = None) -> Any:
@@ -210,14 +219,22 @@ def _day_start(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
-def generate(params: ConnectionParams, *, attempts: int, days: int, end_date: dt.date,
-             users: int | None = None, source_schema: str = "public") -> tuple[Any, float]:
+def generate(
+    params: ConnectionParams,
+    *,
+    attempts: int,
+    days: int,
+    end_date: dt.date,
+    users: int | None = None,
+    source_schema: str = "public",
+) -> tuple[Any, float]:
     """Application schema, bulk data, VACUUM ANALYZE; returns (BulkSummary, seconds)."""
     started = time.perf_counter()
     init_db(params, source_schema)
     with connect(params) as conn:
-        summary = generate_bulk(conn, attempts=attempts, days=days, users=users,
-                                end_date=end_date, schema=source_schema)
+        summary = generate_bulk(
+            conn, attempts=attempts, days=days, users=users, end_date=end_date, schema=source_schema
+        )
     with connect(params, autocommit=True) as conn:
         # What autovacuum would have done by the next night: statistics, visibility map and
         # hint bits, so the first read of the new rows does not pay for writing them.
@@ -225,8 +242,12 @@ def generate(params: ConnectionParams, *, attempts: int, days: int, end_date: dt
     return summary, time.perf_counter() - started
 
 
-def attempts_between(params: ConnectionParams, first: dt.datetime | None, end: dt.datetime,
-                     source_schema: str = "public") -> int:
+def attempts_between(
+    params: ConnectionParams,
+    first: dt.datetime | None,
+    end: dt.datetime,
+    source_schema: str = "public",
+) -> int:
     """Attempt rows (questions of exams) with activity time in [first, end)."""
     lower = sql.SQL("coalesce(updated_at, created_at) >= %(first)s and ") if first else sql.SQL("")
     query = sql.SQL(
@@ -242,64 +263,6 @@ def attempts_between(params: ConnectionParams, first: dt.datetime | None, end: d
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class DbtTiming:
-    """One dbt invocation: its wall time, its summary, and from run_results.json the time of
-    its execution phase (hooks and nodes; None for commands that write no run results)."""
-
-    wall_s: float
-    summary: BuildSummary
-    elapsed_s: float | None = None
-
-    @property
-    def nodes_s(self) -> float:
-        """Sum of the models' execution times (with 2 threads, more than their wall time)."""
-        return sum(self.summary.model_seconds.values())
-
-    @property
-    def startup_s(self) -> float:
-        """Wall time before the execution phase: start-up, parsing, manifest, catalog."""
-        if self.elapsed_s is not None:
-            return max(0.0, self.wall_s - self.elapsed_s)
-        return max(0.0, self.wall_s - self.nodes_s)
-
-    def model(self, name: str) -> float:
-        return self.summary.model_seconds.get(name, float("nan"))
-
-    @property
-    def chain_s(self) -> float:
-        """Execution of the models that compute the features: features_topic_daily and its
-        intermediate models (whatever their materialization), i.e. all but the staging views
-        (which only pass the sources through)."""
-        return sum(s for n, s in self.summary.model_seconds.items() if not n.startswith("stg_"))
-
-    @property
-    def staging_s(self) -> float:
-        return self.nodes_s - self.chain_s
-
-
-def _target_path() -> Path:
-    return Path(os.environ.get("DBT_TARGET_PATH", "target"))
-
-
-def timed_dbt(params: ConnectionParams, command: str, settings: Settings, *,
-              select: Sequence[str] = (), extra_args: Sequence[str] = ()) -> DbtTiming:
-    run_results = _target_path() / "run_results.json"
-    run_results.unlink(missing_ok=True)
-    started = time.perf_counter()
-    summary = invoke(params, command, settings, select=select, extra_args=extra_args, quiet=True)
-    wall = time.perf_counter() - started
-    if not summary.success:
-        for message in summary.errors:
-            log.error(message)
-        raise RunError(f"dbt {command} {' '.join(select)} failed during the benchmark")
-    timing = DbtTiming(wall, summary)
-    if run_results.is_file():
-        data = json.loads(run_results.read_text())
-        timing.elapsed_s = float(data.get("elapsed_time") or 0.0) or None
-    return timing
-
-
 def server_execution_seconds(conn: psycopg.Connection, statement: str) -> float:
     """The server's own execution time of `statement` (EXPLAIN ANALYZE without per-node
     timing, so the instrumentation costs next to nothing)."""
@@ -309,8 +272,9 @@ def server_execution_seconds(conn: psycopg.Connection, statement: str) -> float:
     return float(plan[0]["Execution Time"]) / 1000.0
 
 
-def floor_sql(*, source_schema: str, since: dt.date | None, anchor: dt.date,
-              table: str = "bench_floor") -> str:
+def floor_sql(
+    *, source_schema: str, since: dt.date | None, anchor: dt.date, table: str = "bench_floor"
+) -> str:
     """One statement computing features_topic_daily's values for the days [since, anchor]
     (every day up to anchor when since is None) from the attempt view: counts, mean and
     median time, hints, last seen, and the improvement index through window functions.
@@ -377,10 +341,7 @@ windows as (
 select
     user_id, topic_id, d as date, attempts, correct, avg_time_ms, hints,
     null::double precision as theta_estimate, null::double precision as theta_sd, rt_median,
-    case when n_r > 0 and n_p > 0 then greatest(-1.0, least(1.0,
-        (c_r::float8 / n_r - c_p::float8 / n_p) * least(1.0, n_r / 30.0)
-        * (1.0 - least(0.5, 1.96 * sqrt((c_r::float8 / n_r) * (1.0 - c_r::float8 / n_r) / n_r)))
-    )) end as improvement,
+    {improvement_sql("n_r", "c_r", "n_p", "c_p")} as improvement,
     last_seen_at,
     now() as computed_at
 from windows
@@ -393,14 +354,143 @@ def time_statement(params: ConnectionParams, statement: str, table: str) -> tupl
     with connect(params, autocommit=True) as conn:
         conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(table)))
         seconds = server_execution_seconds(conn, statement)
-        rows = int(_scalar(conn, sql.SQL("select count(*) from {}").format(
-            sql.Identifier(table))))
+        rows = int(_scalar(conn, sql.SQL("select count(*) from {}").format(sql.Identifier(table))))
         conn.execute(sql.SQL("drop table {}").format(sql.Identifier(table)))
     return seconds, rows
 
 
 def _median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# The commands users run, timed as whole processes
+# --------------------------------------------------------------------------------------------
+
+
+def _union_seconds(intervals: Sequence[tuple[float, float]]) -> float:
+    """Seconds covered by the union of [start, end] intervals (nodes overlap with 2 threads)."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end <= reach:
+            continue
+        total += end - max(start, reach)
+        reach = end
+    return total
+
+
+@dataclass
+class CommandTiming:
+    """One `seedtest-analytics ...` process: wall time, peak RSS, and its phases from the
+    profile file the process wrote (profiling.py)."""
+
+    args: tuple[str, ...]
+    wall_s: float
+    peak_rss_mb: float
+    python_startup_s: float = 0.0  # process start to the first recorded event
+    dbt_invocations: int = 0
+    dbt_wall_s: float = 0.0
+    dbt_startup_s: float = 0.0  # per invocation: start to its first node (start-up, parse)
+    models_s: float = 0.0
+    tests_s: float = 0.0
+    ps_s: float = 0.0
+    log_tail: str = ""
+
+    @property
+    def dbt_other_s(self) -> float:
+        """dbt time outside start-up, models and tests: hooks, result handling."""
+        return max(0.0, self.dbt_wall_s - self.dbt_startup_s - self.models_s - self.tests_s)
+
+    @property
+    def other_s(self) -> float:
+        """The rest: the lock, the window report, the post-write checks' Python side, exit."""
+        return max(0.0, self.wall_s - self.python_startup_s - self.dbt_wall_s - self.ps_s)
+
+    def breakdown(self) -> str:
+        return (
+            f"python start {self.python_startup_s:.2f} s; {self.dbt_invocations} dbt "
+            f"invocation(s) {self.dbt_wall_s:.2f} s = start-up/parse "
+            f"{self.dbt_startup_s:.2f} s + models {self.models_s:.2f} s + data/unit tests "
+            f"{self.tests_s:.2f} s + hooks/other "
+            f"{self.dbt_other_s:.2f} s; P/S read+score+write {self.ps_s:.2f} s; "
+            f"rest {self.other_s:.2f} s; "
+            f"peak RSS {self.peak_rss_mb:.0f} MB"
+        )
+
+
+def run_command(params: ConnectionParams, *args: str) -> CommandTiming:
+    """Run `seedtest-analytics ARGS` as its own process against params' database, exactly as
+    the CronJob does (dbt data tests on), and read back its phase timings."""
+    with tempfile.TemporaryDirectory(prefix="seedtest-bench-cmd-") as scratch:
+        profile = Path(scratch) / "profile.jsonl"
+        env = {k: v for k, v in os.environ.items() if k != profiling.PROFILE_ENV}
+        env["DATABASE_URL"] = params.to_url()
+        env[profiling.PROFILE_ENV] = str(profile)
+        env.pop("SEEDTEST_DBT_TESTS", None)  # the nightly run keeps its tests
+        command = [sys.executable, "-m", "seedtest_analytics", *args]
+        with tempfile.TemporaryFile("w+") as out:
+            started = time.time()
+            proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+            _, status, usage = os.wait4(proc.pid, 0)
+            ended = time.time()
+            out.seek(0)
+            output = out.read()
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            tail = "\n".join(output.splitlines()[-8:])
+            raise RunError(f"`seedtest-analytics {' '.join(args)}` exited {code}: {tail}")
+        events = (
+            [json.loads(line) for line in profile.read_text().splitlines() if line.strip()]
+            if profile.exists()
+            else []
+        )
+    timing = CommandTiming(
+        tuple(args),
+        ended - started,
+        usage.ru_maxrss / 1024.0,
+        log_tail="\n".join(output.splitlines()[-3:]),
+    )
+    if events:
+        timing.python_startup_s = max(0.0, min(e["start"] for e in events) - started)
+    for event in events:
+        if event["kind"] == "dbt":
+            timing.dbt_invocations += 1
+            timing.dbt_wall_s += event["end"] - event["start"]
+            nodes = event["nodes"]
+            first = min((n["start"] for n in nodes), default=event["end"])
+            timing.dbt_startup_s += max(0.0, first - event["start"])
+            timing.models_s += _union_seconds(
+                [(n["start"], n["end"]) for n in nodes if n["type"] == "model"]
+            )
+            timing.tests_s += _union_seconds(
+                [(n["start"], n["end"]) for n in nodes if n["type"] in ("test", "unit_test")]
+            )
+        elif event["kind"] == "phase" and event["name"] == "ps_step":
+            timing.ps_s += event["end"] - event["start"]
+    return timing
+
+
+def median_timing(runs: Sequence[CommandTiming]) -> CommandTiming:
+    """The run with the median wall time (its breakdown is one real run's, not a blend)."""
+    ordered = sorted(runs, key=lambda r: r.wall_s)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def activity_floor_sql(
+    *, source_schema: str, anchor: dt.date, table: str = "bench_floor_activity"
+) -> str:
+    """One `group by` of every user's last activity over exam_results up to the end of the
+    anchor day: the floor of the inactivity side of the nightly run."""
+    end = _day_start(anchor + dt.timedelta(days=1))
+    exams = sql.Identifier(source_schema, "exam_results").as_string(None)
+    return f"""
+create temp table {table} as
+select user_id, max(coalesce(updated_at, created_at)) as last_activity_at
+from {exams}
+where coalesce(updated_at, created_at) < '{end.isoformat()}'::timestamptz
+    and user_id is not null
+group by user_id
+"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -448,8 +538,14 @@ on conflict (user_id, week_start) do nothing
 """
 
 
-def prepare_ps_scale(params: ConnectionParams, *, users: int, anchor: dt.date,
-                     analytics_schema: str, source_schema: str) -> float:
+def prepare_ps_scale(
+    params: ConnectionParams,
+    *,
+    users: int,
+    anchor: dt.date,
+    analytics_schema: str,
+    source_schema: str,
+) -> float:
     """M inactive users' scoring inputs straight into copies of the dbt tables (schema
     bench_ps, same columns), their abilities, and weekly_kpi rows for 90% of them (the rest
     are inserted by the write). 1 user in 50 has no ability (S only)."""
@@ -460,14 +556,22 @@ def prepare_ps_scale(params: ConnectionParams, *, users: int, anchor: dt.date,
         "abilities": sql.Identifier(PS_SCHEMA, ABILITIES),
         "kpi": sql.Identifier(source_schema, "weekly_kpi"),
     }
-    args = {"anchor": anchor, "week_start": week_start, "users": users,
-            "default_target": 0.0, "fitted": _day_start(anchor)}
+    args = {
+        "anchor": anchor,
+        "week_start": week_start,
+        "users": users,
+        "default_target": 0.0,
+        "fitted": _day_start(anchor),
+    }
     with connect(params) as conn:
         conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(PS_SCHEMA)))
         conn.execute(sql.SQL("create schema {}").format(sql.Identifier(PS_SCHEMA)))
         for table in (SCORING_INPUTS, ABILITIES):
-            conn.execute(sql.SQL("create table {} (like {})").format(
-                sql.Identifier(PS_SCHEMA, table), sql.Identifier(analytics_schema, table)))
+            conn.execute(
+                sql.SQL("create table {} (like {})").format(
+                    sql.Identifier(PS_SCHEMA, table), sql.Identifier(analytics_schema, table)
+                )
+            )
         conn.execute(sql.SQL(_PS_INPUTS).format(**names), args)
         conn.execute(sql.SQL(_PS_ABILITIES).format(**names), args)
         conn.execute(sql.SQL(_PS_KPI).format(**names), args)
@@ -484,7 +588,7 @@ def run_ps_child(params: ConnectionParams, anchor: dt.date) -> dict[str, Any]:
     env = dict(os.environ)
     env["DATABASE_URL"] = params.to_url()
     env["SEEDTEST_DBT_SCHEMA"] = PS_SCHEMA
-    command = [sys.executable, "-m", "seedtest_analytics.bench", "--ps-child", anchor.isoformat()]
+    command = [sys.executable, "-m", "seedtest_dev.bench", "--ps-child", anchor.isoformat()]
     with tempfile.TemporaryFile("w+") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -493,12 +597,13 @@ def run_ps_child(params: ConnectionParams, anchor: dt.date) -> dict[str, Any]:
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         output = out.read()
-    result_line = next((line for line in reversed(output.splitlines())
-                        if line.startswith("{")), None)
+    result_line = next(
+        (line for line in reversed(output.splitlines()) if line.startswith("{")), None
+    )
     if proc.returncode != 0 or result_line is None:
         tail = "\n".join(output.splitlines()[-5:])
         raise RunError(f"the P/S process failed (exit {proc.returncode}): {tail}")
-    result = json.loads(result_line)
+    result: dict[str, Any] = json.loads(result_line)
     result["process_wall_s"] = wall
     result["peak_rss_mb"] = usage.ru_maxrss / 1024.0  # kilobytes on Linux
     # The same figure through the documented interface (max over all waited-for children).
@@ -514,11 +619,18 @@ def _ps_child_main(argv: Sequence[str]) -> int:
     started = time.perf_counter()
     result = score_and_write(params, settings)
     seconds = time.perf_counter() - started
-    print(json.dumps({
-        "seconds": seconds, "found": result.found, "processed": result.processed,
-        "failed": result.failed,
-        "self_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "found": result.found,
+                "processed": result.processed,
+                "failed": result.failed,
+                "self_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 
@@ -527,7 +639,7 @@ def _ps_child_main(argv: Sequence[str]) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def machine_info(params: ConnectionParams, embedded: bool) -> dict[str, str]:
+def machine_info(params: ConnectionParams, is_embedded: bool) -> dict[str, str]:
     import dbt.version
 
     info: dict[str, str] = {}
@@ -547,11 +659,13 @@ def machine_info(params: ConnectionParams, embedded: bool) -> dict[str, str]:
         settings = conn.execute(
             "select name, setting, unit from pg_settings where name in ('shared_buffers',"
             " 'work_mem', 'max_parallel_workers_per_gather', 'jit', 'synchronous_commit')"
-            " order by name").fetchall()
-    info["server"] = "embedded (no DATABASE_URL)" if embedded else params.redacted()
-    info["server settings"] = ", ".join(
-        f"{name}={setting}{unit or ''}" for name, setting, unit in settings
-    ) + f", jit available={jit}"
+            " order by name"
+        ).fetchall()
+    info["server"] = "embedded (no DATABASE_URL)" if is_embedded else params.redacted()
+    info["server settings"] = (
+        ", ".join(f"{name}={setting}{unit or ''}" for name, setting, unit in settings)
+        + f", jit available={jit}"
+    )
     info["platform"] = platform.platform()
     info["load average at start (1/5/15 min)"] = _loadavg()
     return info
@@ -564,9 +678,19 @@ def _loadavg() -> str:
         return "unknown"
 
 
-_PROJECT_ENTRIES = ("dbt_project.yml", "packages.yml", "dependencies.yml", "profiles",
-                    "models", "macros", "seeds", "snapshots", "analyses", "tests",
-                    "dbt_packages")
+_PROJECT_ENTRIES = (
+    "dbt_project.yml",
+    "packages.yml",
+    "dependencies.yml",
+    "profiles",
+    "models",
+    "macros",
+    "seeds",
+    "snapshots",
+    "analyses",
+    "tests",
+    "dbt_packages",
+)
 
 
 def _snapshot_project(root: Path, dest: Path) -> Path:
@@ -574,8 +698,9 @@ def _snapshot_project(root: Path, dest: Path) -> Path:
     for name in _PROJECT_ENTRIES:
         source = root / name
         if source.is_dir():
-            shutil.copytree(source, dest / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(
+                source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
         elif source.is_file():
             shutil.copy2(source, dest / name)
     return dest
@@ -583,10 +708,20 @@ def _snapshot_project(root: Path, dest: Path) -> Path:
 
 def _revision(root: Path) -> str:
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10, check=True)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"],
-                               capture_output=True, text=True, timeout=10, check=True)
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
@@ -614,7 +749,7 @@ def run_bench(options: BenchOptions) -> int:
         # A snapshot of the dbt project, so that edits to the checkout during a long run do
         # not change what is measured half-way through; dbt's artefacts (run results, logs)
         # stay out of the project's target/, which other runs share.
-        root = connection.project_root()
+        root = project_root()
         revision = _revision(root)
         project = _snapshot_project(root, Path(scratch) / "project")
         os.environ["SEEDTEST_PROJECT_DIR"] = str(project)
@@ -631,12 +766,14 @@ def run_bench(options: BenchOptions) -> int:
         params = recreate_database(server, options.database)
         results.machine = machine_info(params, embedded)
         results.machine["project revision"] = revision
-        _main_scale(results, params, settings, schema=schema, src=src, since=since,
-                    anchor_end=anchor_end)
+        _main_scale(
+            results, params, settings, schema=schema, src=src, since=since, anchor_end=anchor_end
+        )
         if options.history:
             _history(results, server, settings, schema=schema, src=src)
     results.machine["bench process peak RSS"] = (
-        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0:.0f} MB")
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0:.0f} MB"
+    )
     results.machine["load average at end (1/5/15 min)"] = _loadavg()
     results.machine["bench duration"] = f"{time.perf_counter() - started:.0f} s"
     _targets(results)
@@ -647,201 +784,278 @@ def run_bench(options: BenchOptions) -> int:
     return 0
 
 
-def _main_scale(results: BenchResults, params: ConnectionParams, settings: Settings, *,
-                schema: str, src: str, since: dt.date, anchor_end: dt.datetime) -> None:
+def _main_scale(
+    results: BenchResults,
+    params: ConnectionParams,
+    settings: Settings,
+    *,
+    schema: str,
+    src: str,
+    since: dt.date,
+    anchor_end: dt.datetime,
+) -> None:
     options = results.options
     rows = results.rows
     anchor = settings.anchor_date
+    first_night = anchor - dt.timedelta(days=1)
 
     _step(f"generating {options.attempts} attempts over {options.days} days")
-    bulk, gen_s = generate(params, attempts=options.attempts, days=options.days,
-                           end_date=anchor, source_schema=src)
+    bulk, gen_s = generate(
+        params, attempts=options.attempts, days=options.days, end_date=anchor, source_schema=src
+    )
     results.notes.append(
         f"Data: {bulk.attempts} attempts in {bulk.exam_results} exams of {bulk.users} users "
         f"over {options.days} days ({bulk.start_date} .. {bulk.end_date}), {bulk.topics} "
-        f"topics; {bulk.inactive_users} users inactive at the anchor {anchor}.")
-    rows.append(Row("data generation (generate_bulk + VACUUM ANALYZE)", rows=bulk.attempts,
-                    wall_s=gen_s, attempt_rows=bulk.attempts,
-                    note=f"{bulk.exam_results} exams"))
+        f"topics; {bulk.inactive_users} users inactive at the anchor {anchor}."
+    )
+    rows.append(
+        Row(
+            "data generation (generate_bulk + VACUUM ANALYZE)",
+            rows=bulk.attempts,
+            wall_s=gen_s,
+            attempt_rows=bulk.attempts,
+            note=f"{bulk.exam_results} exams",
+        )
+    )
 
-    _step("dbt parse")
-    first = timed_dbt(params, "parse", settings)  # leaves the partial-parse state the runs use
-    log.info(f"bench: first dbt parse {first.wall_s:.1f} s")
-    parse = timed_dbt(params, "parse", settings)
-    rows.append(Row("dbt parse (partial parse, as every run does)", wall_s=parse.wall_s))
+    _step(f"(a) first night: seedtest-analytics run --date {first_night} (full build)")
+    first = run_command(params, "run", "--date", first_night.isoformat())
+    feature_rows = _count(
+        params, sql.SQL("select count(*) from {}").format(sql.Identifier(schema, FEATURES))
+    )
+    rows.append(
+        Row(
+            f"(a) first night: `seedtest-analytics run --date {first_night}` (builds every day)",
+            rows=feature_rows,
+            wall_s=first.wall_s,
+            attempt_rows=bulk.attempts,
+            note=first.breakdown(),
+        )
+    )
 
-    _step("(a) full build of features_topic_daily")
-    full = timed_dbt(params, "run", settings, select=[f"+{FEATURES}"],
-                     extra_args=["--full-refresh"])
-    feature_rows = _count(params, sql.SQL("select count(*) from {}").format(
-        sql.Identifier(schema, FEATURES)))
-    rows.append(Row("(a) full build: dbt run +features_topic_daily --full-refresh",
-                    rows=feature_rows, wall_s=full.wall_s, exec_s=full.chain_s,
-                    attempt_rows=bulk.attempts, combinations=feature_rows,
-                    note=f"exec = features chain; features_topic_daily alone "
-                         f"{full.model(FEATURES):.2f} s, staging views {full.staging_s:.2f} s, "
-                         f"start-up {full.startup_s:.2f} s"))
-
-    _step("(e) floor over the full history")
-    floor_full_s, floor_full_rows = time_statement(
-        params, floor_sql(source_schema=src, since=None, anchor=anchor), "bench_floor")
-    rows.append(Row("(e) floor, full history (one SQL statement)", rows=floor_full_rows,
-                    exec_s=floor_full_s, attempt_rows=bulk.attempts,
-                    combinations=floor_full_rows))
-
-    window_attempts = attempts_between(
-        params, _day_start(since - dt.timedelta(days=27)), anchor_end, src)
-    nightly: list[DbtTiming] = []
-    floors: list[float] = []
-    floor_rows = 0
-    for i in range(options.repeat):
-        _step(f"(b) nightly incremental run + (e) floor, round {i + 1}/{options.repeat}")
-        nightly.append(timed_dbt(params, "run", settings, select=[f"+{FEATURES}"]))
-        seconds, floor_rows = time_statement(
-            params, floor_sql(source_schema=src, since=since, anchor=anchor), "bench_floor")
-        floors.append(seconds)
-    combinations = _count(params, sql.SQL(
-        "select count(*) from {} where date between %s and %s").format(
-        sql.Identifier(schema, FEATURES)), (since, anchor))
-    n_wall = _median([t.wall_s for t in nightly])
-    n_exec = _median([t.chain_s for t in nightly])
-    n_model = _median([t.model(FEATURES) for t in nightly])
-    n_staging = _median([t.staging_s for t in nightly])
-    n_startup = _median([t.startup_s for t in nightly])
-    results.nightly_models = {
-        name: _median([t.model(name) for t in nightly])
-        for name in nightly[-1].summary.model_seconds
-    }
-    rows.append(Row(f"(b) nightly: dbt run +features_topic_daily (window {since} .. {anchor})",
-                    rows=combinations, wall_s=n_wall, exec_s=n_exec,
-                    attempt_rows=window_attempts, combinations=combinations,
-                    note=f"median of {len(nightly)}; exec = features chain; "
-                         f"features_topic_daily alone {n_model:.2f} s, staging views "
-                         f"{n_staging:.2f} s, start-up {n_startup:.2f} s, execution phase "
-                         f"{_median([t.elapsed_s or t.wall_s for t in nightly]):.2f} s"))
-    floor_s = _median(floors)
-    rows.append(Row("(e) floor, nightly window (one SQL statement)", rows=floor_rows,
-                    exec_s=floor_s, attempt_rows=window_attempts, combinations=floor_rows,
-                    note=f"median of {len(floors)}"))
-    if floor_rows != combinations:
-        results.checks.append(
-            f"MISMATCH: floor has {floor_rows} rows for the window, features {combinations}")
-    else:
-        results.checks.append(f"floor and features_topic_daily agree on the window's row "
-                              f"count ({combinations})")
-
-    # Scratch copies for the old jobs, before the new P/S step writes weekly_kpi.
+    # Scratch copies for the old jobs, before the nightly runs write this week's P/S.
     with connect(params) as conn:
         legacy.prepare_scratch(conn, analytics_schema=schema, source_schema=src)
 
-    _step("(c) P/S: build the scoring inputs, then the P/S step")
-    inputs_build = timed_dbt(params, "run", settings,
-                             select=[f"+{SCORING_INPUTS}", f"+{ABILITIES}"])
-    ps_started = time.perf_counter()
-    ps = score_and_write(params, settings)
-    ps_s = time.perf_counter() - ps_started
-    rows.append(Row("(c) dbt run +inactive_user_scoring_inputs +user_ability_as_of",
-                    rows=ps.found, wall_s=inputs_build.wall_s,
-                    exec_s=inputs_build.nodes_s, users=ps.found,
-                    note=f"start-up {inputs_build.startup_s:.2f} s; includes the incremental "
-                         "features and activity models"))
-    rows.append(Row("(c) P/S step (inactivity.score_and_write)", rows=ps.processed,
-                    wall_s=ps_s, users=ps.found, note=f"failed={ps.failed}"))
+    window_attempts = attempts_between(
+        params, _day_start(since - dt.timedelta(days=27)), anchor_end, src
+    )
+    nightly: list[CommandTiming] = []
+    floors: list[float] = []
+    floor_rows = 0
+    for i in range(options.repeat):
+        _step(
+            f"(b) nightly: seedtest-analytics run --date {anchor}, and (e) the floor, "
+            f"round {i + 1}/{options.repeat}"
+        )
+        nightly.append(run_command(params, "run", "--date", anchor.isoformat()))
+        features_s, floor_rows = time_statement(
+            params, floor_sql(source_schema=src, since=since, anchor=anchor), "bench_floor"
+        )
+        activity_s, _ = time_statement(
+            params, activity_floor_sql(source_schema=src, anchor=anchor), "bench_floor_activity"
+        )
+        floors.append(features_s + activity_s)
+    combinations = _count(
+        params,
+        sql.SQL("select count(*) from {} where date between %s and %s").format(
+            sql.Identifier(schema, FEATURES)
+        ),
+        (since, anchor),
+    )
+    inactive = _count(
+        params, sql.SQL("select count(*) from {}").format(sql.Identifier(schema, "inactive_users"))
+    )
+    night = median_timing(nightly)
+    results.nightly = night
+    rows.append(
+        Row(
+            f"(b) nightly: `seedtest-analytics run --date {anchor}` (window {since} .. "
+            f"{anchor}, what the CronJob runs)",
+            rows=combinations,
+            wall_s=night.wall_s,
+            attempt_rows=window_attempts,
+            combinations=combinations,
+            users=inactive,
+            note=f"median of {len(nightly)} "
+            f"({', '.join(f'{t.wall_s:.1f}' for t in nightly)} s); " + night.breakdown(),
+        )
+    )
+    floor_s = _median(floors)
+    rows.append(
+        Row(
+            "(e) floor: one statement for the window's features + one group by of "
+            "every user's last activity",
+            rows=floor_rows,
+            exec_s=floor_s,
+            attempt_rows=window_attempts,
+            combinations=floor_rows,
+            note=f"server execution time, median of {len(floors)}",
+        )
+    )
+    if floor_rows != combinations:
+        results.checks.append(
+            f"MISMATCH: floor has {floor_rows} rows for the window, features {combinations}"
+        )
+    else:
+        results.checks.append(
+            f"floor and features_topic_daily agree on the window's row count ({combinations})"
+        )
+
+    _step("the old jobs' commands: aggregate, then detect-inactivity")
+    agg = run_command(params, "aggregate", "--date", anchor.isoformat())
+    rows.append(
+        Row(
+            f"`seedtest-analytics aggregate --date {anchor}` (the old aggregate job's command)",
+            rows=combinations,
+            wall_s=agg.wall_s,
+            attempt_rows=window_attempts,
+            combinations=combinations,
+            note=agg.breakdown(),
+        )
+    )
+    detect = run_command(params, "detect-inactivity", "--date", anchor.isoformat())
+    rows.append(
+        Row(
+            f"`seedtest-analytics detect-inactivity --date {anchor}` (the old detect "
+            "job's command)",
+            rows=inactive,
+            wall_s=detect.wall_s,
+            users=inactive,
+            note=detect.breakdown(),
+        )
+    )
 
     variants = _legacy_variants(results, params, settings, schema=schema, src=src)
 
     # Ratios, side by side on the same data.
     ratios = results.ratios
-    per_comb_wall = n_wall / combinations if combinations else float("nan")
-    per_comb_exec = n_exec / combinations if combinations else float("nan")
-    per_user_new = ps_s / ps.found if ps.found else float("nan")
-    per_user_all = (ps_s + inputs_build.wall_s) / ps.found if ps.found else float("nan")
-    speedups: dict[str, tuple[float, float]] = {}
+    per_comb = night.wall_s / combinations if combinations else float("nan")
+    speedups: dict[str, float] = {}
     for label, old_agg, old_ps in variants:
-        speedups[label] = (old_agg.per_item / per_comb_wall, old_agg.per_item / per_comb_exec)
-        ratios.append((f"row-at-a-time ({label}) / nightly, per combination (dbt wall time)",
-                       f"{old_agg.per_item / per_comb_wall:.0f}x",
-                       f"{old_agg.per_item * 1000:.3f} ms vs {per_comb_wall * 1000:.4f} ms"))
-        ratios.append((f"row-at-a-time ({label}) / nightly, per combination "
-                       "(features chain execution)",
-                       f"{old_agg.per_item / per_comb_exec:.0f}x",
-                       f"{old_agg.per_item * 1000:.3f} ms vs {per_comb_exec * 1000:.4f} ms"))
+        speedups[label] = old_agg.per_item / per_comb
+        ratios.append(
+            (
+                f"row-at-a-time ({label}) / nightly command, per combination",
+                f"{old_agg.per_item / per_comb:.0f}x",
+                f"{old_agg.per_item * 1000:.3f} ms vs {per_comb * 1000:.4f} ms "
+                "(the whole nightly process per combination of its window)",
+            )
+        )
         projected = old_agg.per_item * combinations + old_agg.listing_seconds
-        ratios.append((f"row-at-a-time ({label}), projected for the whole window",
-                       f"{projected:.1f} s",
-                       f"{combinations} combinations x {old_agg.per_item * 1000:.2f} ms + "
-                       f"listing {old_agg.listing_seconds:.2f} s; new: {n_wall:.2f} s"))
-        if ps.found and old_ps is not None:
-            ratios.append((f"user-at-a-time ({label}) / P/S step, per user",
-                           f"{old_ps.per_item / per_user_new:.0f}x",
-                           f"{old_ps.per_item * 1000:.3f} ms vs {per_user_new * 1000:.4f} ms"))
-            ratios.append((f"user-at-a-time ({label}) / (inputs build + P/S step), per user",
-                           f"{old_ps.per_item / per_user_all:.1f}x",
-                           f"{old_ps.per_item * 1000:.3f} ms vs {per_user_all * 1000:.3f} ms "
-                           f"({ps.found} users; the build's cost is mostly fixed)"))
-    ratios.append(("features chain / floor, nightly window", f"{n_exec / floor_s:.2f}",
-                   f"{n_exec:.3f} s vs {floor_s:.3f} s (chain: features_topic_daily and its "
-                   "int_* models)"))
-    ratios.append(("features_topic_daily alone / floor, nightly window",
-                   f"{n_model / floor_s:.2f}", f"{n_model:.3f} s vs {floor_s:.3f} s"))
-    ratios.append(("all models of the run / floor, nightly window",
-                   f"{(n_exec + n_staging) / floor_s:.2f}",
-                   f"{n_exec + n_staging:.3f} s vs {floor_s:.3f} s"))
-    ratios.append(("features chain / floor, full build",
-                   f"{full.chain_s / floor_full_s:.2f}",
-                   f"{full.chain_s:.3f} s vs {floor_full_s:.3f} s"))
-    ratios.append(("dbt start-up per invocation (before the first node)",
-                   f"{n_startup:.2f} s",
-                   f"nightly: wall - run elapsed time; `dbt parse` alone {parse.wall_s:.2f} s"))
-    staging_views = [k for k in results.nightly_models if k.startswith("stg_")]
-    ratios.append(("nightly: staging views (pass-through, re-created by every run)",
-                   f"{n_staging:.2f} s",
-                   f"{len(staging_views)} views, sum of their executions; "
-                   f"{n_staging / n_wall:.0%} of the nightly wall time"))
-
-    _record_targets_main(results, speedups, n_exec / floor_s)
+        ratios.append(
+            (
+                f"row-at-a-time ({label}), projected for the whole window",
+                f"{projected:.1f} s",
+                f"{combinations} combinations x {old_agg.per_item * 1000:.2f} ms + "
+                f"listing {old_agg.listing_seconds:.2f} s; new: {night.wall_s:.2f} s",
+            )
+        )
+        if inactive and old_ps is not None:
+            projected_ps = old_ps.per_item * inactive
+            ratios.append(
+                (
+                    f"user-at-a-time P/S ({label}), projected for every inactive user",
+                    f"{projected_ps:.1f} s",
+                    f"{inactive} users x {old_ps.per_item * 1000:.2f} ms; new P/S step "
+                    f"{night.ps_s:.2f} s",
+                )
+            )
+    ratios.append(
+        (
+            "nightly command / floor",
+            f"{night.wall_s / floor_s:.2f}x",
+            f"{night.wall_s:.2f} s (whole process) vs {floor_s:.2f} s",
+        )
+    )
+    ratios.append(
+        (
+            "nightly command's models / floor",
+            f"{night.models_s / floor_s:.2f}x",
+            f"{night.models_s:.2f} s vs {floor_s:.2f} s",
+        )
+    )
+    ratios.append(
+        (
+            "nightly command, per million window attempt rows",
+            f"{night.wall_s / max(window_attempts, 1) * 1e6:.1f} s",
+            f"{window_attempts:,} attempt rows in the window and its 27-day lead-in",
+        )
+    )
+    ratios.append(
+        (
+            "nightly command: share of dbt data/unit tests",
+            f"{night.tests_s / night.wall_s:.0%}",
+            f"{night.tests_s:.2f} s of {night.wall_s:.2f} s",
+        )
+    )
+    _record_targets_main(results, speedups, night, floor_s, bulk.attempts)
 
     if options.ps_users:
         _step(f"P/S scale: {options.ps_users} inactive users in a separate process")
-        prep_s = prepare_ps_scale(params, users=options.ps_users, anchor=anchor,
-                                  analytics_schema=schema, source_schema=src)
+        prep_s = prepare_ps_scale(
+            params,
+            users=options.ps_users,
+            anchor=anchor,
+            analytics_schema=schema,
+            source_schema=src,
+        )
         load = _loadavg()
         child = run_ps_child(params, anchor)
-        written = _count(params, sql.SQL(
-            "select count(*) from {} where user_id like 'ps-user-%%' and week_start = %s"
-            " and kpis ? 'S'").format(
-            sql.Identifier(src, "weekly_kpi")),
-            (anchor - dt.timedelta(days=anchor.weekday()),))
-        rows.append(Row(f"P/S scale: {options.ps_users} users, own process (Bayesian mode)",
-                        rows=child["processed"], wall_s=child["seconds"],
-                        users=child["found"],
-                        note=f"process {child['process_wall_s']:.1f} s incl. start-up, peak "
-                             f"RSS {child['peak_rss_mb']:.0f} MB; inputs prepared in "
-                             f"{prep_s:.1f} s; rows with S in weekly_kpi: {written}; load "
-                             f"average before: {load}"))
+        written = _count(
+            params,
+            sql.SQL(
+                "select count(*) from {} where user_id like 'ps-user-%%' and week_start = %s"
+                " and kpis ? 'S'"
+            ).format(sql.Identifier(src, "weekly_kpi")),
+            (anchor - dt.timedelta(days=anchor.weekday()),),
+        )
+        rows.append(
+            Row(
+                f"P/S scale: {options.ps_users} users, own process (Bayesian mode)",
+                rows=child["processed"],
+                wall_s=child["seconds"],
+                users=child["found"],
+                note=f"process {child['process_wall_s']:.1f} s incl. start-up, peak "
+                f"RSS {child['peak_rss_mb']:.0f} MB; inputs prepared in "
+                f"{prep_s:.1f} s; rows with S in weekly_kpi: {written}; load "
+                f"average before: {load}",
+            )
+        )
         results.machine["_ps"] = json.dumps(child)
-        # The id map (int_user_ids) is rebuilt from every id the sources know, whatever the
-        # window: the same nightly run again, now that weekly_kpi knows M more users.
+        # weekly_kpi now knows M more users that are long gone: the same nightly command again.
         _step(f"(b) nightly again, with {options.ps_users} more user ids in weekly_kpi")
-        again = timed_dbt(params, "run", settings, select=[f"+{FEATURES}"])
-        known = _count(params, sql.SQL("select count(*) from {}").format(
-            sql.Identifier(schema, "int_user_ids")))
-        rows.append(Row(
-            f"(b) nightly again, {known:,} user ids known (after the P/S-scale rows)",
-            rows=combinations, wall_s=again.wall_s, exec_s=again.chain_s,
-            combinations=combinations,
-            note=f"int_user_ids {again.model('int_user_ids'):.2f} s (before: "
-                 f"{results.nightly_models.get('int_user_ids', float('nan')):.2f} s); "
-                 f"features_topic_daily {again.model(FEATURES):.2f} s"))
+        again = run_command(params, "run", "--date", anchor.isoformat())
+        rows.append(
+            Row(
+                f"(b) nightly again, {options.ps_users:,} more long-gone user ids in weekly_kpi",
+                rows=combinations,
+                wall_s=again.wall_s,
+                combinations=combinations,
+                note=f"before: {night.wall_s:.2f} s; " + again.breakdown(),
+            )
+        )
+        ratios.append(
+            (
+                f"nightly command with {options.ps_users:,} more known ids / without",
+                f"{again.wall_s / night.wall_s:.2f}x",
+                "flat = close to 1",
+            )
+        )
         if written != options.ps_users:
             results.checks.append(
-                f"MISMATCH: {written} of {options.ps_users} P/S-scale users have S in weekly_kpi")
+                f"MISMATCH: {written} of {options.ps_users} P/S-scale users have S in weekly_kpi"
+            )
         else:
             results.checks.append(f"P/S scale: all {written} users have S in weekly_kpi")
 
 
 def _legacy_variants(
-    results: BenchResults, params: ConnectionParams, settings: Settings, *, schema: str,
+    results: BenchResults,
+    params: ConnectionParams,
+    settings: Settings,
+    *,
+    schema: str,
     src: str,
 ) -> list[tuple[str, legacy.LegacyTiming, legacy.LegacyTiming | None]]:
     """(d) The old jobs, one row/user at a time, twice: on the application's attempt view
@@ -849,9 +1063,14 @@ def _legacy_variants(
     options = results.options
     anchor = settings.anchor_date
     with connect(params) as conn:
-        inactive = [u for (u,) in conn.execute(sql.SQL(
-            "select user_id from {} order by user_id").format(
-            sql.Identifier(schema, "inactive_users"))).fetchall()]
+        inactive = [
+            u
+            for (u,) in conn.execute(
+                sql.SQL("select user_id from {} order by user_id").format(
+                    sql.Identifier(schema, "inactive_users")
+                )
+            ).fetchall()
+        ]
         conn.rollback()
     chosen = legacy.sample_users(inactive, options.sample)
     _step("(d) indexed copy of the attempt rows for the old jobs' best case")
@@ -861,42 +1080,65 @@ def _legacy_variants(
     results.notes.append(
         f"(d) best case: the attempt rows copied into {'.'.join(indexed)} with indexes on "
         f"(student_id, topic_id, completed_at) and (student_id, completed_at) in "
-        f"{time.perf_counter() - copy_started:.1f} s (not counted).")
+        f"{time.perf_counter() - copy_started:.1f} s (not counted)."
+    )
     variants: list[tuple[str, legacy.LegacyTiming, legacy.LegacyTiming | None]] = []
     for label, table in (("attempt view", None), ("indexed copy", indexed)):
         _step(f"(d) row-at-a-time on the {label}: {options.sample} combinations")
         with connect(params) as conn:
-            conn.execute(sql.SQL("truncate {}").format(
-                sql.Identifier(legacy.SCRATCH_SCHEMA, FEATURES)))
+            conn.execute(
+                sql.SQL("truncate {}").format(sql.Identifier(legacy.SCRATCH_SCHEMA, FEATURES))
+            )
             conn.commit()
             old_agg = legacy.aggregate_features_row_at_a_time(
-                conn, anchor=anchor, lookback_days=settings.lookback_days,
-                sample=options.sample, source_schema=src, attempt_table=table)
-        results.rows.append(Row(
-            f"(d) row-at-a-time aggregate on the {label}, per combination",
-            rows=old_agg.items, wall_s=old_agg.per_item, combinations=1,
-            note=f"{old_agg.items} of {old_agg.total_found} combinations in "
-                 f"{old_agg.seconds:.2f} s, {old_agg.queries} queries, {old_agg.items} "
-                 f"commits; listing {old_agg.listing_seconds:.2f} s"))
+                conn,
+                anchor=anchor,
+                lookback_days=settings.lookback_days,
+                sample=options.sample,
+                source_schema=src,
+                attempt_table=table,
+            )
+        results.rows.append(
+            Row(
+                f"(d) row-at-a-time aggregate on the {label}, per combination",
+                rows=old_agg.items,
+                wall_s=old_agg.per_item,
+                combinations=1,
+                note=f"{old_agg.items} of {old_agg.total_found} combinations in "
+                f"{old_agg.seconds:.2f} s, {old_agg.queries} queries, {old_agg.items} "
+                f"commits; listing {old_agg.listing_seconds:.2f} s",
+            )
+        )
         results.checks.append(
-            f"{label}: " + _check_legacy_features(params, schema, src, old_agg.items))
+            f"{label}: " + _check_legacy_features(params, schema, src, old_agg.items)
+        )
         old_ps = None
         if chosen:
             _step(f"(d) user-at-a-time on the {label}: {len(chosen)} inactive users")
             with connect(params) as conn:
                 old_ps = legacy.score_users_one_at_a_time(
-                    conn, chosen, anchor=anchor, analytics_schema=schema, source_schema=src,
+                    conn,
+                    chosen,
+                    anchor=anchor,
+                    analytics_schema=schema,
+                    source_schema=src,
                     kpi_lookback_days=settings.kpi_lookback_days,
                     horizon_days=settings.churn_horizon_days,
-                    default_target=settings.default_target, attempt_table=table)
-            results.rows.append(Row(
-                f"(d) user-at-a-time P/S on the {label}, per user", rows=old_ps.items,
-                wall_s=old_ps.per_item, users=1,
-                note=f"{old_ps.items} of {len(inactive)} inactive users in "
-                     f"{old_ps.seconds:.2f} s, {old_ps.queries} queries, {old_ps.items} "
-                     "commits"))
-            results.checks.append(
-                f"{label}: " + _check_legacy_scores(params, src, chosen, anchor))
+                    default_target=settings.default_target,
+                    attempt_table=table,
+                )
+            results.rows.append(
+                Row(
+                    f"(d) user-at-a-time P/S on the {label}, per user",
+                    rows=old_ps.items,
+                    wall_s=old_ps.per_item,
+                    users=1,
+                    note=f"{old_ps.items} of {len(inactive)} inactive users in "
+                    f"{old_ps.seconds:.2f} s, {old_ps.queries} queries, {old_ps.items} "
+                    "commits",
+                )
+            )
+            results.checks.append(f"{label}: " + _check_legacy_scores(params, src, chosen, anchor))
         variants.append((label, old_agg, old_ps))
     return variants
 
@@ -917,18 +1159,24 @@ def _check_legacy_features(params: ConnectionParams, schema: str, src: str, item
             on {src}.app_user_uuid(f.user_id)::text = l.user_id
             and f.topic_id = l.topic_id and f.date = l.date
         """
-    ).format(legacy=sql.Identifier(legacy.SCRATCH_SCHEMA, FEATURES),
-             features=sql.Identifier(schema, FEATURES), src=sql.Identifier(src))
+    ).format(
+        legacy=sql.Identifier(legacy.SCRATCH_SCHEMA, FEATURES),
+        features=sql.Identifier(schema, FEATURES),
+        src=sql.Identifier(src),
+    )
     with connect(params) as conn:
         row = conn.execute(query).fetchone()
     total, equal = (int(row[0]), int(row[1])) if row else (0, 0)
     status = "" if equal == total == items else "MISMATCH: "
-    return (f"{status}row-at-a-time rows equal to features_topic_daily's: {equal} of {total} "
-            f"(sampled {items})")
+    return (
+        f"{status}row-at-a-time rows equal to features_topic_daily's: {equal} of {total} "
+        f"(sampled {items})"
+    )
 
 
-def _check_legacy_scores(params: ConnectionParams, src: str, users: Sequence[str],
-                         anchor: dt.date) -> str:
+def _check_legacy_scores(
+    params: ConnectionParams, src: str, users: Sequence[str], anchor: dt.date
+) -> str:
     week_start = anchor - dt.timedelta(days=anchor.weekday())
     query = sql.SQL(
         """
@@ -940,20 +1188,25 @@ def _check_legacy_scores(params: ConnectionParams, src: str, users: Sequence[str
         join {new} as n on n.user_id = o.user_id and n.week_start = o.week_start
         where o.user_id = any(%s) and o.week_start = %s
         """
-    ).format(old=sql.Identifier(legacy.SCRATCH_SCHEMA, "weekly_kpi"),
-             new=sql.Identifier(src, "weekly_kpi"))
+    ).format(
+        old=sql.Identifier(legacy.SCRATCH_SCHEMA, "weekly_kpi"),
+        new=sql.Identifier(src, "weekly_kpi"),
+    )
     with connect(params) as conn:
         row = conn.execute(query, (list(users), week_start)).fetchone()
     total, equal = (int(row[0]), int(row[1])) if row else (0, 0)
     status = "" if equal == total == len(users) else "MISMATCH: "
-    return (f"{status}user-at-a-time P/S equal to the new step's: {equal} of {total} "
-            f"(sampled {len(users)})")
+    return (
+        f"{status}user-at-a-time P/S equal to the new step's: {equal} of {total} "
+        f"(sampled {len(users)})"
+    )
 
 
-def _history(results: BenchResults, server: ConnectionParams, settings: Settings, *,
-             schema: str, src: str) -> None:
-    """Nightly run time against the length of history, at the main run's daily volume and
-    user count; each length in a database of its own, dropped afterwards."""
+def _history(
+    results: BenchResults, server: ConnectionParams, settings: Settings, *, schema: str, src: str
+) -> None:
+    """The nightly command's time against the length of history, at the main run's daily
+    volume and user count; each length in a database of its own, dropped afterwards."""
     options = results.options
     daily = max(1, options.attempts // options.days)
     users = max(10, (options.attempts // 10) // 40)  # generate_bulk's default for the main run
@@ -964,37 +1217,54 @@ def _history(results: BenchResults, server: ConnectionParams, settings: Settings
         _step(f"history {days} days: {daily * days} attempts ({daily}/day, {users} users)")
         params = recreate_database(server, name)
         try:
-            bulk, gen_s = generate(params, attempts=daily * days, days=days, users=users,
-                                   end_date=anchor, source_schema=src)
-            full = timed_dbt(params, "run", settings, select=[f"+{FEATURES}"],
-                             extra_args=["--full-refresh"])
-            runs = [timed_dbt(params, "run", settings, select=[f"+{FEATURES}"])
-                    for _ in range(options.repeat)]
-            combinations = _count(params, sql.SQL(
-                "select count(*) from {} where date between %s and %s").format(
-                sql.Identifier(schema, FEATURES)), (since, anchor))
+            bulk, gen_s = generate(
+                params,
+                attempts=daily * days,
+                days=days,
+                users=users,
+                end_date=anchor,
+                source_schema=src,
+            )
+            first = run_command(
+                params, "run", "--date", (anchor - dt.timedelta(days=1)).isoformat()
+            )
+            runs = [
+                run_command(params, "run", "--date", anchor.isoformat())
+                for _ in range(options.repeat)
+            ]
+            combinations = _count(
+                params,
+                sql.SQL("select count(*) from {} where date between %s and %s").format(
+                    sql.Identifier(schema, FEATURES)
+                ),
+                (since, anchor),
+            )
         finally:
             drop_database(server, name)
+        night = median_timing(runs)
         entry = {
             "days": days,
             "attempts": bulk.attempts,
             "combinations": combinations,
             "generate_s": gen_s,
-            "full_wall_s": full.wall_s,
-            "full_exec_s": full.chain_s,
-            "nightly_wall_s": _median([r.wall_s for r in runs]),
-            "nightly_exec_s": _median([r.chain_s for r in runs]),
-            "nightly_models_s": _median([r.nodes_s for r in runs]),
-            "nightly_startup_s": _median([r.startup_s for r in runs]),
-            "slowest_models": _slowest(runs),
+            "first_wall_s": first.wall_s,
+            "nightly_wall_s": night.wall_s,
+            "nightly_models_s": night.models_s,
+            "nightly_tests_s": night.tests_s,
+            "nightly_startup_s": night.dbt_startup_s,
+            "nightly_ps_s": night.ps_s,
         }
         results.history.append(entry)
-        results.rows.append(Row(
-            f"history {days} days: nightly run", rows=combinations,
-            wall_s=entry["nightly_wall_s"], exec_s=entry["nightly_exec_s"],
-            combinations=combinations,
-            note=f"{bulk.attempts} attempts; full build {full.wall_s:.1f} s; median of "
-                 f"{len(runs)}"))
+        results.rows.append(
+            Row(
+                f"history {days} days: nightly command",
+                rows=combinations,
+                wall_s=night.wall_s,
+                combinations=combinations,
+                note=f"{bulk.attempts} attempts; first night {first.wall_s:.1f} s; median of "
+                f"{len(runs)}",
+            )
+        )
     # A nightly run reads its window and the improvement index's 27-day lead-in; a shorter
     # history holds less than that, so it is cheaper by construction and left out of the
     # comparison when at least two lengths cover the whole span.
@@ -1003,59 +1273,93 @@ def _history(results: BenchResults, server: ConnectionParams, settings: Settings
     compared = covered if len(covered) >= 2 else results.history
     if len(compared) >= 2:
         walls = [h["nightly_wall_s"] for h in compared]
-        execs = [h["nightly_exec_s"] for h in compared]
         models = [h["nightly_models_s"] for h in compared]
-        spread = (f"{max(walls) / min(walls):.2f}x wall, {max(execs) / min(execs):.2f}x "
-                  f"features chain, {max(models) / min(models):.2f}x all models")
+        spread = (
+            f"{max(walls) / min(walls):.2f}x whole command, "
+            f"{max(models) / min(models):.2f}x its models"
+        )
         lengths = ", ".join(str(h["days"]) for h in compared)
-        left_out = "" if compared is results.history else (
-            f"; lengths under the {span} days a nightly run reads are left out")
-        results.ratios.append((
-            f"nightly run, max / min over history lengths {lengths} days", spread,
-            f"flat = close to 1{left_out}"))
+        left_out = (
+            ""
+            if compared is results.history
+            else (f"; lengths under the {span} days a nightly run reads are left out")
+        )
+        results.ratios.append(
+            (
+                f"nightly command, max / min over history lengths {lengths} days",
+                spread,
+                f"flat = close to 1{left_out}",
+            )
+        )
 
 
-def _slowest(runs: Sequence[DbtTiming]) -> str:
-    names = runs[-1].summary.model_seconds
-    medians = {n: _median([r.model(n) for r in runs]) for n in names}
-    top = sorted(medians.items(), key=lambda kv: -kv[1])[:3]
-    return ", ".join(f"{n} {s:.2f}s" for n, s in top)
-
-
-def _record_targets_main(results: BenchResults, speedups: dict[str, tuple[float, float]],
-                         floor_ratio: float) -> None:
+def _record_targets_main(
+    results: BenchResults,
+    speedups: dict[str, float],
+    night: CommandTiming,
+    floor_s: float,
+    attempts: int,
+) -> None:
     """The speed-up target is against the faithful re-creation (the old jobs on the attempt
     view, as they ran); the indexed copy's speed-ups are reported as ratios only."""
-    wall, execution = speedups["attempt view"]
-    results.targets.append(Target(
-        "nightly run >= 100x faster per combination than row-at-a-time (dbt wall time)",
-        f"{wall:.0f}x", f">= {TARGET_SPEEDUP:.0f}x", wall >= TARGET_SPEEDUP))
-    results.targets.append(Target(
-        "same, features chain execution only", f"{execution:.0f}x",
-        f">= {TARGET_SPEEDUP:.0f}x", execution >= TARGET_SPEEDUP))
-    results.targets.append(Target(
-        "features model execution (the chain: features_topic_daily and its int_* models) "
-        "within 1.5x of the floor (nightly window)",
-        f"{floor_ratio:.2f}x", f"<= {TARGET_FLOOR_RATIO}x", floor_ratio <= TARGET_FLOOR_RATIO))
+    speedup = speedups["attempt view"]
+    results.targets.append(
+        Target(
+            "nightly command >= 100x faster per combination than row-at-a-time (attempt view)",
+            f"{speedup:.0f}x",
+            f">= {TARGET_SPEEDUP:.0f}x",
+            speedup >= TARGET_SPEEDUP,
+        )
+    )
+    ratio = night.wall_s / floor_s
+    results.targets.append(
+        Target(
+            "whole nightly command within 2x of the floor (goal 1.5x), every protecting test "
+            "running",
+            f"{ratio:.2f}x",
+            f"<= {TARGET_FLOOR_RATIO}x (goal {GOAL_FLOOR_RATIO}x)",
+            ratio <= TARGET_FLOOR_RATIO,
+        )
+    )
+    at_scale = attempts >= TARGET_NIGHTLY_ATTEMPTS
+    results.targets.append(
+        Target(
+            "nightly command at 10M attempts < 60 s"
+            + ("" if at_scale else f" (measured at {attempts:,} attempts only)"),
+            f"{night.wall_s:.1f} s",
+            f"< {TARGET_NIGHTLY_SECONDS:.0f} s",
+            night.wall_s < TARGET_NIGHTLY_SECONDS if at_scale else None,
+        )
+    )
 
 
 def _targets(results: BenchResults) -> None:
     ps = results.machine.pop("_ps", None)
+    goal = f"< {TARGET_PS_SECONDS:.0f} s, < {TARGET_PS_RSS_MB:.0f} MB"
     if ps is None:
-        results.targets.append(Target("P/S for 1M users < 60 s and < 1 GB",
-                                      "not run (--ps-users 0)", "< 60 s, < 1 GB", None))
+        results.targets.append(
+            Target(f"P/S for 1M users {goal}", "not run (--ps-users 0)", goal, None)
+        )
         return
     child = json.loads(ps)
     users = results.options.ps_users
     scale = "" if users >= TARGET_PS_USERS else f" (measured at {users} users only)"
-    results.targets.append(Target(
-        f"P/S for 1M users < 60 s{scale}", f"{child['seconds']:.1f} s for {users} users",
-        f"< {TARGET_PS_SECONDS:.0f} s",
-        child["seconds"] < TARGET_PS_SECONDS if users >= TARGET_PS_USERS else None))
-    results.targets.append(Target(
-        f"P/S for 1M users < 1 GB peak RSS{scale}", f"{child['peak_rss_mb']:.0f} MB",
-        f"< {TARGET_PS_RSS_MB:.0f} MB",
-        child["peak_rss_mb"] < TARGET_PS_RSS_MB if users >= TARGET_PS_USERS else None))
+    results.targets.append(
+        Target(
+            f"P/S for 1M users < {TARGET_PS_SECONDS:.0f} s{scale}",
+            f"{child['seconds']:.1f} s for {users} users",
+            f"< {TARGET_PS_SECONDS:.0f} s",
+            child["seconds"] < TARGET_PS_SECONDS if users >= TARGET_PS_USERS else None,
+        )
+    )
+    results.targets.append(
+        Target(
+            f"P/S for 1M users < {TARGET_PS_RSS_MB:.0f} MB peak RSS{scale}",
+            f"{child['peak_rss_mb']:.0f} MB",
+            f"< {TARGET_PS_RSS_MB:.0f} MB",
+            child["peak_rss_mb"] < TARGET_PS_RSS_MB if users >= TARGET_PS_USERS else None,
+        )
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1090,44 +1394,89 @@ def render(results: BenchResults) -> str:
     out.append("")
     out.append("### Results")
     out.append("")
-    out.append("Rates are per second of the execution time where there is one (`exec s`: "
-               "from dbt's run results, the execution time of the features chain, i.e. "
-               "features_topic_daily and its int_* models; for the floor, the server's "
-               "execution time of the statement), else of the wall time. The (d) rows give "
-               "seconds per combination or per user.")
+    out.append(
+        "Every timed command is a whole `seedtest-analytics` process, as the CronJob "
+        "runs it (dbt data and unit tests on). Rates are per second of the wall time, or "
+        "of the server's execution time for the floor (`exec s`)."
+    )
     out.append("")
     table_rows = []
     for row in results.rows:
-        table_rows.append([
-            row.step,
-            "" if row.rows is None else f"{row.rows:,}",
-            _fmt(row.wall_s, 4 if (row.wall_s or 1) < 0.1 else 3),
-            _fmt(row.exec_s),
-            _fmt_rate(row._rate(row.attempt_rows)),
-            _fmt_rate(row._rate(row.combinations)),
-            _fmt_rate(row._rate(row.users)),
-            row.note,
-        ])
-    out += _table(["step", "rows", "wall s", "exec s", "attempt rows/s", "combinations/s",
-                   "users/s", "notes"], table_rows)
+        table_rows.append(
+            [
+                row.step,
+                "" if row.rows is None else f"{row.rows:,}",
+                _fmt(row.wall_s, 4 if (row.wall_s or 1) < 0.1 else 3),
+                _fmt(row.exec_s),
+                _fmt_rate(row._rate(row.attempt_rows)),
+                _fmt_rate(row._rate(row.combinations)),
+                _fmt_rate(row._rate(row.users)),
+                row.note,
+            ]
+        )
+    out += _table(
+        [
+            "step",
+            "rows",
+            "wall s",
+            "exec s",
+            "attempt rows/s",
+            "combinations/s",
+            "users/s",
+            "notes",
+        ],
+        table_rows,
+    )
     out.append("")
-    if results.nightly_models:
-        out.append("Nightly run, execution time per model (median):")
+    night = results.nightly
+    if night is not None:
+        out.append("### Where the nightly command's time goes (the median run)")
         out.append("")
-        out += _table(["model", "s"], [[n, f"{s:.3f}"] for n, s in sorted(
-            results.nightly_models.items(), key=lambda kv: -kv[1])])
+        parts = [
+            ("Python start-up (interpreter, imports, settings, lock)", night.python_startup_s),
+            (f"dbt start-up and parse ({night.dbt_invocations} invocations)", night.dbt_startup_s),
+            ("dbt models (wall time of the model phase)", night.models_s),
+            ("dbt data and unit tests (wall time of the test phase)", night.tests_s),
+            ("dbt hooks and the rest of the invocations", night.dbt_other_s),
+            ("P/S step: read the inputs, score, one bulk write", night.ps_s),
+            ("the rest: window report, post-write check set-up, exit", night.other_s),
+        ]
+        out += _table(
+            ["phase", "s", "share"],
+            [[name, f"{sec:.2f}", f"{sec / night.wall_s:.0%}"] for name, sec in parts]
+            + [["whole process", f"{night.wall_s:.2f}", "100%"]],
+        )
         out.append("")
     if results.history:
-        out.append("### Nightly run against the length of history (fixed daily volume)")
+        out.append("### Nightly command against the length of history (fixed daily volume)")
         out.append("")
         out += _table(
-            ["history days", "attempts", "window combinations", "full build wall s",
-             "nightly wall s", "nightly features chain s", "nightly all models s",
-             "nightly start-up s", "slowest models (nightly)"],
-            [[str(h["days"]), f"{h['attempts']:,}", f"{h['combinations']:,}",
-              f"{h['full_wall_s']:.2f}", f"{h['nightly_wall_s']:.2f}",
-              f"{h['nightly_exec_s']:.3f}", f"{h['nightly_models_s']:.3f}",
-              f"{h['nightly_startup_s']:.2f}", h["slowest_models"]] for h in results.history])
+            [
+                "history days",
+                "attempts",
+                "window combinations",
+                "first night wall s",
+                "nightly wall s",
+                "nightly models s",
+                "nightly tests s",
+                "nightly dbt start-up s",
+                "nightly P/S s",
+            ],
+            [
+                [
+                    str(h["days"]),
+                    f"{h['attempts']:,}",
+                    f"{h['combinations']:,}",
+                    f"{h['first_wall_s']:.2f}",
+                    f"{h['nightly_wall_s']:.2f}",
+                    f"{h['nightly_models_s']:.2f}",
+                    f"{h['nightly_tests_s']:.2f}",
+                    f"{h['nightly_startup_s']:.2f}",
+                    f"{h['nightly_ps_s']:.2f}",
+                ]
+                for h in results.history
+            ],
+        )
         out.append("")
     out.append("### Ratios (same run, same data)")
     out.append("")
@@ -1135,10 +1484,18 @@ def render(results: BenchResults) -> str:
     out.append("")
     out.append("### Targets")
     out.append("")
-    out += _table(["target", "measured", "goal", "status"], [
-        [t.name, t.measured, t.goal,
-         "not measured" if t.met is None else ("met" if t.met else "MISSED")]
-        for t in results.targets])
+    out += _table(
+        ["target", "measured", "goal", "status"],
+        [
+            [
+                t.name,
+                t.measured,
+                t.goal,
+                "not measured" if t.met is None else ("met" if t.met else "MISSED"),
+            ]
+            for t in results.targets
+        ],
+    )
     out.append("")
     if results.checks:
         out.append("### Checks")
@@ -1156,7 +1513,7 @@ def write_report(path: Path, report: str) -> None:
         text = path.read_text()
         begin, end = text.find(BEGIN_MARK), text.find(END_MARK)
         if 0 <= begin < end:
-            path.write_text(text[:begin] + block + text[end + len(END_MARK):].lstrip("\n"))
+            path.write_text(text[:begin] + block + text[end + len(END_MARK) :].lstrip("\n"))
             return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("# Benchmarks\n\n" + block)
@@ -1170,7 +1527,7 @@ def main(args: Any) -> int:
 def _entry(argv: Sequence[str]) -> int:
     if argv[:1] == ["--ps-child"]:
         return _ps_child_main(argv[1:])
-    print("usage: seedtest-analytics bench [options]", file=sys.stderr)
+    print("usage: seedtest-dev bench [options]", file=sys.stderr)
     return 2
 
 

@@ -25,12 +25,14 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from .metrics import churn_risk, goal_probability
-from .synthetic import app_user_uuid
+from seedtest_analytics.metrics import churn_risk, goal_probability
+
+from .rules import app_user_uuid, improvement_index
 
 SCRATCH_SCHEMA = "bench_legacy"
 MAX_VALID_TIME_MS = 3 * 60 * 60 * 1000
@@ -55,7 +57,7 @@ def _day_start(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
-def _sample(items: Sequence[tuple], k: int) -> list[tuple]:
+def _sample(items: Sequence[tuple[Any, ...]], k: int) -> list[tuple[Any, ...]]:
     """k items spread evenly over `items` (all of them when there are fewer)."""
     if k >= len(items):
         return list(items)
@@ -71,8 +73,7 @@ def prepare_scratch(conn: psycopg.Connection, *, analytics_schema: str, source_s
     conn.execute(sql.SQL("create schema {}").format(scratch))
     conn.execute(
         sql.SQL(
-            "create table {} (like {} including defaults,"
-            " primary key (user_id, topic_id, date))"
+            "create table {} (like {} including defaults, primary key (user_id, topic_id, date))"
         ).format(
             sql.Identifier(SCRATCH_SCHEMA, "features_topic_daily"),
             sql.Identifier(analytics_schema, "features_topic_daily"),
@@ -100,8 +101,11 @@ def create_indexed_attempts(conn: psycopg.Connection, *, source_schema: str) -> 
     completed_at) for the per-user queries. Returns its (schema, name)."""
     table = sql.Identifier(SCRATCH_SCHEMA, "attempt_indexed")
     conn.execute(sql.SQL("drop table if exists {}").format(table))
-    conn.execute(sql.SQL("create table {} as select * from {}").format(
-        table, sql.Identifier(source_schema, "attempt")))
+    conn.execute(
+        sql.SQL("create table {} as select * from {}").format(
+            table, sql.Identifier(source_schema, "attempt")
+        )
+    )
     conn.execute(sql.SQL("create index on {} (student_id, topic_id, completed_at)").format(table))
     conn.execute(sql.SQL("create index on {} (student_id, completed_at)").format(table))
     conn.execute(sql.SQL("analyze {}").format(table))
@@ -184,17 +188,25 @@ def aggregate_features_row_at_a_time(
     for student_id, topic_id, day in chosen:
         start = _day_start(day)
         end = start + dt.timedelta(days=1)
-        args = {"sid": student_id, "topic": topic_id, "start": start, "end": end,
-                "max_ms": MAX_VALID_TIME_MS}
+        args = {
+            "sid": student_id,
+            "topic": topic_id,
+            "start": start,
+            "end": end,
+            "max_ms": MAX_VALID_TIME_MS,
+        }
         with conn.cursor() as cur:
             cur.execute(aggregate_sql, args)
-            attempts, correct, hints, avg_ms, median_ms, last_seen = cur.fetchone()
+            attempts, correct, hints, avg_ms, median_ms, last_seen = _one(cur)
             cur.execute(
                 improvement_sql,
-                {**args, "recent": start - dt.timedelta(days=13),
-                 "previous": start - dt.timedelta(days=27)},
+                {
+                    **args,
+                    "recent": start - dt.timedelta(days=13),
+                    "previous": start - dt.timedelta(days=27),
+                },
             )
-            n_r, c_r, n_p, c_p = cur.fetchone()
+            n_r, c_r, n_p, c_p = _one(cur)
             queries += 2
             theta = theta_sd = None
             if include_theta:
@@ -205,14 +217,37 @@ def aggregate_features_row_at_a_time(
                     theta, theta_sd = row
             cur.execute(
                 upsert_sql,
-                (student_id, topic_id, day, attempts, correct, _round(avg_ms), hints, theta,
-                 theta_sd, _round(median_ms), improvement_index(n_r, c_r, n_p, c_p), last_seen),
+                (
+                    student_id,
+                    topic_id,
+                    day,
+                    attempts,
+                    correct,
+                    _round(avg_ms),
+                    hints,
+                    theta,
+                    theta_sd,
+                    _round(median_ms),
+                    improvement_index(n_r, c_r, n_p, c_p),
+                    last_seen,
+                ),
             )
             queries += 1
         conn.commit()
     seconds = time.perf_counter() - started
-    return LegacyTiming(items=len(chosen), seconds=seconds, queries=queries,
-                        listing_seconds=listing, total_found=len(combinations))
+    return LegacyTiming(
+        items=len(chosen),
+        seconds=seconds,
+        queries=queries,
+        listing_seconds=listing,
+        total_found=len(combinations),
+    )
+
+
+def _one(cur: psycopg.Cursor[tuple[Any, ...]]) -> tuple[Any, ...]:
+    row = cur.fetchone()
+    assert row is not None  # an aggregate query always returns a row
+    return row
 
 
 def _round(value: object) -> int | None:
@@ -223,23 +258,13 @@ def _round(value: object) -> int | None:
     return math.floor(abs(number) + 0.5) * (1 if number >= 0 else -1)
 
 
-def improvement_index(n_r: int, c_r: int, n_p: int, c_p: int) -> float | None:
-    if not n_r or not n_p:
-        return None
-    p_r, p_p = c_r / n_r, c_p / n_p
-    exposure = min(1.0, n_r / 30.0)
-    penalty = 1.0 - min(0.5, 1.96 * math.sqrt(p_r * (1.0 - p_r) / n_r))
-    return max(-1.0, min(1.0, (p_r - p_p) * exposure * penalty))
-
-
 # --------------------------------------------------------------------------------------------
 # detect_inactivity, user at a time
 # --------------------------------------------------------------------------------------------
 
 
 def _has_table(conn: psycopg.Connection, schema: str, table: str) -> bool:
-    row = conn.execute("select to_regclass(%s) is not null",
-                       (f"{schema}.{table}",)).fetchone()
+    row = conn.execute("select to_regclass(%s) is not null", (f"{schema}.{table}",)).fetchone()
     return bool(row and row[0])
 
 
@@ -265,52 +290,59 @@ def score_users_one_at_a_time(
     has_session = _has_table(conn, src, "session")
     conn.commit()
     last_activity = [
-        sql.SQL("select max(coalesce(updated_at, created_at)) from {} where user_id = %(uid)s"
-                " and coalesce(updated_at, created_at) < %(end)s").format(
-            sql.Identifier(src, "exam_results")),
-        sql.SQL("select max(last_seen_at) from {} where user_id = %(uid)s"
-                " and last_seen_at < %(end)s").format(
-            sql.Identifier(analytics_schema, "features_topic_daily")),
-        sql.SQL("select max(completed_at) from {} where student_id = %(sid)s::uuid"
-                " and completed_at < %(end)s").format(attempt),
+        sql.SQL(
+            "select max(coalesce(updated_at, created_at)) from {} where user_id = %(uid)s"
+            " and coalesce(updated_at, created_at) < %(end)s"
+        ).format(sql.Identifier(src, "exam_results")),
+        sql.SQL(
+            "select max(last_seen_at) from {} where user_id = %(uid)s and last_seen_at < %(end)s"
+        ).format(sql.Identifier(analytics_schema, "features_topic_daily")),
+        sql.SQL(
+            "select max(completed_at) from {} where student_id = %(sid)s::uuid"
+            " and completed_at < %(end)s"
+        ).format(attempt),
     ]
     if has_session:
         last_activity.append(
-            sql.SQL("select max(coalesce(ended_at, started_at)) from {} where user_id = %(uid)s"
-                    " and coalesce(ended_at, started_at) < %(end)s").format(
-                sql.Identifier(src, "session")))
+            sql.SQL(
+                "select max(coalesce(ended_at, started_at)) from {} where user_id = %(uid)s"
+                " and coalesce(ended_at, started_at) < %(end)s"
+            ).format(sql.Identifier(src, "session"))
+        )
     ability_sql = sql.SQL(
         "select mean, sd from {} where user_id in (%(uid)s, %(sid)s) and fitted_at < %(end)s"
-        " order by fitted_at desc limit 1").format(sql.Identifier(src, "ability_estimates"))
+        " order by fitted_at desc limit 1"
+    ).format(sql.Identifier(src, "ability_estimates"))
     mirt_sql = sql.SQL(
         "select theta, se from {} where user_id = %(sid)s and fitted_at < %(end)s"
-        " order by fitted_at desc limit 1").format(sql.Identifier(src, "mirt_ability"))
+        " order by fitted_at desc limit 1"
+    ).format(sql.Identifier(src, "mirt_ability"))
     goal_sql = sql.SQL(
         "select target_level from {} where user_id in (%(uid)s, %(sid)s)"
         " and created_at < %(end)s and target_level is not null"
-        " order by priority desc nulls last, created_at desc limit 1").format(
-        sql.Identifier(src, "interest_goal"))
+        " order by priority desc nulls last, created_at desc limit 1"
+    ).format(sql.Identifier(src, "interest_goal"))
     days_sql = sql.SQL(
         "select distinct date(completed_at) from {} where student_id = %(sid)s::uuid"
-        " and completed_at >= %(window)s and completed_at < %(end)s order by 1").format(attempt)
+        " and completed_at >= %(window)s and completed_at < %(end)s order by 1"
+    ).format(attempt)
     upsert_sql = sql.SQL(
         "insert into {} as k (user_id, week_start, kpis, created_at, updated_at)"
         " values (%s, %s, %s::jsonb, now(), now())"
         " on conflict (user_id, week_start) do update"
         " set kpis = k.kpis || excluded.kpis, updated_at = excluded.updated_at"
-        " where jsonb_typeof(k.kpis) = 'object'").format(
-        sql.Identifier(SCRATCH_SCHEMA, "weekly_kpi"))
+        " where jsonb_typeof(k.kpis) = 'object'"
+    ).format(sql.Identifier(SCRATCH_SCHEMA, "weekly_kpi"))
 
     queries = 0
     started = time.perf_counter()
     for user_id in user_ids:
-        args = {"uid": user_id, "sid": app_user_uuid(user_id), "end": end,
-                "window": window_start}
+        args = {"uid": user_id, "sid": app_user_uuid(user_id), "end": end, "window": window_start}
         with conn.cursor() as cur:
             times = []
             for query in last_activity:
                 cur.execute(query, args)
-                value = cur.fetchone()[0]
+                (value,) = _one(cur)
                 if value is not None:
                     times.append(value)
             cur.execute(ability_sql, args)
@@ -326,21 +358,31 @@ def score_users_one_at_a_time(
             days = [day for (day,) in cur.fetchall()]
             queries += 2
             target = float(goal[0]) if goal else default_target
-            p = goal_probability(*(ability or (None, None)), target)
+            mu, sd = ability if ability else (None, None)
+            p = goal_probability(mu, sd, target)
             s = None
             if times:
                 last_day = max(times).astimezone(dt.UTC).date()
                 gaps = [(b - a).days for a, b in itertools.pairwise(days)]
-                s = churn_risk((anchor - last_day).days, len(days),
-                               sum(gaps) / len(gaps) if gaps else 0.0, horizon_days)
+                s = churn_risk(
+                    (anchor - last_day).days,
+                    len(days),
+                    sum(gaps) / len(gaps) if gaps else 0.0,
+                    horizon_days,
+                )
             kpis = {key: value for key, value in (("P", p), ("S", s)) if value is not None}
             if kpis:
                 cur.execute(upsert_sql, (user_id, week_start, json.dumps(kpis)))
                 queries += 1
         conn.commit()
     seconds = time.perf_counter() - started
-    return LegacyTiming(items=len(user_ids), seconds=seconds, queries=queries,
-                        listing_seconds=0.0, total_found=len(user_ids))
+    return LegacyTiming(
+        items=len(user_ids),
+        seconds=seconds,
+        queries=queries,
+        listing_seconds=0.0,
+        total_found=len(user_ids),
+    )
 
 
 def sample_users(user_ids: Sequence[str], k: int) -> list[str]:

@@ -19,7 +19,6 @@ import hashlib
 import json
 import math
 import random
-import re
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -30,6 +29,8 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from .rules import app_user_uuid
 
 TOPICS: tuple[str, ...] = (
     "algebra",
@@ -45,10 +46,6 @@ TOPICS: tuple[str, ...] = (
 # Extra topic names generate_bulk draws from when asked for more topics than TOPICS has.
 _MORE_TOPICS: tuple[str, ...] = ("vectors", "sequences", "logic", "combinatorics")
 
-_UUID_RE = re.compile(
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
-)
-
 _OPTIONAL_TABLES = (
     "session",
     "student_topic_theta",
@@ -58,17 +55,6 @@ _OPTIONAL_TABLES = (
 )
 
 PROFILES = ("regular", "fading", "churned", "returning", "session_only", "gone")
-
-
-def app_user_uuid(user_id: str) -> str:
-    """The attempt view's student_id for an application user id (SQL `app_user_uuid`).
-
-    A uuid-shaped id (8-4-4-4-12 hex digits, any case) is itself, as lowercase uuid text;
-    any other id is `md5(user_id)::uuid::text`.
-    """
-    if _UUID_RE.fullmatch(user_id):
-        return str(uuid.UUID(user_id))
-    return str(uuid.UUID(hex=hashlib.md5(user_id.encode("utf-8")).hexdigest()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,9 +186,9 @@ def _activity_days(rng: random.Random, user: _User, end_date: date, days: int) -
     elif user.profile == "returning":
         back = rng.randint(0, 5)
         gap = rng.randint(14, min(30, days - back - 8))
-        offsets = [
-            o for o in range(days) if not back < o <= back + gap and rng.random() < 0.5
-        ] + [back]
+        offsets = [o for o in range(days) if not back < o <= back + gap and rng.random() < 0.5] + [
+            back
+        ]
     elif user.profile == "session_only":
         stop = rng.randint(20, min(40, days - 5))
         offsets = [o for o in range(stop + 1, days) if rng.random() < 0.5] + [stop]
@@ -214,8 +200,13 @@ def _question_difficulty(number: int) -> float:
 
 
 def _make_exam(
-    rng: random.Random, user: _User, day: date, end_date: date, days: int,
-    session_ids: set[str], seconds: float,
+    rng: random.Random,
+    user: _User,
+    day: date,
+    end_date: date,
+    days: int,
+    session_ids: set[str],
+    seconds: float,
 ) -> dict[str, Any]:
     session_id = f"s-{rng.getrandbits(64):016x}"
     while session_id in session_ids:
@@ -298,8 +289,14 @@ def _add_edge_rows(
     question.pop("correct", None)
     # An exam without a user (anonymous practice).
     anonymous = _User(
-        user_id="", profile="", theta=0.0, learn_rate=0.0, hour=12.0, legacy_client=False,
-        favourites=list(TOPICS[:2]), topic_offset=dict.fromkeys(TOPICS, 0.0),
+        user_id="",
+        profile="",
+        theta=0.0,
+        learn_rate=0.0,
+        hour=12.0,
+        legacy_client=False,
+        favourites=list(TOPICS[:2]),
+        topic_offset=dict.fromkeys(TOPICS, 0.0),
     )
     day = end_date - timedelta(days=1)
     exam = _make_exam(rng, anonymous, day, end_date, 7, session_ids, 9 * 3600.0)
@@ -312,7 +309,10 @@ def _attempt_rows(exam: dict[str, Any]) -> int:
 
 
 def _copy(
-    cur: psycopg.Cursor, schema: str, table: str, columns: Sequence[str],
+    cur: psycopg.Cursor,
+    schema: str,
+    table: str,
+    columns: Sequence[str],
     rows: Iterable[Sequence[Any]],
 ) -> int:
     statement = sql.SQL("copy {} ({}) from stdin").format(
@@ -387,18 +387,19 @@ def generate_demo(
     goals = _demo_goals(rng, people, end_date, start_date)
     kpis = _demo_weekly_kpi(rng, people, end_date)
 
-    counts: dict[str, int] = dict.fromkeys(
-        ("exam_results", "weekly_kpi", *_OPTIONAL_TABLES), 0
-    )
+    counts: dict[str, int] = dict.fromkeys(("exam_results", "weekly_kpi", *_OPTIONAL_TABLES), 0)
     tables: list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]] = [
         (
             "exam_results",
             ("id", "session_id", "user_id", "result_json", "created_at", "updated_at"),
             [
                 (
-                    e["id"], e["session_id"], e["user_id"],
+                    e["id"],
+                    e["session_id"],
+                    e["user_id"],
                     json.dumps({"questions": e["questions"]}, separators=(",", ":")),
-                    e["created_at"], e["updated_at"],
+                    e["created_at"],
+                    e["updated_at"],
                 )
                 for e in exams
             ],
@@ -440,7 +441,10 @@ def generate_demo(
 
 
 def _demo_sessions(
-    rng: random.Random, people: list[_User], exams: list[dict[str, Any]], end_date: date,
+    rng: random.Random,
+    people: list[_User],
+    exams: list[dict[str, Any]],
+    end_date: date,
     session_ids: set[str],
 ) -> list[tuple[Any, ...]]:
     rows: list[tuple[Any, ...]] = []
@@ -523,8 +527,13 @@ def _demo_mirt(rng: random.Random, people: list[_User], end_date: date) -> list[
             theta = user.theta + user.learn_rate * (1 - 0.1 * k) + rng.gauss(0, 0.1)
             se = 0.25 + 0.05 * k + rng.uniform(0, 0.15)
             rows.append(
-                (app_user_uuid(user.user_id), round(theta, 4), round(se, 4), fitted_at,
-                 f"2pl-v{3 - min(k, 2)}")
+                (
+                    app_user_uuid(user.user_id),
+                    round(theta, 4),
+                    round(se, 4),
+                    fitted_at,
+                    f"2pl-v{3 - min(k, 2)}",
+                )
             )
     return rows
 
@@ -598,8 +607,9 @@ def _demo_weekly_kpi(
                 kpis["streak_days"] = rng.randint(1, 14)
             created = _ts(week, 3600.0)
             updated = _ts(min(week + timedelta(days=6), end_date), 5400.0)
-            rows.append((user.user_id, week, json.dumps(kpis, separators=(",", ":")), created,
-                         updated))
+            rows.append(
+                (user.user_id, week, json.dumps(kpis, separators=(",", ":")), created, updated)
+            )
     return rows
 
 
@@ -851,8 +861,9 @@ def generate_bulk(
         "n_topics": topics,
         "pool": max(1000, questions_per_exam),
         "bands": _BULK_BANDS,
-        "templates": max(1, min(1024, -(-n_exams // _BULK_BANDS),
-                                200_000 // (_BULK_BANDS * questions_per_exam))),
+        "templates": max(
+            1, min(1024, -(-n_exams // _BULK_BANDS), 200_000 // (_BULK_BANDS * questions_per_exam))
+        ),
         "qpe": questions_per_exam,
         "full_exams": full_exams,
         "remainder": remainder,

@@ -1,0 +1,99 @@
+{#
+    The rows of the application's attempt view (SPEC 2.1), for stg_seedtest__attempts: a
+    select of the view itself, or, with var attempts_from_exam_results, the same rows derived
+    from exam_results by the view's rules (app_schema.sql): one row per element of
+    result_json->'questions' (an array; anything else has none) with a non-empty question_id,
+    at coalesce(updated_at, created_at) of the exam; id and item_id the view's hashes of the
+    exam and question ids; correct = is_correct, else correct, when a JSON boolean, else false;
+    response_time_ms = round(time_spent_sec * 1000) (missing or JSON null: 0; not a number or
+    not below 2,000,000 s: null); hint_used = used_hints > 0 (a number) or itself (a boolean);
+    student_id the uuid form of the exam's user_id, as text. The view calls its STRICT
+    app_user_uuid() once per question, which PostgreSQL cannot inline; here the uuid form is
+    computed once per exam, with plain expressions. Columns: id, student_id (text), item_id,
+    topic_id, correct, response_time_ms, hint_used, completed_at, session_id.
+#}
+{% macro seedtest_attempt_rows(attempt_view, exam_results) -%}
+    {%- if attempts_from_exam_results() -%}
+with
+
+exams as (
+    select
+        id as exam_result_id,
+        session_id,
+        coalesce(updated_at, created_at) as completed_at,
+        case
+            when {{ is_uuid_shaped('user_id') }} then lower(user_id)
+            else cast(cast(md5(user_id) as uuid) as text)
+        end as student_id,
+        case
+            when jsonb_typeof(result_json -> 'questions') = 'array'
+                then result_json -> 'questions'
+            else cast('[]' as jsonb)
+        end as questions
+    from {{ exam_results }}
+),
+
+questions as (
+    select
+        exams.exam_result_id,
+        exams.session_id,
+        exams.completed_at,
+        exams.student_id,
+        answers.question,
+        answers.question ->> 'question_id' as question_id
+    from exams
+    cross join lateral jsonb_array_elements(exams.questions) as answers (question)
+)
+
+select
+    cast(cast(
+        'x' || substr(md5(cast(exam_result_id as text) || ':' || question_id), 1, 16)
+        as bit (64)
+    ) as bigint) as id,
+    student_id,
+    cast(cast('x' || substr(md5(question_id), 1, 16) as bit (64)) as bigint) as item_id,
+    question ->> 'topic' as topic_id,
+    coalesce(
+        case
+            when jsonb_typeof(question -> 'is_correct') = 'boolean'
+                then cast(question ->> 'is_correct' as boolean)
+        end,
+        case
+            when jsonb_typeof(question -> 'correct') = 'boolean'
+                then cast(question ->> 'correct' as boolean)
+        end,
+        false
+    ) as correct,
+    case
+        when
+            question -> 'time_spent_sec' is null
+            or jsonb_typeof(question -> 'time_spent_sec') = 'null'
+            then 0
+        when
+            jsonb_typeof(question -> 'time_spent_sec') = 'number'
+            and abs(cast(question ->> 'time_spent_sec' as numeric)) < 2000000
+            then cast(round(cast(question ->> 'time_spent_sec' as numeric) * 1000) as integer)
+    end as response_time_ms,
+    case jsonb_typeof(question -> 'used_hints')
+        when 'number' then cast(question ->> 'used_hints' as numeric) > 0
+        when 'boolean' then cast(question ->> 'used_hints' as boolean)
+        else false
+    end as hint_used,
+    completed_at,
+    session_id
+from questions
+where coalesce(question_id, '') <> ''
+    {%- else -%}
+select
+    id,
+    cast(student_id as text) as student_id,
+    item_id,
+    topic_id,
+    correct,
+    response_time_ms,
+    hint_used,
+    completed_at,
+    session_id
+from {{ attempt_view }}
+    {%- endif -%}
+{%- endmacro %}

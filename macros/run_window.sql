@@ -1,0 +1,239 @@
+{#
+    The window of a run, from the vars only (never from the state of a downstream model):
+
+      run_window_start()  first day an incremental run recomputes: anchor_date - lookback_days
+      lead_in_days()      days read before it (the improvement index looks 27 days back)
+      attempts_read_from() first day the per-run attempt table reads, or none for all history
+
+    The per-run tables (int_attempts__windowed, int_topic_daily__aggregated) are rebuilt by
+    every run for that window. Each records the window it was built for in the registry table
+    `run_windows` of the project's schema (in the same transaction as its build), and a model
+    that deletes rows (features_topic_daily) checks the record before it starts: a table built
+    for another anchor, time zone or id mapping, or for a window that does not cover the days
+    it replaces, stops the run before anything is deleted. So any selection (`--select
+    features_topic_daily`, `features_topic_daily+`, `+features_topic_daily`, the selectors) either
+    computes the right rows or fails with the table untouched.
+#}
+
+{% macro lead_in_days() -%}
+    {{- return(27) -}}
+{%- endmacro %}
+
+{% macro run_window_start() -%}
+    {{- return(anchor_date() - modules.datetime.timedelta(days=lookback_days())) -}}
+{%- endmacro %}
+
+{#
+    Var attempts_from_exam_results (env ATTEMPTS_FROM_EXAM_RESULTS, default false): derive the
+    attempts from exam_results with the attempt view's rules (SPEC 2.1) instead of reading the
+    application's `attempt` view, whose STRICT app_user_uuid() PostgreSQL cannot inline.
+#}
+{% macro attempts_from_exam_results() -%}
+    {%- set raw = var(
+        'attempts_from_exam_results', env_var('ATTEMPTS_FROM_EXAM_RESULTS', 'false')
+    ) | string | trim | lower -%}
+    {%- if raw in ('true', '1', 'yes', 'on', 'y', 't') -%}
+        {{- return(true) -}}
+    {%- elif raw in ('false', '0', 'no', 'off', 'n', 'f', '', 'none') -%}
+        {{- return(false) -}}
+    {%- endif -%}
+    {{- exceptions.raise_compiler_error(
+        "var attempts_from_exam_results must be true or false (got " ~ (raw | truncate(60)) ~ ")"
+    ) -}}
+{%- endmacro %}
+
+{#
+    First day (a Python date) the per-run attempt table reads: the run's window with its
+    lead-in, or none (all history up to the anchor) when the run is a full build: with
+    --full-refresh, or when the table does not exist yet (the project's first run). Evaluated
+    while the model compiles and again in its pre-hook, before the table changes, so both see
+    the same state.
+#}
+{% macro attempts_read_from() -%}
+    {%- if not execute or flags.FULL_REFRESH -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {#- `this` is none in a unit test, whose input is all there is -#}
+    {%- if this is none or load_relation(this) is none -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {{- return(run_window_start() - modules.datetime.timedelta(days=lead_in_days())) -}}
+{%- endmacro %}
+
+{# What a per-run table built now, reading from `read_from` (a date or none), depends on. #}
+{% macro run_window(read_from) -%}
+    {{- return({
+        'anchor_date': anchor_date().isoformat(),
+        'read_from': read_from.isoformat() if read_from is not none else none,
+        'activity_timezone': activity_timezone(),
+        'map_user_ids': map_user_ids(),
+        'attempts_from_exam_results': attempts_from_exam_results(),
+        'source_schema': source_schema(),
+    }) -}}
+{%- endmacro %}
+
+{# A SQL string literal of `value` (single quotes doubled). #}
+{% macro _sql_text(value) -%}
+    '{{ value | string | replace("'", "''") }}'
+{%- endmacro %}
+
+{% macro _run_windows_relation() -%}
+    {{- return(api.Relation.create(
+        database=target.database, schema=target.schema, identifier='run_windows'
+    )) -}}
+{%- endmacro %}
+
+{# Whether the registry exists (created by a hook, so dbt's relation cache does not know it). #}
+{% macro _run_windows_exists() -%}
+    {%- set found = run_query(
+        'select to_regclass(' ~ _sql_text(_run_windows_relation() | string) ~ ') is not null'
+    ) -%}
+    {{- return(found.columns[0].values()[0]) -}}
+{%- endmacro %}
+
+{#
+    Pre-hook of a per-run table: records `window` (from run_window) for this model. It runs in
+    the model's transaction, so the record changes if and only if the table does.
+#}
+{% macro record_run_window(window) -%}
+    {%- if not execute -%}
+        {{- return('select 1') -}}
+    {%- endif -%}
+    {%- set registry = _run_windows_relation() -%}
+    create table if not exists {{ registry }} (
+        model text primary key,
+        run_window jsonb not null,
+        recorded_at timestamptz not null,
+        invocation_id text not null
+    );
+    insert into {{ registry }} (model, run_window, recorded_at, invocation_id)
+    values (
+        {{ _sql_text(this.identifier) }},
+        cast({{ _sql_text(tojson(window)) }} as jsonb),
+        now(),
+        {{ _sql_text(invocation_id) }}
+    )
+    on conflict (model) do update set
+        run_window = excluded.run_window,
+        recorded_at = excluded.recorded_at,
+        invocation_id = excluded.invocation_id
+{%- endmacro %}
+
+{# The window recorded for the per-run table `identifier` (a dict), or none. #}
+{% macro recorded_run_window(identifier) -%}
+    {%- if not execute -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set registry = _run_windows_relation() -%}
+    {%- if not _run_windows_exists() -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set found = run_query(
+        'select cast(run_window as text) from ' ~ registry
+        ~ ' where model = ' ~ _sql_text(identifier)
+    ) -%}
+    {%- if found.rows | length == 0 -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {{- return(fromjson(found.columns[0].values()[0])) -}}
+{%- endmacro %}
+
+{#
+    Why the per-run table `identifier` cannot serve a model that needs the days from
+    `needed_from` (a date, or none for all history) up to this run's anchor: a sentence, or
+    none when it can.
+#}
+{% macro run_window_mismatch(identifier, needed_from) -%}
+    {%- set recorded = recorded_run_window(identifier) -%}
+    {%- set current = run_window(needed_from) -%}
+    {%- if recorded is none -%}
+        {{- return(identifier ~ ' has no recorded window (it was not built by this version)') -}}
+    {%- endif -%}
+    {%- for key in ['anchor_date', 'activity_timezone', 'map_user_ids',
+                    'attempts_from_exam_results', 'source_schema'] -%}
+        {%- if recorded.get(key) != current[key] -%}
+            {{- return(identifier ~ ' was built for ' ~ key ~ '=' ~ recorded.get(key)
+                ~ ', this run has ' ~ key ~ '=' ~ current[key]) -}}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set read_from = recorded.get('read_from') -%}
+    {%- if read_from is not none and (needed_from is none or read_from > current.read_from) -%}
+        {{- return(identifier ~ ' holds the days from ' ~ read_from ~ ', this run needs '
+            ~ (current.read_from or 'all history')) -}}
+    {%- endif -%}
+    {{- return(none) -}}
+{%- endmacro %}
+
+{#
+    Pre-hook of a model that replaces rows from the per-run table `identifier`: stops the run,
+    before anything is deleted, unless that table was built for this run's vars and covers the
+    days from `needed_from` (none: all history, for a first build or --full-refresh).
+#}
+{% macro require_run_window(identifier, needed_from) -%}
+    {%- if not execute -%}
+        {{- return('select 1') -}}
+    {%- endif -%}
+    {%- set problem = run_window_mismatch(identifier, needed_from) -%}
+    {%- if problem is not none -%}
+        {%- if needed_from is none -%}
+            {%- set remedy = 'its first build (and --full-refresh) reads all history: run `dbt '
+                ~ 'build --full-refresh --select +' ~ this.identifier ~ '` (or a selector)' -%}
+        {%- else -%}
+            {%- set remedy = 'build it with its parents: `dbt build --select +'
+                ~ this.identifier ~ '` or a selector of selectors.yml' -%}
+        {%- endif -%}
+        {{- exceptions.raise_compiler_error(
+            this.identifier ~ ' not built, nothing deleted: ' ~ problem ~ '; ' ~ remedy
+        ) -}}
+    {%- endif -%}
+    select 1
+{%- endmacro %}
+
+{#
+    on-run-start: drops the views an earlier version of the project kept for models that are
+    now ephemeral (staging, int_topic_daily__improvement/theta): a view over the application's
+    tables pins them, so its migrations (`alter table ... alter column ... type`, `drop table`)
+    would fail. Only views named like one of this project's ephemeral models, in its schema.
+#}
+{% macro drop_views_of_ephemeral_models() -%}
+    {%- set statements = [] -%}
+    {%- if execute -%}
+        {%- for node in graph.nodes.values()
+            if node.resource_type == 'model' and node.config.materialized == 'ephemeral' -%}
+            {%- set relation = adapter.get_relation(
+                database=target.database, schema=target.schema,
+                identifier=node.alias or node.name
+            ) -%}
+            {%- if relation is not none and relation.is_view -%}
+                {%- do statements.append('drop view if exists ' ~ relation ~ ' cascade') -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{- (statements | join(';\n')) if statements else 'select 1' -}}
+{%- endmacro %}
+
+{#
+    `relation` when it is not none, else an empty relation of the given `columns` (name ->
+    SQL type), for a `from` that reads a table which may not exist (yet) in this run.
+#}
+{% macro relation_or_empty(relation, columns) -%}
+    {%- if relation is not none -%}
+        {{ relation }}
+    {%- else -%}
+        (select
+        {%- for name, type in columns.items() %}
+            cast(null as {{ type }}) as {{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
+        where false)
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+    `where column >= from_sql` (or the column is null, when `nullable`), or nothing when
+    `from_sql` is none: every row (int_user_ids' first build).
+#}
+{% macro where_since(column, from_sql, nullable=false) -%}
+    {%- if from_sql is not none -%}
+        where {{ column }} >= {{ from_sql }}{% if nullable %} or {{ column }} is null{% endif %}
+    {%- endif -%}
+{%- endmacro %}

