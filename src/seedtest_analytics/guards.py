@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg import sql
 
-from .config import Settings, parse_int
+from .config import FRESHNESS_HOURS, Settings
 from .connection import ConnectionParams
 from .db import connect
 from .dbt_runner import project_root
@@ -134,17 +134,17 @@ def check_target_schema(conn: psycopg.Connection, schema: str) -> None:
 
 # --- the freshness guard ------------------------------------------------------------------------
 
-FRESHNESS_ENV = "SEEDTEST_FRESHNESS_HOURS"
+FRESHNESS_ENV = FRESHNESS_HOURS.env
 # A live platform records exams every day; a whole anchor day without one is what a stalled
 # ingest looks like, and the P/S step would then score everybody as a day less active (and,
 # as the stall goes on, every learner as inactive). One night is the earliest a daily job can
 # tell, and the night the wrong scores would be written. 0 switches the guard off.
-DEFAULT_FRESHNESS_HOURS = 24
+# (The default, 24, is defined in config.FRESHNESS_HOURS.)
 
 
 def freshness_hours() -> int:
-    raw = os.environ.get(FRESHNESS_ENV, "").strip() or str(DEFAULT_FRESHNESS_HOURS)
-    return parse_int(FRESHNESS_ENV, raw, maximum=24 * 3650)
+    raw = os.environ.get(FRESHNESS_ENV, "").strip() or FRESHNESS_HOURS.default
+    return FRESHNESS_HOURS.parse(raw)
 
 
 @dataclass(frozen=True)

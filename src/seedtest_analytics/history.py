@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from psycopg import sql
 
@@ -23,7 +26,7 @@ from . import log
 from .config import Settings
 from .connection import ConnectionParams
 from .db import connect
-from .dbt_runner import BuildSummary
+from .dbt_runner import BuildSummary, project_root
 
 TABLE = "seedtest_run_history"
 
@@ -86,6 +89,7 @@ class RunRecord:
     source_fresh: bool | None = None
     dbt_invocation_ids: list[str] = field(default_factory=list)
     error: str | None = None
+    last_invocation_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
 _current: RunRecord | None = None
@@ -114,17 +118,37 @@ def note(**values: object) -> None:
         setattr(_current, name, value)
 
 
+def dbt_target_path() -> Path:
+    """Where dbt writes its artifacts: DBT_TARGET_PATH (relative to the project) or target/."""
+    configured = Path(os.environ.get("DBT_TARGET_PATH", "").strip() or "target")
+    return configured if configured.is_absolute() else project_root() / configured
+
+
+def _last_invocation_id(since: dt.datetime) -> str | None:
+    """dbt's invocation id from run_results.json, if that file was written after `since`
+    (an invocation stopped before it ran anything leaves the previous one's file)."""
+    try:
+        metadata = json.loads((dbt_target_path() / "run_results.json").read_text())["metadata"]
+        generated = dt.datetime.fromisoformat(str(metadata["generated_at"]).replace("Z", ""))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if generated.tzinfo is None:
+        generated = generated.replace(tzinfo=dt.UTC)
+    return str(metadata.get("invocation_id")) if generated >= since else None
+
+
 def note_build(summary: BuildSummary) -> None:
     """Add one dbt invocation's counts and its invocation id."""
     if _current is None:
         return
-    from dbt_common.invocation import get_invocation_id
-
     _current.models_built += summary.models_built
     _current.tests_passed += summary.tests_passed
     _current.tests_warned += summary.tests_warned
     _current.tests_failed += summary.tests_failed
-    _current.dbt_invocation_ids.append(get_invocation_id())
+    invocation = _last_invocation_id(_current.last_invocation_at)
+    if invocation and invocation not in _current.dbt_invocation_ids:
+        _current.dbt_invocation_ids.append(invocation)
+    _current.last_invocation_at = dt.datetime.now(dt.UTC)
 
 
 def finish(exit_code: int, error: str | None = None) -> None:
@@ -150,6 +174,7 @@ def write(params: ConnectionParams, schema: str) -> None:
         return
     values = dataclasses.asdict(record)
     values.pop("started")
+    values.pop("last_invocation_at")
     values["finished_at"] = dt.datetime.now(dt.UTC)
     values["duration_ms"] = round((time.monotonic() - record.started) * 1000)
     ids = record.dbt_invocation_ids

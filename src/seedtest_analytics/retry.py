@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from . import log
@@ -21,16 +20,11 @@ from .connection import ConnectionParams
 from .dbt_runner import _summarise, dbt_env, project_root
 from .errors import RunError, UsageError
 from .failures import report_build_failure
-from .history import note, note_build
-
-
-def _target_path() -> Path:
-    configured = Path(os.environ.get("DBT_TARGET_PATH", "").strip() or "target")
-    return configured if configured.is_absolute() else project_root() / configured
+from .history import dbt_target_path, note, note_build
 
 
 def last_run_results() -> dict[str, Any]:
-    path = _target_path() / "run_results.json"
+    path = dbt_target_path() / "run_results.json"
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from psycopg import sql
 
@@ -25,7 +24,7 @@ from . import connection, history
 from .config import Settings
 from .connection import ConnectionParams
 from .db import connect
-from .dbt_runner import TARGET_SCHEMA_ENV, project_root, target_schema
+from .dbt_runner import TARGET_SCHEMA_ENV, target_schema
 from .errors import ConnectError, RunError, UsageError
 from .failures import database_step
 from .guards import (
@@ -35,6 +34,7 @@ from .guards import (
     freshness_hours,
     incremental_models,
 )
+from .history import dbt_target_path
 from .locking import lock_wait_seconds, pipeline_lock
 from .timeouts import load_timeouts
 
@@ -54,12 +54,6 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def dbt_target_path() -> Path:
-    """Where dbt writes its artifacts: DBT_TARGET_PATH (relative to the project) or target/."""
-    configured = Path(os.environ.get("DBT_TARGET_PATH", "").strip() or "target")
-    return configured if configured.is_absolute() else project_root() / configured
 
 
 def _drop_scratch(params: ConnectionParams, schema: str) -> None:

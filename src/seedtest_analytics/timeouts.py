@@ -24,12 +24,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .config import parse_int
+from .config import LOCK_TIMEOUT, STATEMENT_TIMEOUT, IntVar
 
-LOCK_TIMEOUT_ENV = "SEEDTEST_LOCK_TIMEOUT_SECONDS"
-STATEMENT_TIMEOUT_ENV = "SEEDTEST_STATEMENT_TIMEOUT_SECONDS"
-DEFAULT_LOCK_TIMEOUT = 120
-DEFAULT_STATEMENT_TIMEOUT = 3600
+LOCK_TIMEOUT_ENV = LOCK_TIMEOUT.env
+STATEMENT_TIMEOUT_ENV = STATEMENT_TIMEOUT.env
 
 
 @dataclass(frozen=True)
@@ -45,14 +43,13 @@ class Timeouts:
         return f"{existing.strip()} {ours}".strip()
 
 
-def _seconds(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip() or str(default)
-    return parse_int(name, raw, minimum=1, maximum=86_400)
+def _seconds(var: IntVar) -> int:
+    raw = os.environ.get(var.env, "").strip() or var.default
+    return var.parse(raw)
 
 
 def load_timeouts() -> Timeouts:
     """The configured timeouts; a bad value is a usage error (exit 2, before connecting)."""
     return Timeouts(
-        lock_seconds=_seconds(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT),
-        statement_seconds=_seconds(STATEMENT_TIMEOUT_ENV, DEFAULT_STATEMENT_TIMEOUT),
+        lock_seconds=_seconds(LOCK_TIMEOUT), statement_seconds=_seconds(STATEMENT_TIMEOUT)
     )

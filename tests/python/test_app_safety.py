@@ -99,7 +99,7 @@ def test_demo_on_a_database_with_data_touches_nothing(app_db: ConnectionParams) 
             " values (gen_random_uuid(), 's1', 'u1', '{}')"
         )
     before = definitions(app_db)
-    result = run_cli(app_db, "demo")
+    result = run_cli(app_db, "demo", module="seedtest_dev")
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [
         f"[ERROR] the demo writes synthetic data, but {app_db.redacted()} already holds rows in"

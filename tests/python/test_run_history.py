@@ -26,7 +26,7 @@ import pytest
 
 from conftest import REPO, create_database, drop_database
 from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.synthetic import generate_demo
+from seedtest_dev.synthetic import generate_demo
 
 ANCHOR = dt.date(2025, 11, 1)
 STALE = dt.date(2025, 11, 4)  # three days after the last exam of the demo data

@@ -35,7 +35,7 @@ import pytest
 
 from conftest import REPO, create_database, drop_database, run_cli
 from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.synthetic import generate_demo
+from seedtest_dev.synthetic import generate_demo
 
 ANCHOR = dt.date(2025, 11, 1)
 WEEK = ANCHOR - dt.timedelta(days=ANCHOR.weekday())
