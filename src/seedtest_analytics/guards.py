@@ -32,8 +32,9 @@ from .failures import database_step
 from .history import note
 
 DRY_RUN_SUFFIX = "_dry_run"
-# Tables the Python package itself keeps in the project's schema.
-OWN_TABLES = frozenset({"seedtest_run_history"})
+# Tables the project keeps in its schema besides the models: the run history (history.py)
+# and the windows of the per-run tables (macros/run_window.sql).
+OWN_TABLES = frozenset({"seedtest_run_history", "run_windows"})
 # Model names of earlier versions of the project: a schema built by one of them still holds
 # these relations (models renamed since then are left behind until dropped by hand).
 EARLIER_MODELS = frozenset({

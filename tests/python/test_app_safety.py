@@ -171,3 +171,17 @@ def test_the_project_names_its_relations_after_its_model_files() -> None:
         assert not re.search(r"^\s*\+?schema\s*:|\bschema\s*=", text, re.M) or (
             path.name.endswith("__sources.yml")
         ), f"{path} sets a custom schema"
+
+
+def test_the_guard_knows_every_table_the_macros_create() -> None:
+    """A table a macro creates in the project's schema (identifier='...') is one the guard
+    accepts, or every run after the first would be refused."""
+    from conftest import REPO
+    from seedtest_analytics.guards import managed_names
+
+    created = {
+        name for path in (REPO / "macros").rglob("*.sql")
+        for name in re.findall(r"identifier\s*=\s*['\"](\w+)['\"]", path.read_text())
+    }
+    assert created, "no table created by a macro found: update this test"
+    assert created <= managed_names(), created - managed_names()
