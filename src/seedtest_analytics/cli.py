@@ -42,13 +42,15 @@ DRY_RUN_HELP = (
 
 def _add_common(parser: argparse.ArgumentParser, *, threshold: bool = False) -> None:
     parser.add_argument(
-        "--date", metavar="YYYY-MM-DD",
+        "--date",
+        metavar="YYYY-MM-DD",
         help="anchor date (default: ANCHOR_DATE, else yesterday in ACTIVITY_TIMEZONE)",
     )
     parser.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     if threshold:
         parser.add_argument(
-            "--threshold", metavar="DAYS",
+            "--threshold",
+            metavar="DAYS",
             help="days without activity before a user is inactive "
             "(default: INACTIVITY_THRESHOLD_DAYS, else 7)",
         )
@@ -56,7 +58,8 @@ def _add_common(parser: argparse.ArgumentParser, *, threshold: bool = False) -> 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="seedtest-analytics", description=__doc__,
+        prog="seedtest-analytics",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

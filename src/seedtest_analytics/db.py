@@ -62,8 +62,9 @@ def app_schema_objects(schema: str = "public") -> list[SchemaObject]:
     marks = list(_SECTION.finditer(text))
     return [
         SchemaObject(
-            kind=mark.group(1), name=mark.group(2),
-            statements=text[mark.start(): marks[i + 1].start() if i + 1 < len(marks) else None],
+            kind=mark.group(1),
+            name=mark.group(2),
+            statements=text[mark.start() : marks[i + 1].start() if i + 1 < len(marks) else None],
         )
         for i, mark in enumerate(marks)
     ]
@@ -117,7 +118,8 @@ def tables_with_rows(params: ConnectionParams, schema: str = "public") -> list[s
     tables = [o.name for o in app_schema_objects(schema) if o.kind == "table"]
     with connect(params) as conn:
         present = [
-            name for (name,) in conn.execute(
+            name
+            for (name,) in conn.execute(
                 "select c.relname::text from pg_class as c"
                 " join pg_namespace as n on n.oid = c.relnamespace"
                 " where n.nspname = %s and c.relname = any(%s) and c.relkind in ('r', 'p')"

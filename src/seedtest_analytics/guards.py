@@ -37,15 +37,29 @@ DRY_RUN_SUFFIX = "_dry_run"
 OWN_TABLES = frozenset({"seedtest_run_history", "run_windows"})
 # Model names of earlier versions of the project: a schema built by one of them still holds
 # these relations (models renamed since then are left behind until dropped by hand).
-EARLIER_MODELS = frozenset({
-    "stg_seedtest__ability_estimates", "stg_seedtest__attempts", "stg_seedtest__exam_results",
-    "stg_seedtest__interest_goals", "stg_seedtest__mirt_ability", "stg_seedtest__sessions",
-    "stg_seedtest__student_topic_theta", "stg_seedtest__weekly_kpi",
-    "int_activity_daily", "int_attempts__windowed", "int_topic_daily__aggregated",
-    "int_topic_daily__improvement", "int_topic_daily__theta", "int_user_ids",
-    "features_topic_daily", "inactive_user_scoring_inputs", "inactive_users",
-    "user_ability_as_of", "user_last_activity",
-})
+EARLIER_MODELS = frozenset(
+    {
+        "stg_seedtest__ability_estimates",
+        "stg_seedtest__attempts",
+        "stg_seedtest__exam_results",
+        "stg_seedtest__interest_goals",
+        "stg_seedtest__mirt_ability",
+        "stg_seedtest__sessions",
+        "stg_seedtest__student_topic_theta",
+        "stg_seedtest__weekly_kpi",
+        "int_activity_daily",
+        "int_attempts__windowed",
+        "int_topic_daily__aggregated",
+        "int_topic_daily__improvement",
+        "int_topic_daily__theta",
+        "int_user_ids",
+        "features_topic_daily",
+        "inactive_user_scoring_inputs",
+        "inactive_users",
+        "user_ability_as_of",
+        "user_last_activity",
+    }
+)
 # Relations dbt's table materialization creates next to a model for the length of a swap.
 DBT_SUFFIXES = ("__dbt_tmp", "__dbt_backup")
 _SYSTEM_SCHEMAS = ("information_schema",)
@@ -91,7 +105,8 @@ def incremental_models(root: Path | None = None) -> list[str]:
     """The project's incremental models (what a dry run copies into its scratch schema)."""
     root = root or project_root()
     return sorted(
-        path.stem for path in (root / "models").rglob("*.sql")
+        path.stem
+        for path in (root / "models").rglob("*.sql")
         if _INCREMENTAL.search(path.read_text())
     )
 
@@ -168,7 +183,8 @@ class Freshness:
     def line(self) -> str:
         newest = (
             f"its newest row is from {self.newest.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
-            if self.newest is not None else "it has no row"
+            if self.newest is not None
+            else "it has no row"
         )
         return (
             f"source {self.source} looks stale: {newest}, more than {self.hours} h before the "
@@ -194,7 +210,13 @@ def check_freshness(params: ConnectionParams, settings: Settings) -> Freshness:
     with database_step(f"the freshness check of {source}"), connect(params) as conn:
         row = conn.execute(query, (end,)).fetchone()
     newest = row[0] if row else None
-    freshness = Freshness(source=source, newest=newest, end_of_day=end, hours=hours,
-                          anchor=settings.anchor_date, timezone=settings.activity_timezone)
+    freshness = Freshness(
+        source=source,
+        newest=newest,
+        end_of_day=end,
+        hours=hours,
+        anchor=settings.anchor_date,
+        timezone=settings.activity_timezone,
+    )
     note(source_newest_at=newest, source_fresh=not freshness.stale)
     return freshness

@@ -98,8 +98,11 @@ _current: RunRecord | None = None
 def begin(command: str, settings: Settings) -> RunRecord:
     global _current
     _current = RunRecord(
-        command=command, dry_run=settings.dry_run, anchor_date=settings.anchor_date,
-        window_start=settings.since, window_end=settings.anchor_date,
+        command=command,
+        dry_run=settings.dry_run,
+        anchor_date=settings.anchor_date,
+        window_start=settings.since,
+        window_end=settings.anchor_date,
     )
     return _current
 
@@ -201,8 +204,9 @@ def write(params: ConnectionParams, schema: str) -> None:
                         index=sql.Identifier(f"{TABLE}_started_at_idx"), table=table
                     )
                 )
-                conn.execute(sql.SQL("comment on table {} is {}").format(table,
-                                                                       sql.Literal(COMMENT)))
+                conn.execute(
+                    sql.SQL("comment on table {} is {}").format(table, sql.Literal(COMMENT))
+                )
             conn.execute(insert, values)
             conn.commit()
     except Exception as exc:  # the run's outcome stands, whatever happened to its record

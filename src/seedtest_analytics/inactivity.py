@@ -187,9 +187,11 @@ def run_detect_inactivity(params: ConnectionParams, settings: Settings) -> int:
         log_summary(InactivityResult(failed=1), settings, started)
         return 1
     if not summary.success:
-        note(error=report_build_failure(
-            summary, "dbt build failed; P/S not computed, weekly_kpi untouched"
-        ))
+        note(
+            error=report_build_failure(
+                summary, "dbt build failed; P/S not computed, weekly_kpi untouched"
+            )
+        )
         log_summary(InactivityResult(failed=1), settings, started)
         return 1
     return score_check_and_report(params, settings, started)[1]

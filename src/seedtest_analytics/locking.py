@@ -151,9 +151,7 @@ def pipeline_lock(params: ConnectionParams, scope: str) -> Iterator[RunLock]:
         row = conn.execute("select hashtext(%s), pg_backend_pid()", (label,)).fetchone()
         assert row is not None
         key, pid = int(row[0]), int(row[1])
-        acquired = conn.execute(
-            "select pg_try_advisory_lock(%s, %s)", (key, RUN_LOCK)
-        ).fetchone()
+        acquired = conn.execute("select pg_try_advisory_lock(%s, %s)", (key, RUN_LOCK)).fetchone()
         if not (acquired and acquired[0]):
             log.info(
                 f"Another seedtest-analytics run holds the lock on {params.dbname} "
@@ -187,8 +185,9 @@ def pipeline_lock(params: ConnectionParams, scope: str) -> Iterator[RunLock]:
                 conn.execute("select pg_advisory_unlock(%s, %s)", (key, RUN_LOCK))
 
 
-def _wait_for(conn: psycopg.Connection, key: int, part: int, wait: int, *,
-              exclusive_hold: bool) -> bool:
+def _wait_for(
+    conn: psycopg.Connection, key: int, part: int, wait: int, *, exclusive_hold: bool
+) -> bool:
     """Wait up to `wait` s for the advisory lock (key, part); keep it (exclusive_hold) or let
     it go at once (a barrier). False when the wait ran out."""
     try:

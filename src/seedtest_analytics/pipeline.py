@@ -23,8 +23,10 @@ MAX_LOOKBACK_DAYS = LOOKBACK_DAYS.maximum
 
 
 def _pipeline_line(summary: BuildSummary, scored: int, started: float) -> None:
-    log.info(f"Pipeline: {summary.line()}, users scored={scored}, "
-             f"duration_ms={round((time.monotonic() - started) * 1000)}")
+    log.info(
+        f"Pipeline: {summary.line()}, users scored={scored}, "
+        f"duration_ms={round((time.monotonic() - started) * 1000)}"
+    )
 
 
 def run_pipeline(params: ConnectionParams, settings: Settings) -> int:
@@ -37,13 +39,16 @@ def run_pipeline(params: ConnectionParams, settings: Settings) -> int:
     aggregate_reported = False
     try:
         freshness = check_freshness(params, settings)
-        summary = invoke(params, "build", settings,
-                         extra_args=selector_args(params, settings, "nightly"))  # selectors.yml
+        summary = invoke(
+            params, "build", settings, extra_args=selector_args(params, settings, "nightly")
+        )  # selectors.yml
         note_build(summary)
         if not summary.success:
-            raise ReportedError(report_build_failure(
-                summary, "dbt build failed; stopping before the P/S step (weekly_kpi untouched)"
-            ))
+            raise ReportedError(
+                report_build_failure(
+                    summary, "dbt build failed; stopping before the P/S step (weekly_kpi untouched)"
+                )
+            )
         combinations = report_window(params, settings)
         note(combinations=combinations)
         if combinations:
@@ -89,8 +94,9 @@ def run_backfill(params: ConnectionParams, settings: Settings) -> int:
     started = time.monotonic()
     try:
         check_freshness(params, settings)
-        summary = invoke(params, "build", settings,
-                         extra_args=selector_args(params, settings, "backfill"))
+        summary = invoke(
+            params, "build", settings, extra_args=selector_args(params, settings, "backfill")
+        )
         note_build(summary)
         if not summary.success:
             note(error=report_build_failure(summary))
@@ -100,6 +106,7 @@ def run_backfill(params: ConnectionParams, settings: Settings) -> int:
         log.error(str(exc))
         note(error=str(exc))
         return 1
-    log.info(f"Backfill: {summary.line()}, "
-             f"duration_ms={round((time.monotonic() - started) * 1000)}")
+    log.info(
+        f"Backfill: {summary.line()}, duration_ms={round((time.monotonic() - started) * 1000)}"
+    )
     return 0

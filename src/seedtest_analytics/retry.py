@@ -54,8 +54,10 @@ def run_dbt_retry(params: ConnectionParams, settings: Settings) -> int:
         for result in last_run_results().get("results") or []
         if isinstance(result, dict) and result.get("status") in ("error", "fail", "skipped")
     ]
-    log.info(f"Retrying {len(failed_before)} failed or skipped dbt nodes of the last invocation "
-             f"(anchor {settings.anchor_date.isoformat()})")
+    log.info(
+        f"Retrying {len(failed_before)} failed or skipped dbt nodes of the last invocation "
+        f"(anchor {settings.anchor_date.isoformat()})"
+    )
     try:
         result = dbtRunner().invoke(
             ["retry", "--project-dir", str(root), "--profiles-dir", str(root / "profiles")]
@@ -67,6 +69,8 @@ def run_dbt_retry(params: ConnectionParams, settings: Settings) -> int:
     if not summary.success:
         note(error=report_build_failure(summary, "dbt retry failed"))
         return 1
-    log.info(f"Retry: {summary.line()}; for the P/S step run: seedtest-analytics "
-             f"detect-inactivity --date {settings.anchor_date.isoformat()}")
+    log.info(
+        f"Retry: {summary.line()}; for the P/S step run: seedtest-analytics "
+        f"detect-inactivity --date {settings.anchor_date.isoformat()}"
+    )
     return 0

@@ -70,7 +70,8 @@ def _prepare_scratch(params: ConnectionParams, real: str, scratch: str) -> None:
         conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(scratch)))
         conn.execute(sql.SQL("create schema {}").format(sql.Identifier(scratch)))
         present = [
-            name for (name,) in conn.execute(
+            name
+            for (name,) in conn.execute(
                 "select c.relname::text from pg_class as c"
                 " join pg_namespace as n on n.oid = c.relnamespace"
                 " where n.nspname = %s and c.relkind in ('r', 'p') and c.relname = any(%s)",
