@@ -3,7 +3,7 @@
     the model's one transaction, delete every row of the days this run recomputes (config
     `window_column`, default `date`, from incremental_window_start() to anchor_date), then
     insert the new rows. Days outside the window are never touched, and rows whose source
-    attempts were deleted or corrected disappear (SPEC 3.4).
+    attempts were deleted or corrected disappear.
 
     Why not one of dbt-postgres 1.11's built-in strategies:
     - merge (and the default append/merge on a unique key): a key merge only upserts the keys

@@ -24,25 +24,6 @@
 {%- endmacro %}
 
 {#
-    Var attempts_from_exam_results (env ATTEMPTS_FROM_EXAM_RESULTS, default false): derive the
-    attempts from exam_results with the attempt view's rules (SPEC 2.1) instead of reading the
-    application's `attempt` view, whose STRICT app_user_uuid() PostgreSQL cannot inline.
-#}
-{% macro attempts_from_exam_results() -%}
-    {%- set raw = var(
-        'attempts_from_exam_results', env_var('ATTEMPTS_FROM_EXAM_RESULTS', 'false')
-    ) | string | trim | lower -%}
-    {%- if raw in ('true', '1', 'yes', 'on', 'y', 't') -%}
-        {{- return(true) -}}
-    {%- elif raw in ('false', '0', 'no', 'off', 'n', 'f', '', 'none') -%}
-        {{- return(false) -}}
-    {%- endif -%}
-    {{- exceptions.raise_compiler_error(
-        "var attempts_from_exam_results must be true or false (got " ~ (raw | truncate(60)) ~ ")"
-    ) -}}
-{%- endmacro %}
-
-{#
     First day (a Python date) the per-run attempt table reads: the run's window with its
     lead-in, or none (all history up to the anchor) when the run is a full build: with
     --full-refresh, or when the table does not exist yet (the project's first run). Evaluated

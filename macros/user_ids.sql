@@ -1,5 +1,5 @@
 {#
-    The application's user-id rule (SPEC 2.1): a uuid-shaped id stands for itself, any other
+    The application's user-id rule (the user-id rule): a uuid-shaped id stands for itself, any other
     id appears in uuid-typed columns as md5(id) formatted as a uuid.
 #}
 

@@ -32,6 +32,7 @@
         'default_target': 'METRICS_DEFAULT_TARGET',
         'source_schema': 'SOURCE_SCHEMA',
         'map_user_ids': 'MAP_USER_IDS',
+        'attempts_from_exam_results': 'ATTEMPTS_FROM_EXAM_RESULTS',
     }) -}}
 {%- endmacro %}
 
@@ -238,6 +239,15 @@
     {{- return(validated_bool('map_user_ids', 'true')) -}}
 {%- endmacro %}
 
+{#
+    Var attempts_from_exam_results (env ATTEMPTS_FROM_EXAM_RESULTS, default false): derive the
+    attempts from exam_results with the attempt view's rules (the user-id rule) instead of reading the
+    application's `attempt` view, whose STRICT app_user_uuid() PostgreSQL cannot inline.
+#}
+{% macro attempts_from_exam_results() -%}
+    {{- return(validated_bool('attempts_from_exam_results', 'false')) -}}
+{%- endmacro %}
+
 {% macro inactivity_threshold_days() -%}
     {{- return(validated_int('inactivity_threshold_days', '7')) -}}
 {%- endmacro %}
@@ -271,6 +281,7 @@
     {%- do lookback_days() -%}
     {%- do include_theta() -%}
     {%- do map_user_ids() -%}
+    {%- do attempts_from_exam_results() -%}
     {%- do inactivity_threshold_days() -%}
     {%- do kpi_lookback_days() -%}
     {%- do default_target() -%}

@@ -20,10 +20,10 @@
 -- The attempts come from this run's int_attempts__windowed when it was built for this run and
 -- covers the days recomputed here (it always does for a nightly run). Otherwise (days missed
 -- for longer than the lead-in, or a selection without it) an exam's attempt activity is its
--- own activity when the attempt source holds a row of it: same time (SPEC 2.1), and the same
--- person, since the uuid form of an exam's user id maps back to that id. Whatever is
+-- own activity when the attempt source holds a row of it: same time (the user-id rule), and
+-- the same person, since the uuid form of an exam's user id maps back to that id. Whatever is
 -- selected, the rows are right.
--- features_topic_daily.last_seen_at, the fourth activity source of SPEC 4, is a mart: the
+-- features_topic_daily.last_seen_at, the fourth activity source, is a mart: the
 -- last-activity mart (user_last_activity) reads it, not this intermediate model.
 {%- set window_start = incremental_window_start(this.identifier, 'activity_date') %}
 {%- set use_windowed = run_window_mismatch('int_attempts__windowed', window_start) is none %}

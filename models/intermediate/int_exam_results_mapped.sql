@@ -1,6 +1,6 @@
--- Every exam with the application's user id (SPEC 2.1; an exam stored under the uuid form of
--- a known id belongs to that id), mapped once for this source. Ephemeral: read with a window
--- on activity_at, which PostgreSQL pushes down to the exam_results index.
+-- Every exam with the application's user id (the user-id rule; an exam stored under the uuid
+-- form of a known id belongs to that id), mapped once for this source. Ephemeral: read with
+-- a window on activity_at, which PostgreSQL pushes down to the exam_results index.
 select
     exams.exam_result_id,
     exams.session_id,

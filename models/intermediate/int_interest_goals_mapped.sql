@@ -1,4 +1,4 @@
--- Every interest_goal with the application's user id (SPEC 2.1), mapped once for this
+-- Every interest_goal with the application's user id (the user-id rule), mapped once for this
 -- source. Empty when the table is missing.
 select
     {{ app_user_id('goals.user_id') }} as user_id,

@@ -1,4 +1,4 @@
--- Every mirt_ability fit with the application's user id (its ids are in uuid form, SPEC 2.1),
+-- Every mirt_ability fit with the application's user id (its ids are in uuid form),
 -- mapped once for this source. Empty when the table is missing.
 select
     {{ app_user_id('mirt.user_id') }} as user_id,

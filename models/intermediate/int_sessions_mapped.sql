@@ -1,4 +1,4 @@
--- Every session with the application's user id (SPEC 2.1), mapped once for this source, and
+-- Every session with the application's user id (the user-id rule), mapped once for this source, and
 -- its activity time coalesce(ended_at, started_at). Empty when the session table is missing.
 select
     sessions.session_id,

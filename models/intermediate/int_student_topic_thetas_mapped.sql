@@ -1,4 +1,4 @@
--- Every student_topic_theta row with the application's user id (SPEC 2.1), mapped once for
+-- Every student_topic_theta row with the application's user id (the user-id rule), mapped once for
 -- this source. Empty when the table is missing.
 select
     {{ app_user_id('theta.user_id') }} as user_id,

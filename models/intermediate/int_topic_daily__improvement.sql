@@ -1,6 +1,6 @@
 -- The improvement index of each user and topic on each day with attempts: accuracy in the
 -- 14 days up to the day against the 14 days before, scaled by exposure and penalised by the
--- uncertainty of the recent accuracy (SPEC 3.3).
+-- uncertainty of the recent accuracy.
 with
 
 windows as (

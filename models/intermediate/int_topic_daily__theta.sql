@@ -15,9 +15,7 @@ days as (
     from {{ ref('int_topic_daily__aggregated') }}
     where
         {{ include_theta() }}
-        {%- if not all_days %}
-            and activity_date >= {{ date_literal(run_window_start()) }}
-        {%- endif %}
+        and {{ on_or_after('activity_date', none if all_days else run_window_start()) }}
 ),
 
 topic_theta as (
@@ -39,43 +37,63 @@ user_ability as (
     from {{ ref('int_mirt_abilities_mapped') }}
 ),
 
-latest_topic_theta as (
-    select distinct on (days.user_id, days.topic_id, days.activity_date)
+topic_theta_ranked as (
+    select
         days.user_id,
         days.topic_id,
         days.activity_date,
         topic_theta.theta,
-        topic_theta.theta_se
+        topic_theta.theta_se,
+        row_number() over (
+            partition by days.user_id, days.topic_id, days.activity_date
+            order by topic_theta.estimated_at desc
+        ) as fit_rank
     from days
     inner join topic_theta
         on
             days.user_id = topic_theta.user_id
             and days.topic_id = topic_theta.topic_id
             and topic_theta.estimated_at < {{ local_midnight('days.activity_date + 1') }}
-    order by
-        days.user_id asc,
-        days.topic_id asc,
-        days.activity_date asc,
-        topic_theta.estimated_at desc
 ),
 
-latest_user_ability as (
-    select distinct on (days.user_id, days.topic_id, days.activity_date)
+latest_topic_theta as (
+    select
+        user_id,
+        topic_id,
+        activity_date,
+        theta,
+        theta_se
+    from topic_theta_ranked
+    where fit_rank = 1
+),
+
+user_ability_ranked as (
+    select
         days.user_id,
         days.topic_id,
         days.activity_date,
         user_ability.theta,
-        user_ability.theta_se
+        user_ability.theta_se,
+        row_number() over (
+            partition by days.user_id, days.topic_id, days.activity_date
+            order by user_ability.fitted_at desc
+        ) as fit_rank
     from days
     inner join user_ability
         on
             days.user_id = user_ability.user_id
             and user_ability.fitted_at < {{ local_midnight('days.activity_date + 1') }}
-    order by
-        days.user_id asc,
-        days.topic_id asc,
-        days.activity_date asc,
-        user_ability.fitted_at desc
+),
+
+latest_user_ability as (
+    select
+        user_id,
+        topic_id,
+        activity_date,
+        theta,
+        theta_se
+    from user_ability_ranked
+    where fit_rank = 1
 )
 
 select

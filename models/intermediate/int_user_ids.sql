@@ -15,13 +15,17 @@
 -- the application's own tables (exam_results, weekly_kpi, session) wins over the other
 -- sources' (any case), and the rest is decided in byte order, whatever the collation.
 --
--- Incremental: the first build (and --full-refresh) reads every id; a later run reads only
--- the source rows written since the previous run (a day's margin) or inside this run's window
--- with its lead-in (rows that arrive late), and merges them with what the map knows: a new
--- spelling only replaces a known one when it ranks higher. Its cost grows with the ids that
--- are new, not with every id the sources know. Rows written late with a time older than the
--- window's lead-in and the previous run are picked up by the next --full-refresh.
-{%- set known_from = none %}
+-- Incremental: the first build (and --full-refresh) reads every id. A later run reads only
+-- the source rows written since its previous run (a day's margin), and for the sources of
+-- dated events (exam_results, session, and the small ability, goal and theta tables) also
+-- those inside this run's window with its lead-in (rows that arrive late); weekly_kpi rows
+-- are stamped when written (created_at), so it reads those written since the previous run.
+-- Ids the map already holds as they are drop out at once (an index lookup); the rest is
+-- merged with what the map knows: a new spelling only replaces a known one when it ranks
+-- higher. Its cost grows with the rows and ids that are new, not with every id the sources
+-- know. A row written late with a time older than both is picked up by a --full-refresh.
+{%- set events_from = none %}
+{%- set written_from = none %}
 {%- if is_incremental() %}
     {%- set read_from = run_window_start() - modules.datetime.timedelta(days=lead_in_days()) %}
     {%- set previous = run_query(
@@ -30,8 +34,9 @@
     ) if _run_windows_exists() else none %}
     {%- set previous_at = previous.columns[0].values()[0] if previous is not none else none %}
     {%- if previous_at is not none %}
-        {%- set known_from = 'least(' ~ local_midnight(date_literal(read_from))
-            ~ ', cast(\'' ~ previous_at.isoformat() ~ '\' as timestamptz))' %}
+        {%- set written_from = 'cast(\'' ~ previous_at.isoformat() ~ '\' as timestamptz)' %}
+        {%- set events_from = 'least(' ~ local_midnight(date_literal(read_from))
+            ~ ', ' ~ written_from ~ ')' %}
     {%- endif %}
 {%- endif %}
 {%- set known_map = this if is_incremental() else none %}
@@ -47,37 +52,37 @@ known_ids as (
         user_id,
         0 as source_rank
     from {{ ref('stg_seedtest__exam_results') }}
-    {{ where_since('activity_at', known_from) }}
+    {{ where_since('activity_at', events_from) }}
     union
     select
         user_id,
         0 as source_rank
     from {{ ref('stg_seedtest__weekly_kpi') }}
-    {{ where_since('created_at', known_from) }}
+    {{ where_since('created_at', written_from) }}
     union
     select
         user_id,
         0 as source_rank
     from {{ ref('stg_seedtest__sessions') }}
-    {{ where_since('coalesce(ended_at, started_at)', known_from, nullable=true) }}
+    {{ where_since('coalesce(ended_at, started_at)', events_from, nullable=true) }}
     union
     select
         user_id,
         1 as source_rank
     from {{ ref('stg_seedtest__interest_goals') }}
-    {{ where_since('created_at', known_from, nullable=true) }}
+    {{ where_since('created_at', events_from, nullable=true) }}
     union
     select
         user_id,
         1 as source_rank
     from {{ ref('stg_seedtest__ability_estimates') }}
-    {{ where_since('fitted_at', known_from, nullable=true) }}
+    {{ where_since('fitted_at', events_from, nullable=true) }}
     union
     select
         user_id,
         1 as source_rank
     from {{ ref('stg_seedtest__student_topic_theta') }}
-    {{ where_since('estimated_at', known_from, nullable=true) }}
+    {{ where_since('estimated_at', events_from, nullable=true) }}
 ),
 
 shaped as (
@@ -90,6 +95,25 @@ shaped as (
     where user_id is not null and user_id <> ''
 ),
 
+-- the ids the map does not already hold as they are (the same spelling, ranked as well)
+new_ids as (
+    select
+        shaped.source_rank,
+        shaped.app_user_id,
+        shaped.user_uuid,
+        shaped.is_uuid_shaped
+    from shaped
+    -- a subquery per id (an aggregate keeps it one: an index lookup on user_uuid), not an
+    -- anti-join, for which the planner would hash the whole map
+    where (
+        select count(*) from {{ known_map_or_empty }} as known
+        where
+            known.user_uuid = shaped.user_uuid
+            and known.app_user_id = shaped.app_user_id
+            and known.source_rank <= shaped.source_rank
+    ) = 0
+),
+
 -- what the map already holds for these uuid forms (nothing on a full build)
 known as (
     select
@@ -98,7 +122,7 @@ known as (
         is_uuid_shaped,
         source_rank
     from {{ known_map_or_empty }}
-    where user_uuid in (select shaped.user_uuid from shaped)
+    where user_uuid in (select new_ids.user_uuid from new_ids)
 ),
 
 candidates as (
@@ -107,7 +131,7 @@ candidates as (
         app_user_id,
         is_uuid_shaped,
         source_rank
-    from shaped
+    from new_ids
 
     union all
 

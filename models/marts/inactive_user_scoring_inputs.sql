@@ -21,18 +21,26 @@ window_activity as (
     group by activity.user_id
 ),
 
-goals as (
-    select distinct on (user_id)
+goals_ranked as (
+    select
         user_id,
-        target_level
+        target_level,
+        row_number() over (
+            partition by user_id
+            order by priority desc nulls last, created_at desc
+        ) as goal_rank
     from {{ ref('int_interest_goals_mapped') }}
     where
         created_at < {{ anchor_end_ts() }}
         and target_level is not null
-    order by
-        user_id asc,
-        priority desc nulls last,
-        created_at desc
+),
+
+goals as (
+    select
+        user_id,
+        target_level
+    from goals_ranked
+    where goal_rank = 1
 )
 
 select

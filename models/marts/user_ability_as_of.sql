@@ -3,30 +3,50 @@
 -- the population behind its empirical-Bayes prior (all users, not only inactive ones).
 with
 
-estimates as (
-    select distinct on (user_id)
+estimates_ranked as (
+    select
         user_id,
         ability_mean,
         ability_sd,
-        fitted_at
+        fitted_at,
+        row_number() over (partition by user_id order by fitted_at desc) as fit_rank
     from {{ ref('int_ability_estimates_mapped') }}
     where
         fitted_at < {{ anchor_end_ts() }}
         and ability_mean is not null
-    order by user_id asc, fitted_at desc
 ),
 
-mirt as (
-    select distinct on (user_id)
+estimates as (
+    select
+        user_id,
+        ability_mean,
+        ability_sd,
+        fitted_at
+    from estimates_ranked
+    where fit_rank = 1
+),
+
+mirt_ranked as (
+    select
         user_id,
         theta as ability_mean,
         theta_se as ability_sd,
-        fitted_at
+        fitted_at,
+        row_number() over (partition by user_id order by fitted_at desc) as fit_rank
     from {{ ref('int_mirt_abilities_mapped') }}
     where
         fitted_at < {{ anchor_end_ts() }}
         and theta is not null
-    order by user_id asc, fitted_at desc
+),
+
+mirt as (
+    select
+        user_id,
+        ability_mean,
+        ability_sd,
+        fitted_at
+    from mirt_ranked
+    where fit_rank = 1
 )
 
 select

@@ -1,13 +1,14 @@
 -- One row per user (application id): the last activity up to the end of anchor_date across
 -- every source, which source it came from, and each source's own latest time. The sources
 -- are int_activity_daily (exam_results, attempt, session) and features_topic_daily's
--- last_seen_at (SPEC 4), read here because it is a mart; a user is judged on all of them
--- together (SPEC 7.1).
+-- last_seen_at, read here because it is a mart; a user is judged on all of them together
+-- (never inactive because one source alone looks stale).
 -- Every last_seen_at is the completed_at of a valid attempt of the same user, so it never
 -- makes a user's last activity later than the attempt source does, except for days outside
 -- the window whose exams were since deleted at the source (features_topic_daily keeps them,
--- SPEC 3.4); its days are the attempt source's days too. When features_topic_daily does not
--- exist yet (a dry run on a new database), its column is null.
+-- a run never touches days outside its window); its days are the attempt source's days
+-- too, so only each user's latest is read. When features_topic_daily does not exist yet (a
+-- dry run on a new database), its column is null.
 {%- set features_model = ref('features_topic_daily') %}
 {#- A unit test's input is a fixture without a schema: read it as it is. -#}
 {%- if execute and features_model.schema is not none and features_model.identifier is not none %}
@@ -32,14 +33,20 @@ activity as (
 
     union all
 
+    -- each user's latest (its day counts among the activity days; the others are attempt days)
     select
-        user_id,
-        {{ local_date('last_seen_at') }} as activity_date,
+        features.user_id,
+        {{ local_date('features.last_activity_at') }} as activity_date,
         'features_topic_daily' as activity_source,
-        max(last_seen_at) as last_activity_at
-    from {{ features_or_empty }}
-    where last_seen_at < {{ anchor_end_ts() }}
-    group by user_id, {{ local_date('last_seen_at') }}
+        features.last_activity_at
+    from (
+        select
+            user_id,
+            max(last_seen_at) as last_activity_at
+        from {{ features_or_empty }}
+        where last_seen_at < {{ anchor_end_ts() }}
+        group by user_id
+    ) as features
 ),
 
 per_source as (
@@ -51,46 +58,25 @@ per_source as (
             as features_last_at,
         max(last_activity_at) filter (where activity_source = 'attempt') as attempt_last_at,
         max(last_activity_at) filter (where activity_source = 'session') as session_last_at,
+        max(last_activity_at) as last_activity_at,
         cast(count(distinct activity_date) as integer) as active_days_total
     from activity
     group by user_id
-),
-
-latest as (
-    select
-        user_id,
-        activity_source as last_activity_source,
-        row_number() over (
-            partition by user_id
-            order by
-                last_activity_at desc,
-                -- on a tie, name the source closest to the user's own action
-                case activity_source
-                    when 'session' then 1
-                    when 'exam_results' then 2
-                    when 'attempt' then 3
-                    else 4
-                end asc
-        ) as source_rank
-    from activity
 )
 
 select
-    per_source.user_id,
-    greatest(
-        per_source.exam_results_last_at,
-        per_source.features_last_at,
-        per_source.attempt_last_at,
-        per_source.session_last_at
-    ) as last_activity_at,
-    latest.last_activity_source,
-    per_source.exam_results_last_at,
-    per_source.features_last_at,
-    per_source.attempt_last_at,
-    per_source.session_last_at,
-    per_source.active_days_total
+    user_id,
+    last_activity_at,
+    -- on a tie, the source closest to the user's own action
+    case last_activity_at
+        when session_last_at then 'session'
+        when exam_results_last_at then 'exam_results'
+        when attempt_last_at then 'attempt'
+        else 'features_topic_daily'
+    end as last_activity_source,
+    exam_results_last_at,
+    features_last_at,
+    attempt_last_at,
+    session_last_at,
+    active_days_total
 from per_source
-inner join latest
-    on
-        per_source.user_id = latest.user_id
-        and latest.source_rank = 1

@@ -1,4 +1,4 @@
--- The application schema of SeedTest, as the application defines it (SPEC section 2).
+-- The application schema of SeedTest, as the application defines it.
 --
 -- One section per object, each headed `-- object: <kind> <name>`. init-db (seedtest_analytics.db)
 -- runs a section only when its object is missing, so it never replaces or alters anything a
@@ -94,9 +94,9 @@ language sql immutable strict parallel safe as $$
 $$;
 
 -- object: view attempt
--- One row per answered question of an exam (SPEC 2.1). The id is stable across inserts and
--- deletes: a hash of the exam and the question, so a question answered twice in one exam
--- session shows up as the same attempt id. Values of the wrong JSON type read as missing
+-- One row per answered question of an exam (the user-id rule). The id is stable across
+-- inserts and deletes: a hash of the exam and the question, so a question answered twice in
+-- one exam session shows up as the same attempt id. Values of the wrong JSON type read as missing
 -- instead of failing the whole view.
 create view {schema}.attempt as
 select

@@ -58,6 +58,9 @@ USE_BAYESIAN = Var("METRICS_USE_BAYESIAN", None, "false")
 CHURN_HORIZON_DAYS = IntVar("METRICS_CHURN_HORIZON_DAYS", None, "14")
 SOURCE_SCHEMA = Var("SOURCE_SCHEMA", "source_schema", "public")
 MAP_USER_IDS = Var("MAP_USER_IDS", "map_user_ids", "true")
+ATTEMPTS_FROM_EXAM_RESULTS = Var(
+    "ATTEMPTS_FROM_EXAM_RESULTS", "attempts_from_exam_results", "false"
+)
 DEBUG = Var("DEBUG", None, "false")
 # Read by dbt_runner (the profile's schema, and whether a build runs the data tests).
 DBT_SCHEMA = Var("SEEDTEST_DBT_SCHEMA", None, "analytics")
@@ -79,6 +82,7 @@ VARS: tuple[Var, ...] = (
     CHURN_HORIZON_DAYS,
     SOURCE_SCHEMA,
     MAP_USER_IDS,
+    ATTEMPTS_FROM_EXAM_RESULTS,
     DEBUG,
     DBT_SCHEMA,
     DBT_TESTS,
@@ -101,6 +105,7 @@ class Settings:
     churn_horizon_days: int = int(CHURN_HORIZON_DAYS.default)
     source_schema: str = SOURCE_SCHEMA.default
     map_user_ids: bool = MAP_USER_IDS.default == "true"
+    attempts_from_exam_results: bool = ATTEMPTS_FROM_EXAM_RESULTS.default == "true"
     debug: bool = DEBUG.default == "true"
     dry_run: bool = False
 
@@ -115,6 +120,7 @@ class Settings:
             "default_target": self.default_target,
             "source_schema": self.source_schema,
             "map_user_ids": self.map_user_ids,
+            "attempts_from_exam_results": self.attempts_from_exam_results,
         }
 
     @property
@@ -258,6 +264,7 @@ def load_settings(
         churn_horizon_days=CHURN_HORIZON_DAYS.parse(get(CHURN_HORIZON_DAYS)),
         source_schema=parse_identifier(SOURCE_SCHEMA.env, get(SOURCE_SCHEMA)),
         map_user_ids=flag(MAP_USER_IDS),
+        attempts_from_exam_results=flag(ATTEMPTS_FROM_EXAM_RESULTS),
         debug=flag(DEBUG),
         dry_run=dry_run,
     )

@@ -22,11 +22,11 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from seedtest_analytics.synthetic import generate_demo
 
 import reference
 from conftest import create_database, drop_database, run_cli
 from seedtest_analytics.connection import ConnectionParams
+from seedtest_dev.synthetic import generate_demo
 
 ANCHOR = dt.date(2025, 9, 30)
 LONG_TOPIC = "t" * 3200

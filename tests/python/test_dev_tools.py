@@ -84,7 +84,7 @@ def test_db_lifecycle_demo_and_printed_commands(pgdata: Path) -> None:
     built = re.search(r"\[INFO\] Pipeline: models built=(\d+), ", out)
     assert built, out
     model_lines = [line for line in lines if re.match(r"  \[\s*\d+/\d+\] OK    ", line)]
-    assert len(model_lines) == int(built.group(1)) > 10
+    assert len(model_lines) == int(built.group(1)) > 5
     # The summary's numbers are the run's and the database's.
     summary = " ".join(line.strip() for line in out.split("Demo summary", 1)[1].splitlines())
     warned = re.search(r"\[WARN\] Skipped (\d+) attempts", out)

@@ -26,12 +26,12 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from seedtest_analytics.synthetic import generate_demo
 
 import reference
 from conftest import SESSION_TIMEZONE, create_database, drop_database
-from seedtest_analytics.connection import ConnectionParams, project_root
-from seedtest_analytics.dbt_runner import dbt_env
+from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.dbt_runner import dbt_env, project_root
+from seedtest_dev.synthetic import generate_demo
 
 TZ = "America/New_York"
 ANCHOR_A = dt.date(2025, 10, 10)

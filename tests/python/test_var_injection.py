@@ -55,6 +55,7 @@ VAR_ENV = {
     "default_target": "METRICS_DEFAULT_TARGET",
     "source_schema": "SOURCE_SCHEMA",
     "map_user_ids": "MAP_USER_IDS",
+    "attempts_from_exam_results": "ATTEMPTS_FROM_EXAM_RESULTS",
 }
 TARGET_SCHEMA_ENV = "SEEDTEST_DBT_SCHEMA"
 DATABASE_ENV = "SEEDTEST_PGDATABASE"
@@ -84,6 +85,7 @@ VALID = {
     "anchor_date": "2025-11-01", "lookback_days": "7", "include_theta": "false",
     "activity_timezone": "UTC", "inactivity_threshold_days": "7", "kpi_lookback_days": "30",
     "default_target": "0.0", "source_schema": "public", "map_user_ids": "true",
+    "attempts_from_exam_results": "false",
 }
 REFUSED = "must be plain text (letters, digits and _ + - . / only); nothing was rendered or run"
 DATE_TEXTS = [
@@ -314,19 +316,19 @@ def test_nothing_ran(outcomes: dict[str, dict[str, Any]], database: ConnectionPa
     assert canary == 1
 
 
-def test_the_source_schema_is_checked_in_the_sources_yaml(
+def test_a_source_schema_of_plain_characters_that_is_no_identifier_is_refused(
     outcomes: dict[str, dict[str, Any]]
 ) -> None:
-    """A SOURCE_SCHEMA made only of allowed characters but not an identifier (`Public`) gets
-    past the var scan; after the control's parse, dbt re-renders the sources YAML, and its own
-    check stops the parse before any SQL."""
+    """SOURCE_SCHEMA=Public gets past the character scan; after the control's parse, dbt
+    re-renders what depends on it (the models and the sources YAML, which checks the schema
+    itself) and stops the parse before any SQL."""
     outcome = outcomes["yaml_schema"]
     assert not outcome["success"]
-    assert "_seedtest__sources.yml" in outcome["message"], outcome["message"]
+    message = outcome["message"]
     assert (
-        "SOURCE_SCHEMA (or var source_schema) must be a lowercase identifier"
-        in outcome["message"]
-    ), outcome["message"]
+        "var source_schema must be a lowercase identifier (got Public)" in message
+        or "SOURCE_SCHEMA (or var source_schema) must be a lowercase identifier" in message
+    ), message
 
 
 def test_only_the_validation_macros_read_vars() -> None:

@@ -680,6 +680,7 @@ def _loadavg() -> str:
 
 _PROJECT_ENTRIES = (
     "dbt_project.yml",
+    "selectors.yml",
     "packages.yml",
     "dependencies.yml",
     "profiles",
