@@ -11,6 +11,10 @@ from .config import Settings
 from .connection import ConnectionParams
 from .db import connect
 from .dbt_runner import BuildSummary, invoke, target_schema
+from .errors import RunError
+from .failures import database_step, report_build_failure
+from .guards import check_freshness
+from .history import note, note_build
 
 FEATURES = "features_topic_daily"
 
@@ -31,7 +35,7 @@ def window_counts(params: ConnectionParams, settings: Settings) -> tuple[int, in
             and (activity_date is null or activity_date between %(since)s and %(anchor)s)
         """
     ).format(schema=schema)
-    with connect(params) as conn:
+    with database_step("the window report"), connect(params) as conn:
         row = conn.execute(
             query, {"since": settings.since, "anchor": settings.anchor_date}
         ).fetchone()
@@ -41,7 +45,7 @@ def window_counts(params: ConnectionParams, settings: Settings) -> tuple[int, in
 
 def features_exist(params: ConnectionParams) -> bool:
     """Whether features_topic_daily has been built in this database."""
-    with connect(params) as conn:
+    with database_step("looking for features_topic_daily"), connect(params) as conn:
         row = conn.execute(
             "select to_regclass(%s) is not null",
             (sql.Identifier(target_schema(), FEATURES).as_string(conn),),
@@ -50,17 +54,18 @@ def features_exist(params: ConnectionParams) -> bool:
 
 
 def selector_args(params: ConnectionParams, settings: Settings, name: str) -> list[str]:
-    """`--selector NAME` (selectors.yml) for a build that writes features_topic_daily, or its
-    NAME_dry_run variant without it. The first build of features_topic_daily reads all
-    history: when the table does not exist yet, the build runs with --full-refresh."""
-    if settings.dry_run:
-        return ["--selector", f"{name}_dry_run"]
+    """`--selector NAME` (selectors.yml) for a build that writes features_topic_daily. A dry
+    run makes the same build, in its scratch schema (runs.py), where the incremental models
+    start as copies of the real ones, so it computes what the real run would. The first build
+    of features_topic_daily reads all history: when the table does not exist yet, the build
+    runs with --full-refresh."""
     first_build = [] if features_exist(params) else ["--full-refresh"]
     return ["--selector", name, *first_build]
 
 
 def build_features(params: ConnectionParams, settings: Settings) -> BuildSummary:
-    """dbt build of features_topic_daily and its parents (parents only on a dry run)."""
+    """dbt build of features_topic_daily and its parents (into the dry-run scratch schema on
+    a dry run: runs.py points SEEDTEST_DBT_SCHEMA there)."""
     return invoke(params, "build", settings, extra_args=selector_args(params, settings, "features"))
 
 
@@ -88,17 +93,31 @@ def report_window(params: ConnectionParams, settings: Settings) -> int:
     return combinations
 
 
+def log_summary(processed: int, failed: int, started: float) -> None:
+    """The old aggregate job's Summary line (operators' alerts grep it)."""
+    duration_ms = round((time.monotonic() - started) * 1000)
+    log.info(f"Summary: processed={processed}, failed={failed}, duration_ms={duration_ms}")
+
+
 def run_aggregate(params: ConnectionParams, settings: Settings) -> int:
     started = time.monotonic()
-    summary = build_features(params, settings)
-    if not summary.success:
-        for message in summary.errors:
-            log.error(message)
-        duration_ms = round((time.monotonic() - started) * 1000)
-        log.info(f"Summary: processed=0, failed=1, duration_ms={duration_ms}")
+    try:
+        freshness = check_freshness(params, settings)
+        if freshness.stale:
+            log.warn(f"{freshness.line()}; building the features anyway")
+        summary = build_features(params, settings)
+        note_build(summary)
+        if not summary.success:
+            note(error=report_build_failure(summary))
+            log_summary(0, 1, started)
+            return 1
+        combinations = report_window(params, settings)
+    except RunError as exc:
+        log.error(str(exc))
+        note(error=str(exc))
+        log_summary(0, 1, started)
         return 1
-    combinations = report_window(params, settings)
+    note(combinations=combinations)
     if combinations:
-        duration_ms = round((time.monotonic() - started) * 1000)
-        log.info(f"Summary: processed={combinations}, failed=0, duration_ms={duration_ms}")
+        log_summary(combinations, 0, started)
     return 0

@@ -1,10 +1,17 @@
--- The application schema of SeedTest, as the application defines it (SPEC section 2).
--- Idempotent: every statement may run again on a database that already has it.
--- The placeholder schema name is substituted by seedtest_analytics.app_schema.
+-- The application schema of SeedTest, as the application defines it.
+--
+-- One section per object, each headed `-- object: <kind> <name>`. init-db (seedtest_analytics.db)
+-- runs a section only when its object is missing, so it never replaces or alters anything a
+-- database already has: not the application's tables, not its attempt view or app_user_uuid(),
+-- and no index on an existing table (an index build would lock the application's table; the
+-- README gives the `create index concurrently` statement instead). The placeholder schema name
+-- is substituted by seedtest_analytics.db.
 
-create schema if not exists {schema};
+-- object: schema {schema}
+create schema {schema};
 
-create table if not exists {schema}.exam_results (
+-- object: table exam_results
+create table {schema}.exam_results (
     id uuid primary key,
     session_id text not null unique,
     user_id text,
@@ -13,20 +20,23 @@ create table if not exists {schema}.exam_results (
     updated_at timestamptz not null default now()
 );
 
--- The application's own indexes: last activity by user, and the activity time the attempt
--- view exposes (a window on completed_at is then an index range scan, not a full scan).
-create index if not exists exam_results_user_id_idx on {schema}.exam_results (user_id);
-create index if not exists exam_results_activity_at_idx
+-- The application's own indexes, created with the table: last activity by user, and the
+-- activity time the attempt view exposes (a window on completed_at is then an index range
+-- scan, not a full scan).
+create index exam_results_user_id_idx on {schema}.exam_results (user_id);
+create index exam_results_activity_at_idx
     on {schema}.exam_results ((coalesce(updated_at, created_at)));
 
-create table if not exists {schema}.session (
+-- object: table session
+create table {schema}.session (
     id text primary key,
     user_id text,
     started_at timestamptz not null,
     ended_at timestamptz
 );
 
-create table if not exists {schema}.student_topic_theta (
+-- object: table student_topic_theta
+create table {schema}.student_topic_theta (
     user_id text not null,
     topic_id text not null,
     theta double precision,
@@ -35,7 +45,8 @@ create table if not exists {schema}.student_topic_theta (
     primary key (user_id, topic_id)
 );
 
-create table if not exists {schema}.mirt_ability (
+-- object: table mirt_ability
+create table {schema}.mirt_ability (
     user_id text not null,
     theta double precision,
     se double precision,
@@ -43,14 +54,16 @@ create table if not exists {schema}.mirt_ability (
     version text
 );
 
-create table if not exists {schema}.ability_estimates (
+-- object: table ability_estimates
+create table {schema}.ability_estimates (
     user_id text not null,
     mean double precision,
     sd double precision,
     fitted_at timestamptz not null
 );
 
-create table if not exists {schema}.interest_goal (
+-- object: table interest_goal
+create table {schema}.interest_goal (
     user_id text not null,
     topic_id text not null,
     target_level numeric,
@@ -58,7 +71,8 @@ create table if not exists {schema}.interest_goal (
     created_at timestamptz not null default now()
 );
 
-create table if not exists {schema}.weekly_kpi (
+-- object: table weekly_kpi
+create table {schema}.weekly_kpi (
     user_id text not null,
     week_start date not null,
     kpis jsonb not null default '{{}}'::jsonb,
@@ -67,9 +81,10 @@ create table if not exists {schema}.weekly_kpi (
     primary key (user_id, week_start)
 );
 
+-- object: function app_user_uuid(text)
 -- The application's user-id rule: a uuid-shaped id is itself, any other id is the md5 of it
 -- shaped as a uuid.
-create or replace function {schema}.app_user_uuid(p_user_id text) returns uuid
+create function {schema}.app_user_uuid(p_user_id text) returns uuid
 language sql immutable strict parallel safe as $$
     select case
         when p_user_id ~* '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$'
@@ -78,11 +93,12 @@ language sql immutable strict parallel safe as $$
     end
 $$;
 
--- One row per answered question of an exam (the user-id rule). The id is stable across inserts and
--- deletes: a hash of the exam and the question, so a question answered twice in one exam
--- session shows up as the same attempt id. Values of the wrong JSON type read as missing
+-- object: view attempt
+-- One row per answered question of an exam (the user-id rule). The id is stable across
+-- inserts and deletes: a hash of the exam and the question, so a question answered twice in
+-- one exam session shows up as the same attempt id. Values of the wrong JSON type read as missing
 -- instead of failing the whole view.
-create or replace view {schema}.attempt as
+create view {schema}.attempt as
 select
     ('x' || substr(md5(er.id::text || ':' || (q.question ->> 'question_id')), 1, 16))::bit(64)::bigint
         as id,

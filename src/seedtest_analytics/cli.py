@@ -11,16 +11,18 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from . import connection, log
+from . import __version__, connection, log
 from .aggregate import run_aggregate
-from .config import Settings, load_settings
+from .config import Settings, load_settings, parse_int
 from .db import init_db
 from .dbt_runner import target_schema
 from .docs import run_docs
 from .errors import RunError, UsageError
 from .inactivity import run_detect_inactivity
-from .locking import lock_wait_seconds, pipeline_lock
+from .locking import lock_wait_seconds
 from .pipeline import backfill_settings, run_backfill, run_pipeline
+from .retry import retry_settings, run_dbt_retry
+from .runs import execute
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,18 +33,43 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+DRY_RUN_HELP = (
+    "compute and report the same counts without touching the real tables: dbt builds into the "
+    "scratch schema <SEEDTEST_DBT_SCHEMA>_dry_run, dropped before and after; the only other "
+    "write is the run's row in seedtest_run_history"
+)
+
+
 def _add_common(parser: argparse.ArgumentParser, *, threshold: bool = False) -> None:
-    parser.add_argument("--date", help="anchor date YYYY-MM-DD (default: yesterday)")
-    parser.add_argument("--dry-run", action="store_true", help="compute and report, write nothing")
+    parser.add_argument(
+        "--date",
+        metavar="YYYY-MM-DD",
+        help="anchor date (default: ANCHOR_DATE, else yesterday in ACTIVITY_TIMEZONE)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     if threshold:
-        parser.add_argument("--threshold", help="inactivity threshold in days (default 7)")
+        parser.add_argument(
+            "--threshold",
+            metavar="DAYS",
+            help="days without activity before a user is inactive "
+            "(default: INACTIVITY_THRESHOLD_DAYS, else 7)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="seedtest-analytics", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = _Parser(
+        prog="seedtest-analytics",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    init = commands.add_parser("init-db", help="create the application schema in an empty database")
+    init = commands.add_parser(
+        "init-db",
+        help="create the missing parts of the application schema (for an empty database, the "
+        "demo and tests); never replaces or alters an existing table, view, function or index",
+    )
     init.set_defaults(func=_init_db)
 
     aggregate = commands.add_parser("aggregate", help="build features_topic_daily")
@@ -62,8 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = commands.add_parser(
         "backfill", help="fill features_topic_daily for a date range in one dbt invocation"
     )
-    backfill.add_argument("--start", required=True, help="first day YYYY-MM-DD")
-    backfill.add_argument("--end", required=True, help="last day YYYY-MM-DD")
+    backfill.add_argument(
+        "--start", required=True, metavar="YYYY-MM-DD", help="first day (required)"
+    )
+    backfill.add_argument("--end", required=True, metavar="YYYY-MM-DD", help="last day (required)")
     backfill.set_defaults(func=_locked, job=run_backfill, settings=_backfill_settings)
 
     backtest = commands.add_parser(
@@ -84,9 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     for parser_ in (backtest, train):
         parser_.set_defaults(func=_backtest)
 
+    retry = commands.add_parser(
+        "dbt-retry",
+        help="dbt retry: re-run the failed and skipped dbt nodes of the last dbt invocation "
+        "(its run_results.json in DBT_TARGET_PATH), with its vars, under the run lock",
+    )
+    retry.set_defaults(func=_locked, job=run_dbt_retry, settings=lambda args: retry_settings())
+
     docs = commands.add_parser("docs", help="generate the dbt docs site (and serve it)")
-    docs.add_argument("--serve", action="store_true", help="serve it on localhost")
-    docs.add_argument("--port", default="8080")
+    docs.add_argument("--serve", action="store_true", help="serve it on 127.0.0.1")
+    docs.add_argument("--port", default="8080", help="port of --serve, 1-65535 (default: 8080)")
     docs.set_defaults(func=_docs)
     return parser
 
@@ -115,27 +151,29 @@ def _checked_settings(args: argparse.Namespace) -> Settings:
 
 def _init_db(args: argparse.Namespace) -> int:
     params = connection.resolve()
-    init_db(params)
-    log.info(f"Application schema ready in {params.redacted()}")
+    created = init_db(params)
+    log.info(
+        f"Application schema ready in {params.redacted()}; created: "
+        f"{', '.join(created) or 'nothing'} (existing objects are never replaced)"
+    )
     return 0
 
 
 def _docs(args: argparse.Namespace) -> int:
+    parse_int("--port", args.port, minimum=1, maximum=65535)  # before generating anything
     settings = _checked_settings(args)
     return run_docs(connection.resolve(), settings, serve=args.serve, port=args.port)
 
 
 def _locked(args: argparse.Namespace) -> int:
-    """A job that writes: under the advisory lock of its database and dbt schema."""
+    """A job that writes: every check, then under the advisory lock of its database and dbt
+    schema, with its row in the run history (runs.py)."""
     settings = _checked_settings(args)
-    params = connection.resolve()
     if settings.churn_model == "logistic" and args.job in (run_pipeline, run_detect_inactivity):
         from .churn_model import check_trained
 
-        check_trained(params, settings)  # no trained model: one line, exit 2, before dbt
-    with pipeline_lock(params, target_schema()):
-        code: int = args.job(params, settings)
-    return code
+        check_trained(connection.resolve(), settings)  # no trained model: one line, exit 2
+    return execute(args.command, settings, args.job)
 
 
 def _backtest(args: argparse.Namespace) -> int:
@@ -143,10 +181,7 @@ def _backtest(args: argparse.Namespace) -> int:
     from .backtest import run_command
 
     settings = _checked_settings(args)
-    params = connection.resolve()
-    with pipeline_lock(params, target_schema()):
-        code: int = run_command(args, params, settings)
-    return code
+    return execute(args.command, settings, lambda params, s: run_command(args, params, s))
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -157,7 +192,11 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
     try:
         code: int = args.func(args)
         return code

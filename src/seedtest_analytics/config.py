@@ -66,6 +66,12 @@ DEBUG = Var("DEBUG", None, "false")
 # Read by dbt_runner (the profile's schema, and whether a build runs the data tests).
 DBT_SCHEMA = Var("SEEDTEST_DBT_SCHEMA", None, "analytics")
 DBT_TESTS = Var("SEEDTEST_DBT_TESTS", None, "true")
+# Read by timeouts.py and guards.py (the reasons for the defaults are there).
+LOCK_TIMEOUT = IntVar("SEEDTEST_LOCK_TIMEOUT_SECONDS", None, "120", minimum=1, maximum=86_400)
+STATEMENT_TIMEOUT = IntVar(
+    "SEEDTEST_STATEMENT_TIMEOUT_SECONDS", None, "3600", minimum=1, maximum=86_400
+)
+FRESHNESS_HOURS = IntVar("SEEDTEST_FRESHNESS_HOURS", None, "24", maximum=87_600)
 VARS: tuple[Var, ...] = (
     LOOKBACK_DAYS,
     INCLUDE_THETA,
@@ -82,6 +88,9 @@ VARS: tuple[Var, ...] = (
     DEBUG,
     DBT_SCHEMA,
     DBT_TESTS,
+    LOCK_TIMEOUT,
+    STATEMENT_TIMEOUT,
+    FRESHNESS_HOURS,
 )
 
 
@@ -254,6 +263,8 @@ def load_settings(
         threshold_days = THRESHOLD_DAYS.parse(threshold, "--threshold")
     else:
         threshold_days = THRESHOLD_DAYS.parse(get(THRESHOLD_DAYS))
+    for checked in (LOCK_TIMEOUT, STATEMENT_TIMEOUT, FRESHNESS_HOURS):  # used outside Settings
+        checked.parse(get(checked))
     return Settings(
         anchor_date=anchor,
         lookback_days=lookback_days,

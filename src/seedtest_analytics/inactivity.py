@@ -7,6 +7,7 @@ one bulk statement in one transaction (kpi_writer).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ from .dbt_runner import (
     invoke,
     target_schema,
 )
+from .errors import RunError
+from .failures import database_step, report_build_failure
+from .guards import Freshness, check_freshness
+from .history import note, note_build
 from .kpi_writer import write_scores
 from .scoring import Score, read_prior_means, read_scoring_inputs, score_users
 
@@ -36,36 +41,54 @@ FEATURES = "features_topic_daily"
 
 @dataclass
 class InactivityResult:
-    found: int
-    processed: int
-    failed: int
+    found: int = 0
+    processed: int = 0
+    failed: int = 0
 
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
 
 
+def shown(user_id: str) -> str:
+    """A user id as log lines show it: as is when it is plain, else quoted with escapes, so
+    one event is one line whatever the id holds (a newline, a quote, a control character)."""
+    if user_id and all(ch.isalnum() or ch in "._-@:+/" for ch in user_id) and user_id.isascii():
+        return user_id
+    escaped = json.dumps(user_id, ensure_ascii=False)
+    # json leaves U+2028/U+2029 and other non-printables alone; a log reader may split there.
+    return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in escaped)
+
+
 def build_inputs(params: ConnectionParams, settings: Settings) -> BuildSummary:
-    """dbt build of the scoring inputs and what they depend on.
-
-    A dry run leaves features_topic_daily as it is (user_last_activity then reads it as the
-    last real run left it).
-    """
+    """dbt build of the scoring inputs and what they depend on (in the dry-run scratch schema
+    on a dry run: runs.py points SEEDTEST_DBT_SCHEMA there)."""
     selector = selector_args(params, settings, "inactivity")  # selectors.yml
-    return invoke(params, "build", settings, extra_args=selector)
+    summary = invoke(params, "build", settings, extra_args=selector)
+    note_build(summary)
+    return summary
 
 
-def score_and_write(params: ConnectionParams, settings: Settings) -> InactivityResult:
-    """Read the inputs, compute P and S, and (unless dry_run) write them; logs as the old job."""
+def score_and_write(
+    params: ConnectionParams, settings: Settings, result: InactivityResult | None = None
+) -> InactivityResult:
+    """Read the inputs, compute P and S, and (unless dry_run) write them; logs as the old job.
+    `result` is filled in as the step goes (so a failure still knows how many were found)."""
+    result = result if result is not None else InactivityResult()
     threshold = settings.threshold_days
     schema = target_schema()
     with connect(params) as conn:
-        inputs = read_scoring_inputs(conn, schema, SCORING_INPUTS)
-        prior_means = read_prior_means(conn, schema, ABILITIES) if settings.use_bayesian else None
-        conn.rollback()
+        with database_step("reading the scoring inputs"):
+            inputs = read_scoring_inputs(conn, schema, SCORING_INPUTS)
+            prior_means = (
+                read_prior_means(conn, schema, ABILITIES) if settings.use_bayesian else None
+            )
+            conn.rollback()
+        result.found = len(inputs)
+        note(users_found=len(inputs))
         if not inputs:
             log.info(f"No inactive users found (threshold={threshold} days)")
-            return InactivityResult(found=0, processed=0, failed=0)
+            return result
         log.info(
             f"Found {len(inputs)} inactive users (threshold={threshold} days); "
             f"dry_run={settings.dry_run}"
@@ -82,22 +105,27 @@ def score_and_write(params: ConnectionParams, settings: Settings) -> InactivityR
 
             scores = apply_model(conn, scores, settings, schema)
         for user_id in failed_users:
-            log.warn(f"Could not calculate P/S for user={user_id}")
+            log.warn(f"Could not calculate P/S for user={shown(user_id)}")
         for score in scores[: 50 if settings.debug else 0]:
-            log.debug(f"user={score.user_id} week={score.week_start} P={score.p} S={score.s}")
+            log.debug(
+                f"user={shown(score.user_id)} week={score.week_start} P={score.p} S={score.s}"
+            )
         if settings.dry_run:
             # Same report as a real run: the rows the write would leave untouched.
-            skipped = not_object_rows(conn, scores, schema=settings.source_schema)
+            with database_step("reading weekly_kpi"):
+                skipped = not_object_rows(conn, scores, schema=settings.source_schema)
         else:
-            skipped = write_scores(conn, scores, schema=settings.source_schema).not_object
+            with database_step("the weekly_kpi write"):
+                skipped = write_scores(conn, scores, schema=settings.source_schema).not_object
         for user_id, week_start in skipped:
             log.warn(
-                f"kpis of user={user_id} week={week_start.isoformat()} is not a JSON object; "
-                "left untouched"
+                f"kpis of user={shown(user_id)} week={week_start.isoformat()} is not a JSON "
+                "object; left untouched"
             )
         not_object = len(skipped)
-    failed = len(failed_users) + not_object
-    return InactivityResult(found=len(inputs), processed=len(scores) - not_object, failed=failed)
+    result.processed = len(scores) - not_object
+    result.failed = len(failed_users) + not_object
+    return result
 
 
 def not_object_rows(
@@ -125,18 +153,50 @@ def check_written(params: ConnectionParams, settings: Settings) -> bool:
     if settings.dry_run or not data_tests_enabled():
         return True
     summary = invoke(params, "test", settings, extra_args=["--selector", POST_WRITE_TAG])
-    for message in summary.errors:
-        log.error(message)
+    note_build(summary)
+    if not summary.success:
+        report_build_failure(summary)
     return summary.success
+
+
+def log_summary(result: InactivityResult, settings: Settings, started: float) -> None:
+    """The old detect job's Summary line (operators' alerts grep it)."""
+    duration_ms = round((time.monotonic() - started) * 1000)
+    log.info(
+        f"Summary: processed={result.processed}, failed={result.failed}, "
+        f"threshold={settings.threshold_days} days, duration_ms={duration_ms}"
+    )
+
+
+def stop_if_stale(freshness: Freshness, settings: Settings, started: float) -> bool:
+    """The freshness guard of the P/S step: True (and the lines logged) when it must stop."""
+    if not freshness.stale:
+        return False
+    message = f"{freshness.line()}; stopping before the P/S step, weekly_kpi untouched"
+    log.error(message)
+    note(error=message)
+    log_summary(InactivityResult(failed=1), settings, started)
+    return True
 
 
 def run_detect_inactivity(params: ConnectionParams, settings: Settings) -> int:
     started = time.monotonic()
-    summary = build_inputs(params, settings)
+    try:
+        if stop_if_stale(check_freshness(params, settings), settings, started):
+            return 1
+        summary = build_inputs(params, settings)
+    except RunError as exc:
+        log.error(str(exc))
+        note(error=str(exc))
+        log_summary(InactivityResult(failed=1), settings, started)
+        return 1
     if not summary.success:
-        for message in summary.errors:
-            log.error(message)
-        log.error("dbt build failed; P/S not computed, weekly_kpi untouched")
+        note(
+            error=report_build_failure(
+                summary, "dbt build failed; P/S not computed, weekly_kpi untouched"
+            )
+        )
+        log_summary(InactivityResult(failed=1), settings, started)
         return 1
     return score_check_and_report(params, settings, started)[1]
 
@@ -145,13 +205,20 @@ def score_check_and_report(
     params: ConnectionParams, settings: Settings, started: float
 ) -> tuple[InactivityResult, int]:
     """The P/S step after a successful build: score, write, test what was written, and log
-    the old job's Summary line (duration since `started`). Returns the result and exit code."""
-    with profiling.phase("ps_step"):
-        result = score_and_write(params, settings)
-    checked = check_written(params, settings)
-    duration_ms = round((time.monotonic() - started) * 1000)
-    log.info(
-        f"Summary: processed={result.processed}, failed={result.failed}, "
-        f"threshold={settings.threshold_days} days, duration_ms={duration_ms}"
-    )
+    the old job's Summary line (duration since `started`). Returns the result and exit code.
+    A failure (a database error, a lost lock, a timeout) is one [ERROR] line, then the
+    Summary line: nothing of the write landed, so every user found counts as failed."""
+    result = InactivityResult()
+    try:
+        with profiling.phase("ps_step"):
+            score_and_write(params, settings, result)
+        checked = check_written(params, settings)
+    except RunError as exc:
+        log.error(str(exc))
+        note(error=str(exc))
+        if result.processed == 0:
+            result.failed = max(result.found, 1)
+        checked = False
+    note(users_scored=result.processed, users_failed=result.failed)
+    log_summary(result, settings, started)
     return result, (result.exit_code if checked else 1)

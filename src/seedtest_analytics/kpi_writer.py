@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from .locking import assert_held
 from .scoring import Score
 
 _TEMP_TABLE = "seedtest_kpi_scores"
@@ -40,6 +41,9 @@ def write_scores(
     temp = sql.Identifier("pg_temp", _TEMP_TABLE)
     kpi = sql.Identifier(schema, "weekly_kpi")
     try:
+        # First in the transaction: the run still holds its lock, and no later run can start
+        # writing before this transaction ends (locking.py). A no-op outside a locked run.
+        assert_held(conn, "the weekly_kpi write")
         with conn.cursor() as cur:
             # jsonb gets a float8 through its text form: with extra_float_digits > 0 (PG 12+)
             # that is the shortest exact form, whatever the session had set.

@@ -6,33 +6,68 @@ import dataclasses
 import time
 
 from . import log
+from .aggregate import log_summary as log_aggregate_summary
 from .aggregate import report_window, selector_args
 from .config import LOOKBACK_DAYS, Settings, parse_date
 from .connection import ConnectionParams
-from .dbt_runner import invoke
-from .errors import UsageError
-from .inactivity import score_check_and_report
+from .dbt_runner import BuildSummary, invoke
+from .errors import ReportedError, RunError, UsageError
+from .failures import report_build_failure
+from .guards import check_freshness
+from .history import note, note_build
+from .inactivity import InactivityResult, score_check_and_report, stop_if_stale
+from .inactivity import log_summary as log_detect_summary
 
 ACTIVITY = "int_activity_daily"
 MAX_LOOKBACK_DAYS = LOOKBACK_DAYS.maximum
 
 
+def _pipeline_line(summary: BuildSummary, scored: int, started: float) -> None:
+    log.info(
+        f"Pipeline: {summary.line()}, users scored={scored}, "
+        f"duration_ms={round((time.monotonic() - started) * 1000)}"
+    )
+
+
 def run_pipeline(params: ConnectionParams, settings: Settings) -> int:
-    """dbt build of every model and test, then P/S; P/S is skipped if the build failed."""
+    """dbt build of every model and test, then P/S; P/S is skipped if the build failed or the
+    source is stale. Prints both old jobs' lines: the aggregate job's (Aggregating ...,
+    Summary: processed=N, failed=M, duration_ms=T) and the detect job's. Any failure is one
+    [ERROR] line, then the Summary lines not printed yet."""
     started = time.monotonic()
-    summary = invoke(params, "build", settings,
-                     extra_args=selector_args(params, settings, "nightly"))  # selectors.yml
-    if not summary.success:
-        for message in summary.errors:
-            log.error(message)
-        log.error("dbt build failed; stopping before the P/S step (weekly_kpi untouched)")
-        log.info(f"Pipeline: {summary.line()}, users scored=0, "
-                 f"duration_ms={round((time.monotonic() - started) * 1000)}")
+    summary = BuildSummary(success=False)
+    aggregate_reported = False
+    try:
+        freshness = check_freshness(params, settings)
+        summary = invoke(
+            params, "build", settings, extra_args=selector_args(params, settings, "nightly")
+        )  # selectors.yml
+        note_build(summary)
+        if not summary.success:
+            raise ReportedError(
+                report_build_failure(
+                    summary, "dbt build failed; stopping before the P/S step (weekly_kpi untouched)"
+                )
+            )
+        combinations = report_window(params, settings)
+        note(combinations=combinations)
+        if combinations:
+            log_aggregate_summary(combinations, 0, started)
+        aggregate_reported = True
+        if stop_if_stale(freshness, settings, started):
+            _pipeline_line(summary, 0, started)
+            return 1
+    except RunError as exc:
+        if not isinstance(exc, ReportedError):
+            log.error(str(exc))
+        note(error=str(exc))
+        if not aggregate_reported:
+            log_aggregate_summary(0, 1, started)
+        log_detect_summary(InactivityResult(failed=1), settings, started)
+        _pipeline_line(summary, 0, started)
         return 1
-    report_window(params, settings)
     result, exit_code = score_check_and_report(params, settings, started)
-    log.info(f"Pipeline: {summary.line()}, users scored={result.processed}, "
-             f"duration_ms={round((time.monotonic() - started) * 1000)}")
+    _pipeline_line(summary, result.processed, started)
     return exit_code
 
 
@@ -54,16 +89,24 @@ def backfill_settings(settings: Settings, start: str) -> Settings:
 
 def run_backfill(params: ConnectionParams, settings: Settings) -> int:
     """Fill features_topic_daily (and the activity it feeds) for the settings' window in one
-    dbt invocation; equal to running each day in turn."""
+    dbt invocation; equal to running each day in turn. The source's freshness is recorded in
+    the run history, never a reason to stop: a backfill rebuilds the past as it was."""
     started = time.monotonic()
-    summary = invoke(params, "build", settings,
-                     extra_args=selector_args(params, settings, "backfill"))  # selectors.yml
-    if not summary.success:
-        for message in summary.errors:
-            log.error(message)
+    try:
+        check_freshness(params, settings)
+        summary = invoke(
+            params, "build", settings, extra_args=selector_args(params, settings, "backfill")
+        )
+        note_build(summary)
+        if not summary.success:
+            note(error=report_build_failure(summary))
+            return 1
+        note(combinations=report_window(params, settings))
+    except RunError as exc:
+        log.error(str(exc))
+        note(error=str(exc))
         return 1
-    report_window(params, settings)
-    log.info(f"Backfill: {summary.line()}, "
-             f"duration_ms={round((time.monotonic() - started) * 1000)}")
+    log.info(
+        f"Backfill: {summary.line()}, duration_ms={round((time.monotonic() - started) * 1000)}"
+    )
     return 0
-

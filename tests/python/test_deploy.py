@@ -226,12 +226,12 @@ def test_validator_rejects_unknown_fields_and_bad_types() -> None:
         kubernetes_validate.validate(bad_type, version, strict=True)
 
 
-def test_kustomization_lists_cronjob_and_configmap_only() -> None:
+def test_kustomization_lists_cronjob_configmap_and_artifact_volume_only() -> None:
     kustomization = load_one("kustomization.yaml")
     assert kustomization["kind"] == "Kustomization"
     assert kustomization.get("namespace") == NAMESPACE
     resources = kustomization["resources"]
-    assert sorted(resources) == ["configmap.yaml", "cronjob.yaml"]
+    assert sorted(resources) == ["configmap.yaml", "cronjob.yaml", "pvc.yaml"]
     for name in resources:
         assert (K8S_DIR / name).is_file(), name
     assert "secret.example.yaml" not in resources
@@ -354,21 +354,72 @@ def test_database_url_from_secret_and_config_from_configmap(resource: dict[str, 
     assert load_one("configmap.yaml")["metadata"]["name"] == CONFIGMAP_NAME
 
 
-@pytest.mark.parametrize("resource", workloads(), ids=lambda r: r["kind"])
-def test_dbt_paths_are_writable_emptydirs(resource: dict[str, Any]) -> None:
-    """With a read-only root filesystem, dbt's target/ and logs/ (and HOME) must sit on an
-    emptyDir, at the paths the image configures (a container env var would win)."""
+def effective_env(resource: dict[str, Any]) -> dict[str, str]:
+    """The container's environment: the image's, the ConfigMap's, the container's own."""
     container = main_container(resource)
     effective = dict(image_env())
     effective.update(load_one("configmap.yaml")["data"])
     effective.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    return effective
+
+
+def writable_mounts(resource: dict[str, Any], kind: str) -> list[str]:
+    """Mount paths of the container's writable volumes of `kind` (emptyDir, ...)."""
     volumes = {volume["name"]: volume for volume in pod_spec(resource)["volumes"]}
-    writable = [
-        mount["mountPath"] for mount in container["volumeMounts"]
-        if "emptyDir" in volumes[mount["name"]] and not mount.get("readOnly", False)
+    return [
+        mount["mountPath"] for mount in main_container(resource)["volumeMounts"]
+        if kind in volumes[mount["name"]] and not mount.get("readOnly", False)
     ]
+
+
+@pytest.mark.parametrize("resource", workloads(), ids=lambda r: r["kind"])
+def test_dbt_target_is_on_the_persistent_volume(resource: dict[str, Any]) -> None:
+    """dbt's artifacts of the last run (run_results.json, manifest.json, sources.json) outlive
+    the pod, so `dbt-retry` (dbt retry) works after a failed night: DBT_TARGET_PATH is on the
+    PersistentVolumeClaim of pvc.yaml, which the kustomization installs."""
+    claim = load_one("pvc.yaml")
+    assert claim["kind"] == "PersistentVolumeClaim"
+    assert claim["metadata"]["namespace"] == NAMESPACE
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    volumes = [v for v in pod_spec(resource)["volumes"] if "persistentVolumeClaim" in v]
+    assert [v["persistentVolumeClaim"]["claimName"] for v in volumes] == [
+        claim["metadata"]["name"]
+    ]
+    persistent = writable_mounts(resource, "persistentVolumeClaim")
+    target = effective_env(resource)["DBT_TARGET_PATH"]
+    assert any(is_under(target, mount) for mount in persistent), (target, persistent)
+    # The dry run keeps its artifacts next to the real ones (runs.py), on the volume too.
+    assert any(is_under(str(PurePosixPath(target).parent), mount) for mount in persistent)
+
+
+def test_timeouts_end_a_stuck_night_before_the_job_deadline() -> None:
+    """A statement that never ends is stopped by the statement timeout, with a line saying
+    so, before Kubernetes kills the pod at activeDeadlineSeconds without a word."""
+    from seedtest_analytics.timeouts import load_timeouts
+
+    data = load_one("configmap.yaml")["data"]
+    saved = {key: os.environ.get(key) for key in data}
+    os.environ.update(data)
+    try:
+        timeouts = load_timeouts()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    deadline = job_spec(load_one("cronjob.yaml"))["activeDeadlineSeconds"]
+    assert 0 < timeouts.lock_seconds < timeouts.statement_seconds < deadline
+
+
+@pytest.mark.parametrize("resource", workloads(), ids=lambda r: r["kind"])
+def test_dbt_paths_are_writable(resource: dict[str, Any]) -> None:
+    """With a read-only root filesystem, dbt's logs/ (and HOME) must sit on an emptyDir, and
+    its target/ on a writable volume, at the paths the image or the container configures."""
+    effective = effective_env(resource)
+    writable = writable_mounts(resource, "emptyDir")
     assert writable, "no writable emptyDir mounted"
-    for name in ("DBT_TARGET_PATH", "DBT_LOG_PATH", "HOME"):
+    for name in ("DBT_LOG_PATH", "HOME"):
         path = effective[name]
         assert path.startswith("/"), f"{name} must be absolute (got {path!r})"
         assert any(is_under(path, mount) for mount in writable), (

@@ -573,8 +573,11 @@ def test_dry_run_writes_nothing(server_params: ConnectionParams, template: Conne
     assert SUMMARY.findall(dry.result.stdout) == SUMMARY.findall(main.result.stdout), dry.output
     assert NOT_OBJECT.findall(dry.result.stdout) == [(CAROL, WEEK.isoformat())], dry.output
     assert dry.result.returncode == main.result.returncode
-    inactive = {u for (u,) in table(dry.params, "select user_id from analytics.inactive_users")}
-    assert inactive == dry.expected.inactive
+    # Built in a scratch schema, dropped afterwards: the project's schema holds only the
+    # run history (issue 13), so the next real run sees nothing of the dry run.
+    assert table(dry.params, "select c.relname::text from pg_class as c join pg_namespace as n"
+                 " on n.oid = c.relnamespace where n.nspname like 'analytics%%'"
+                 " and c.relkind in ('r', 'v')") == [("seedtest_run_history",)]
 
 
 @pytest.fixture(scope="module")

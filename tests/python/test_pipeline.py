@@ -238,13 +238,16 @@ def test_detect_inactivity_log_lines(demo: DemoRuns, dbt_dirs: dict[str, str]) -
     """detect-inactivity keeps the old job's lines; --threshold shows in them."""
     params = demo.params
     before = rows(params, SELECT_WEEKLY_KPI)
+    inactive_7 = scalar(params, "select count(*) from analytics.inactive_users")
     out = ok(cli(
         params, dbt_dirs, "detect-inactivity", "--date", ANCHOR.isoformat(),
         "--threshold", "10", "--dry-run",
     )).stdout
-    inactive = scalar(params, "select count(*) from analytics.inactive_users")
-    assert inactive > 0
-    assert scalar(params, "select min(threshold_days) from analytics.inactive_users") == 10
+    # The dry run built its models in a scratch schema: the real run's are as they were.
+    assert scalar(params, "select min(threshold_days) from analytics.inactive_users") == 7
+    assert scalar(params, "select count(*) from analytics.inactive_users") == inactive_7
+    inactive = int(FOUND.findall(out)[0][0])
+    assert 0 < inactive <= inactive_7
     assert FOUND.findall(out) == [(str(inactive), "10", "True")]
     assert DETECT_SUMMARY.findall(out) == [(str(inactive), "0", "10")]
     assert "No inactive users found" not in out

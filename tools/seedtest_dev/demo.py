@@ -21,7 +21,7 @@ from psycopg import sql
 from seedtest_analytics import log
 from seedtest_analytics.config import Settings, load_settings, parse_int
 from seedtest_analytics.connection import ConnectionParams, resolve
-from seedtest_analytics.db import connect, init_db
+from seedtest_analytics.db import connect, init_db, tables_with_rows
 from seedtest_analytics.dbt_runner import progress, target_schema
 from seedtest_analytics.errors import UsageError
 from seedtest_analytics.locking import pipeline_lock
@@ -42,14 +42,12 @@ def command_path(name: str) -> str:
 
 
 def _ensure_empty(params: ConnectionParams, schema: str) -> None:
-    with connect(params) as conn:
-        row = conn.execute(
-            sql.SQL("select count(*) from {}").format(sql.Identifier(schema, "exam_results"))
-        ).fetchone()
-    if row and row[0]:
+    """Checked before anything is created or written: the demo needs an empty database."""
+    filled = tables_with_rows(params, schema)
+    if filled:
         raise UsageError(
-            f"the demo writes synthetic data, but {params.redacted()} already holds "
-            f"{row[0]} exam_results rows; point DATABASE_URL at an empty database"
+            f"the demo writes synthetic data, but {params.redacted()} already holds rows in "
+            f"{', '.join(filled)}; nothing was changed; point DATABASE_URL at an empty database"
         )
 
 
@@ -236,9 +234,9 @@ def run_demo(*, users: str, days: str, seed: str) -> int:
         embedded.recreate_database(params)
     else:
         params = resolve()
-    init_db(params, settings.source_schema)
     if not on_embedded:
         _ensure_empty(params, settings.source_schema)
+    init_db(params, settings.source_schema)
     with connect(params) as conn:
         data = generate_demo(
             conn,

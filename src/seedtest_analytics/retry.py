@@ -1,0 +1,76 @@
+"""`dbt-retry`: dbt retry of the last dbt invocation's failed and skipped nodes.
+
+dbt keeps what its last invocation did in DBT_TARGET_PATH (run_results.json, manifest.json);
+the CronJob keeps that directory on a persistent volume, so after a failed night this re-runs
+only what failed, with the same vars (the same anchor date), under the run lock and its
+checks like any run. The P/S step is the CLI's, not dbt's: when the failed invocation was a
+`run` or `detect-inactivity`, run `detect-inactivity --date <anchor>` afterwards (or simply
+the failed command again: every run is idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from . import log
+from .config import Settings, load_settings
+from .connection import ConnectionParams
+from .dbt_runner import _summarise, dbt_env, project_root
+from .errors import RunError, UsageError
+from .failures import report_build_failure
+from .history import dbt_target_path, note, note_build
+
+
+def last_run_results() -> dict[str, Any]:
+    path = dbt_target_path() / "run_results.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"no dbt run results in {path.parent}: nothing to retry") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} is not dbt run results")
+    return data
+
+
+def retry_settings() -> Settings:
+    """The settings of the invocation to retry: its anchor date, else the default."""
+    args = last_run_results().get("args") or {}
+    raw_vars = args.get("vars") if isinstance(args, dict) else None
+    anchor = raw_vars.get("anchor_date") if isinstance(raw_vars, dict) else None
+    return load_settings(date=str(anchor) if anchor else None)
+
+
+def run_dbt_retry(params: ConnectionParams, settings: Settings) -> int:
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(dbt_env(params))
+    root = project_root()
+    failed_before = [
+        str(result.get("unique_id"))
+        for result in last_run_results().get("results") or []
+        if isinstance(result, dict) and result.get("status") in ("error", "fail", "skipped")
+    ]
+    log.info(
+        f"Retrying {len(failed_before)} failed or skipped dbt nodes of the last invocation "
+        f"(anchor {settings.anchor_date.isoformat()})"
+    )
+    try:
+        result = dbtRunner().invoke(
+            ["retry", "--project-dir", str(root), "--profiles-dir", str(root / "profiles")]
+        )
+    except Exception as exc:  # dbt raises for a broken project or connection set-up
+        raise RunError(f"dbt retry failed: {exc}") from None
+    summary = _summarise(result)
+    note_build(summary)
+    if not summary.success:
+        note(error=report_build_failure(summary, "dbt retry failed"))
+        return 1
+    log.info(
+        f"Retry: {summary.line()}; for the P/S step run: seedtest-analytics "
+        f"detect-inactivity --date {settings.anchor_date.isoformat()}"
+    )
+    return 0
