@@ -15,9 +15,7 @@ days as (
     from {{ ref('int_topic_daily__aggregated') }}
     where
         {{ include_theta() }}
-        {%- if not all_days %}
-            and activity_date >= {{ date_literal(run_window_start()) }}
-        {%- endif %}
+        and {{ on_or_after('activity_date', none if all_days else run_window_start()) }}
 ),
 
 topic_theta as (

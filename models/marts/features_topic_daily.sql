@@ -49,6 +49,4 @@ left join {{ ref('int_topic_daily__theta') }} as theta
         and daily.activity_date = theta.activity_date
 where
     daily.activity_date <= {{ date_literal(anchor_date()) }}
-    {%- if is_incremental() %}
-        and daily.activity_date >= {{ date_literal(run_window_start()) }}
-    {%- endif %}
+    and {{ on_or_after('daily.activity_date', run_window_start() if is_incremental() else none) }}
