@@ -196,7 +196,9 @@
 
 {#
     `relation` when it is not none, else an empty relation of the given `columns` (name ->
-    SQL type), for a `from` that reads a table which may not exist (yet) in this run.
+    SQL type), for a `from` that reads a table which may not exist (yet) in this run. Give it
+    an alias (`from {{ relation_or_empty(...) }} as x`): PostgreSQL 15 requires one for a
+    subquery.
 #}
 {% macro relation_or_empty(relation, columns) -%}
     {%- if relation is not none -%}

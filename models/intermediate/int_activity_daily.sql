@@ -57,13 +57,13 @@ events as (
     union all
 
     select
-        user_id,
-        completed_at as activity_at,
+        windowed.user_id,
+        windowed.completed_at as activity_at,
         'attempt' as activity_source
-    from {{ windowed_or_empty }}
+    from {{ windowed_or_empty }} as windowed
     where
-        user_id is not null
-        and {{ in_window('completed_at', window_start) }}
+        windowed.user_id is not null
+        and {{ in_window('windowed.completed_at', window_start) }}
 
     union all
 

@@ -121,12 +121,12 @@ new_ids as (
 -- what the map already holds for these uuid forms (nothing on a full build)
 known as (
     select
-        user_uuid,
-        app_user_id,
-        is_uuid_shaped,
-        source_rank
-    from {{ known_map_or_empty }}
-    where user_uuid in (select new_ids.user_uuid from new_ids)
+        known_map.user_uuid,
+        known_map.app_user_id,
+        known_map.is_uuid_shaped,
+        known_map.source_rank
+    from {{ known_map_or_empty }} as known_map
+    where known_map.user_uuid in (select new_ids.user_uuid from new_ids)
 ),
 
 candidates as (

@@ -41,11 +41,11 @@ activity as (
         features.last_activity_at
     from (
         select
-            user_id,
-            max(last_seen_at) as last_activity_at
-        from {{ features_or_empty }}
-        where last_seen_at < {{ anchor_end_ts() }}
-        group by user_id
+            features_rows.user_id,
+            max(features_rows.last_seen_at) as last_activity_at
+        from {{ features_or_empty }} as features_rows
+        where features_rows.last_seen_at < {{ anchor_end_ts() }}
+        group by features_rows.user_id
     ) as features
 ),
 
