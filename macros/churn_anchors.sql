@@ -6,9 +6,10 @@
 #}
 {% macro churn_anchor_spine() -%}
     {%- set anchor = anchor_date() -%}
-    {%- set raw_start = var('churn_anchor_start', none) -%}
-    {%- set raw_end = var('churn_anchor_end', none) -%}
-    {%- set raw_every = var('churn_anchor_every', none) -%}
+    {#- Read through _var_text: its text is checked before var() can render it. -#}
+    {%- set raw_start = _var_text('churn_anchor_start', '') -%}
+    {%- set raw_end = _var_text('churn_anchor_end', '') -%}
+    {%- set raw_every = _var_text('churn_anchor_every', '') -%}
     {%- set end = anchor if raw_end in (none, '') else validated_date(
         'churn_anchor_end', raw_end | string | trim) -%}
     {%- set start = end if raw_start in (none, '') else validated_date(

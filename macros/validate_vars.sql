@@ -36,6 +36,11 @@
     }) -}}
 {%- endmacro %}
 
+{# Vars only ever given with --vars (no environment variable): the backtest's anchor spine. #}
+{% macro _cli_only_vars() -%}
+    {{- return(['churn_anchor_start', 'churn_anchor_end', 'churn_anchor_every']) -}}
+{%- endmacro %}
+
 {# The --vars of this invocation as dbt parsed them from YAML, never rendered. #}
 {% macro _cli_vars() -%}
     {%- if invocation_args_dict is not defined or invocation_args_dict is not mapping -%}
@@ -79,6 +84,11 @@
             {%- do refused.append(env_name) -%}
         {%- endif -%}
     {%- endfor -%}
+    {%- for name in _cli_only_vars() if name in given and given[name] is not none -%}
+        {%- if not modules.re.fullmatch(safe, given[name] | string | trim) -%}
+            {%- do refused.append('var ' ~ name) -%}
+        {%- endif -%}
+    {%- endfor -%}
     {%- if not modules.re.fullmatch('[a-z_][a-z0-9_]{0,62}', target.schema | string) -%}
         {%- do refused.append('SEEDTEST_DBT_SCHEMA (the target schema)') -%}
     {%- endif -%}
@@ -107,8 +117,11 @@
         {#- Safe: the text holds no Jinja delimiter, so dbt returns it unrendered. -#}
         {%- set raw = var(name) -%}
     {%- endif -%}
-    {%- if raw is none -%}
+    {%- if raw is none and name in _var_env_names() -%}
         {%- set raw = env_var(_var_env_names()[name], '') -%}
+    {%- endif -%}
+    {%- if raw is none -%}
+        {%- set raw = '' -%}
     {%- endif -%}
     {%- set text = raw | string | trim -%}
     {{- return(text if text != '' else default) -}}

@@ -26,6 +26,7 @@ from .connection import ConnectionParams
 from .db import connect
 from .dbt_runner import target_schema
 from .errors import RunError, UsageError
+from .guards import DRY_RUN_SUFFIX
 from .scoring import Score
 
 CHURN_INPUTS = "churn_user_anchors"  # the dbt model (a view over the anchor spine)
@@ -235,7 +236,8 @@ def apply_model(
 ) -> list[Score]:
     """`scores` with S replaced by the latest model's probability and S_model set (logistic
     mode of the nightly P/S step). Reads churn_user_anchors as of the anchor once."""
-    model = require_model(conn, settings, schema)
+    # A dry run builds its inputs in a scratch schema; the trained models stay in the real one.
+    model = require_model(conn, settings, models_schema(schema, settings))
     inputs = read_inputs_as_of(conn, schema, settings.anchor_date)
     conn.rollback()
     missing = [score.user_id for score in scores if score.user_id not in inputs]
@@ -252,8 +254,14 @@ def apply_model(
     ]
 
 
+def models_schema(schema: str, settings: Settings) -> str:
+    """The schema of the model versions: the project's own, also during a dry run (whose dbt
+    schema is the scratch `<schema>_dry_run`)."""
+    return schema.removesuffix(DRY_RUN_SUFFIX) if settings.dry_run else schema
+
+
 def check_trained(params: ConnectionParams, settings: Settings) -> None:
     """Before a logistic-mode run builds anything: a usable model exists (else UsageError)."""
-    schema = target_schema()
+    schema = models_schema(target_schema(), settings)
     with connect(params) as conn:
         require_model(conn, settings, schema)

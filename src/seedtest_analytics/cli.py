@@ -101,8 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--start", required=True, help="first anchor YYYY-MM-DD")
     backtest.add_argument("--end", required=True, help="last anchor YYYY-MM-DD")
     backtest.add_argument("--every", default="7", help="days between anchors (default 7)")
-    backtest.add_argument("--output", default="backtest-report.json", help="JSON report file")
-    backtest.add_argument("--html", help="also write a self-contained HTML report here")
+    backtest.add_argument(
+        "--output",
+        default="backtest-report.json",
+        help="JSON report file (default: backtest-report.json)",
+    )
+    backtest.add_argument(
+        "--html", help="also write a self-contained HTML report here (default: none)"
+    )
 
     train = commands.add_parser(
         "train-churn", help="fit the logistic churn model on outcomes known by --until"

@@ -56,6 +56,7 @@ def site(
         "DBT_TARGET_PATH": str(base / "target"),
         "DBT_LOG_PATH": str(base / "logs"),
         "ANCHOR_DATE": ANCHOR,  # the same vars for both commands: dbt parses once
+        "SEEDTEST_FRESHNESS_HOURS": "0",  # an empty application database: nothing is fresh
     }
     params = create_database(server_params)
     try:

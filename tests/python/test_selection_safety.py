@@ -243,8 +243,9 @@ JOBS = [
     ("features", ("--select", "+features_topic_daily", *BUILDABLE)),
     ("features_dry_run", ("--select", "+features_topic_daily", "--exclude",
                           "features_topic_daily", *BUILDABLE)),
+    # ... and the learned churn model's inputs (the logistic mode of the P/S step)
     ("inactivity", ("--select", "+inactive_user_scoring_inputs", "+user_ability_as_of",
-                    "--exclude", "tag:post_write", *BUILDABLE)),
+                    "+churn_user_anchors", "--exclude", "tag:post_write", *BUILDABLE)),
     ("backfill", ("--select", "+features_topic_daily", "+int_activity_daily", *BUILDABLE)),
     ("post_write", ("--select", "tag:post_write")),
 ]
