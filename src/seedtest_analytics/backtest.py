@@ -102,8 +102,9 @@ class AnchorSettings(Settings):
     def dbt_vars(self) -> dict[str, object]:
         values = super().dbt_vars()
         if self.churn_anchor_end is not None:
-            values["churn_anchor_start"] = (self.churn_anchor_start or self.churn_anchor_end
-                                            ).isoformat()
+            values["churn_anchor_start"] = (
+                self.churn_anchor_start or self.churn_anchor_end
+            ).isoformat()
             values["churn_anchor_end"] = self.churn_anchor_end.isoformat()
             values["churn_anchor_every"] = self.churn_anchor_every
         return values
@@ -114,8 +115,9 @@ def anchor_spine(start: dt.date, end: dt.date, every: int) -> list[dt.date]:
     return [start + dt.timedelta(days=i * every) for i in range(count)]
 
 
-def check_spine(start: dt.date, end: dt.date, every: int, settings: Settings, *,
-                what: str = "--end") -> list[dt.date]:
+def check_spine(
+    start: dt.date, end: dt.date, every: int, settings: Settings, *, what: str = "--end"
+) -> list[dt.date]:
     if start > end:
         raise UsageError(f"--start {start} is after {what} {end}")
     if end > settings.anchor_date:
@@ -128,25 +130,34 @@ def check_spine(start: dt.date, end: dt.date, every: int, settings: Settings, *,
     return anchor_spine(start, end, every)
 
 
-def build_user_anchors(params: ConnectionParams, settings: Settings, anchors: Sequence[dt.date],
-                       every: int) -> None:
+def build_user_anchors(
+    params: ConnectionParams, settings: Settings, anchors: Sequence[dt.date], every: int
+) -> None:
     """One dbt build of churn_user_anchors (a view) over the spine. It reads the activity
     model as the nightly run keeps it, and writes none of the nightly's tables; only in a
     database where the nightly has not run yet does it build the models the view reads
     (except features_topic_daily), as the nightly's first run would."""
     schema = target_schema()
     with connect(params) as conn:
-        found = conn.execute("select to_regclass(%s) is not null", (
-            sql.Identifier(schema, ACTIVITY).as_string(conn),)).fetchone()
+        found = conn.execute(
+            "select to_regclass(%s) is not null",
+            (sql.Identifier(schema, ACTIVITY).as_string(conn),),
+        ).fetchone()
     upstream = not (found and found[0])
     values = {field.name: getattr(settings, field.name) for field in dataclasses.fields(Settings)}
     spine = AnchorSettings(
-        **values, churn_anchor_start=anchors[0], churn_anchor_end=anchors[-1],
+        **values,
+        churn_anchor_start=anchors[0],
+        churn_anchor_end=anchors[-1],
         churn_anchor_every=every,
     )
-    summary = invoke(params, "build", spine,
-                     select=[f"+{CHURN_INPUTS}" if upstream else CHURN_INPUTS],
-                     exclude=[FEATURES_MODEL] if upstream else [])
+    summary = invoke(
+        params,
+        "build",
+        spine,
+        select=[f"+{CHURN_INPUTS}" if upstream else CHURN_INPUTS],
+        exclude=[FEATURES_MODEL] if upstream else [],
+    )
     if not summary.success:
         for message in summary.errors:
             log.error(message)
@@ -163,8 +174,9 @@ def newest_activity_day(conn: psycopg.Connection, schema: str, as_of: dt.date) -
     return None if row is None else row[0]
 
 
-def split_anchors(anchors: Sequence[dt.date], horizon: int, newest: dt.date | None,
-                  as_of: dt.date) -> tuple[list[dt.date], list[dt.date]]:
+def split_anchors(
+    anchors: Sequence[dt.date], horizon: int, newest: dt.date | None, as_of: dt.date
+) -> tuple[list[dt.date], list[dt.date]]:
     """(kept, left out): an anchor is kept when its horizon ends by the newest activity day
     and by the run's anchor date."""
     if newest is None:
@@ -176,8 +188,15 @@ def split_anchors(anchors: Sequence[dt.date], horizon: int, newest: dt.date | No
 
 # --- the user-anchors, as numpy columns -----------------------------------------------------
 
-_COLUMNS = ("anchor", "days_inactive", "active_days", "mean_gap_days", "tenure_days",
-            "active_days_total", "days_to_return")
+_COLUMNS = (
+    "anchor",
+    "days_inactive",
+    "active_days",
+    "mean_gap_days",
+    "tenure_days",
+    "active_days_total",
+    "days_to_return",
+)
 
 
 @dataclass
@@ -215,8 +234,9 @@ class UserAnchors:
         return self.subset(np.lexsort(tuple(reversed(keys))))
 
 
-def read_user_anchors(conn: psycopg.Connection, schema: str,
-                      anchors: Sequence[dt.date]) -> UserAnchors:
+def read_user_anchors(
+    conn: psycopg.Connection, schema: str, anchors: Sequence[dt.date]
+) -> UserAnchors:
     """Every row of churn_user_anchors for `anchors`, in one read (streamed in batches)."""
     import numpy as np
 
@@ -244,10 +264,15 @@ def heuristic_scores(rows: UserAnchors, horizon: int) -> FloatArray:
 
     n = len(rows)
     return np.fromiter(
-        map(churn_risk, rows.days_inactive.astype(np.int64).tolist(),
-            rows.active_days.astype(np.int64).tolist(), rows.mean_gap_days.tolist(),
-            repeat(horizon, n)),
-        dtype=np.float64, count=n,
+        map(
+            churn_risk,
+            rows.days_inactive.astype(np.int64).tolist(),
+            rows.active_days.astype(np.int64).tolist(),
+            rows.mean_gap_days.tolist(),
+            repeat(horizon, n),
+        ),
+        dtype=np.float64,
+        count=n,
     )
 
 
@@ -306,15 +331,21 @@ class Backtest:
 
 def _model_window(model: ChurnModel) -> dict[str, Any]:
     return {
-        "version": model.version, "first_anchor": model.first_anchor.isoformat(),
+        "version": model.version,
+        "first_anchor": model.first_anchor.isoformat(),
         "last_anchor": model.last_anchor.isoformat(),
         "trained_until": model.trained_until.isoformat(),
         "package_version": model.package_version,
     }
 
 
-def evaluate_backtest(rows: UserAnchors, kept: Sequence[dt.date], left_out: Sequence[dt.date],
-                      settings: Settings, model: ChurnModel | None) -> Backtest:
+def evaluate_backtest(
+    rows: UserAnchors,
+    kept: Sequence[dt.date],
+    left_out: Sequence[dt.date],
+    settings: Settings,
+    model: ChurnModel | None,
+) -> Backtest:
     """Score every user-anchor with each scorer; per-anchor and pooled metrics."""
     import numpy as np
 
@@ -339,18 +370,23 @@ def evaluate_backtest(rows: UserAnchors, kept: Sequence[dt.date], left_out: Sequ
         lo, hi = np.searchsorted(anchor_sorted, [day, day + 1])
         index = order[lo:hi]
         for scorer in SCORERS:
-            if scorer not in scores or (scorer == "logistic" and model is not None
-                                        and anchor <= model.trained_until):
+            if scorer not in scores or (
+                scorer == "logistic" and model is not None and anchor <= model.trained_until
+            ):
                 continue
-            results.append({"anchor": anchor.isoformat(), "scorer": scorer,
-                            **evaluate(scorer, scores[scorer][index], churned[index])})
+            results.append(
+                {
+                    "anchor": anchor.isoformat(),
+                    "scorer": scorer,
+                    **evaluate(scorer, scores[scorer][index], churned[index]),
+                }
+            )
     pooled = []
     for scorer in SCORERS:
         if scorer not in scores:
             continue
         mask = after_window if scorer == "logistic" else slice(None)
-        pooled.append({"scorer": scorer, **evaluate(scorer, scores[scorer][mask],
-                                                     churned[mask])})
+        pooled.append({"scorer": scorer, **evaluate(scorer, scores[scorer][mask], churned[mask])})
     window: dict[str, Any] | None = None
     if model is not None:
         evaluated = [a for a in kept if a > model.trained_until]
@@ -387,8 +423,13 @@ def _stage(path: Path, content: bytes) -> Path:
     return Path(name)
 
 
-def store_pooled(conn: psycopg.Connection, schema: str, backtest: Backtest,
-                 anchors: Sequence[dt.date], every: int) -> uuid.UUID:
+def store_pooled(
+    conn: psycopg.Connection,
+    schema: str,
+    backtest: Backtest,
+    anchors: Sequence[dt.date],
+    every: int,
+) -> uuid.UUID:
     """The pooled results, one row per scorer, under one new run id; one transaction."""
     run_id = uuid.uuid4()
     report = backtest.report
@@ -404,14 +445,24 @@ def store_pooled(conn: psycopg.Connection, schema: str, backtest: Backtest,
                     " users, churned, auc, brier, calibration, package_version)"
                     " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 ).format(sql.Identifier(schema, RESULTS_TABLE)),
-                (run_id, row["scorer"],
-                 backtest.model.version if logistic and backtest.model else None,
-                 anchors[0], anchors[-1], every,
-                 report["logistic_model"]["anchors_evaluated"] if logistic else kept,
-                 len(report["anchors_left_out"]), report["horizon_days"],
-                 report["threshold_days"], row["users"], row["churned"], row["auc"],
-                 row["brier"], None if row["calibration"] is None else Jsonb(row["calibration"]),
-                 __version__),
+                (
+                    run_id,
+                    row["scorer"],
+                    backtest.model.version if logistic and backtest.model else None,
+                    anchors[0],
+                    anchors[-1],
+                    every,
+                    report["logistic_model"]["anchors_evaluated"] if logistic else kept,
+                    len(report["anchors_left_out"]),
+                    report["horizon_days"],
+                    report["threshold_days"],
+                    row["users"],
+                    row["churned"],
+                    row["auc"],
+                    row["brier"],
+                    None if row["calibration"] is None else Jsonb(row["calibration"]),
+                    __version__,
+                ),
             )
     return run_id
 
@@ -420,8 +471,16 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def run_backtest(params: ConnectionParams, settings: Settings, *, start: dt.date, end: dt.date,
-                 every: int, output: Path, html: Path | None) -> Backtest:
+def run_backtest(
+    params: ConnectionParams,
+    settings: Settings,
+    *,
+    start: dt.date,
+    end: dt.date,
+    every: int,
+    output: Path,
+    html: Path | None,
+) -> Backtest:
     _require("backtest", "numpy", *(("matplotlib",) if html is not None else ()))
     anchors = check_spine(start, end, every, settings)
     output = _writable(output, "--output")
@@ -432,8 +491,9 @@ def run_backtest(params: ConnectionParams, settings: Settings, *, start: dt.date
     built = time.perf_counter()
     with connect(params) as conn:
         newest = newest_activity_day(conn, schema, settings.anchor_date)
-        kept, left_out = split_anchors(anchors, settings.churn_horizon_days, newest,
-                                       settings.anchor_date)
+        kept, left_out = split_anchors(
+            anchors, settings.churn_horizon_days, newest, settings.anchor_date
+        )
         model = latest_model(conn, schema)
         conn.rollback()
         if model is not None:
@@ -447,8 +507,7 @@ def run_backtest(params: ConnectionParams, settings: Settings, *, start: dt.date
         rows = read_user_anchors(conn, schema, kept)
         read = time.perf_counter()
         backtest = evaluate_backtest(rows, kept, left_out, settings, model)
-        staged = [(_stage(output, (json.dumps(backtest.report, indent=1) + "\n").encode()),
-                   output)]
+        staged = [(_stage(output, (json.dumps(backtest.report, indent=1) + "\n").encode()), output)]
         if html is not None:
             from .backtest_report import render_html
 
@@ -462,19 +521,24 @@ def run_backtest(params: ConnectionParams, settings: Settings, *, start: dt.date
             for temporary, _ in staged:
                 temporary.unlink(missing_ok=True)
     if not kept:
-        log.warn("No anchor has a complete horizon: nothing to evaluate (see the left-out "
-                 "anchors)")
+        log.warn("No anchor has a complete horizon: nothing to evaluate (see the left-out anchors)")
     if left_out:
-        log.info(f"Anchors left out (horizon of {settings.churn_horizon_days} days ends after "
-                 f"{min(newest, settings.anchor_date) if newest else 'the data'}): "
-                 f"{', '.join(a.isoformat() for a in left_out)}")
+        log.info(
+            f"Anchors left out (horizon of {settings.churn_horizon_days} days ends after "
+            f"{min(newest, settings.anchor_date) if newest else 'the data'}): "
+            f"{', '.join(a.isoformat() for a in left_out)}"
+        )
     if model is not None:
-        log.info(f"Scorer logistic: {model.describe()}; evaluated on "
-                 f"{backtest.report['logistic_model']['anchors_evaluated']} later anchors")
+        log.info(
+            f"Scorer logistic: {model.describe()}; evaluated on "
+            f"{backtest.report['logistic_model']['anchors_evaluated']} later anchors"
+        )
     for row in backtest.report["pooled"]:
-        log.info(f"Backtest pooled {row['scorer']}: users={row['users']}, "
-                 f"churned={row['churned']}, AUC={_fmt(row['auc'])}, "
-                 f"Brier={_fmt(row['brier'])}")
+        log.info(
+            f"Backtest pooled {row['scorer']}: users={row['users']}, "
+            f"churned={row['churned']}, AUC={_fmt(row['auc'])}, "
+            f"Brier={_fmt(row['brier'])}"
+        )
     log.info(
         f"Backtest: {len(rows)} user-anchors over {len(kept)} anchors (left out "
         f"{len(left_out)}); dbt build {built - started:.1f} s, read {read - built:.1f} s, "
@@ -488,8 +552,9 @@ def run_backtest(params: ConnectionParams, settings: Settings, *, start: dt.date
 # --- training -------------------------------------------------------------------------------
 
 
-def fit_logistic(rows: UserAnchors, horizon: int, names: Sequence[str] = DEFAULT_FEATURES
-                 ) -> tuple[list[float], float]:
+def fit_logistic(
+    rows: UserAnchors, horizon: int, names: Sequence[str] = DEFAULT_FEATURES
+) -> tuple[list[float], float]:
     """A logistic regression of churned on the features (standardised for the fit, the
     coefficients then folded back onto the raw features)."""
     import numpy as np
@@ -506,13 +571,28 @@ def fit_logistic(rows: UserAnchors, horizon: int, names: Sequence[str] = DEFAULT
     return [float(c) for c in coefficients], intercept
 
 
-def _as_model(coefficients: Sequence[float], intercept: float, *, version: int,
-              first: dt.date, last: dt.date, until: dt.date, settings: Settings) -> ChurnModel:
+def _as_model(
+    coefficients: Sequence[float],
+    intercept: float,
+    *,
+    version: int,
+    first: dt.date,
+    last: dt.date,
+    until: dt.date,
+    settings: Settings,
+) -> ChurnModel:
     return ChurnModel(
-        version=version, features=DEFAULT_FEATURES, coefficients=tuple(coefficients),
-        intercept=intercept, trained_until=until, first_anchor=first, last_anchor=last,
-        horizon_days=settings.churn_horizon_days, threshold_days=settings.threshold_days,
-        kpi_lookback_days=settings.kpi_lookback_days, package_version=__version__,
+        version=version,
+        features=DEFAULT_FEATURES,
+        coefficients=tuple(coefficients),
+        intercept=intercept,
+        trained_until=until,
+        first_anchor=first,
+        last_anchor=last,
+        horizon_days=settings.churn_horizon_days,
+        threshold_days=settings.threshold_days,
+        kpi_lookback_days=settings.kpi_lookback_days,
+        package_version=__version__,
     )
 
 
@@ -527,7 +607,7 @@ def validation_metrics(rows: UserAnchors, settings: Settings) -> dict[str, Any]:
 
     horizon = settings.churn_horizon_days
     days = np.unique(rows.anchor)
-    held_out = days[len(days) - max(1, len(days) // 4):]
+    held_out = days[len(days) - max(1, len(days) // 4) :]
     first = held_out[0]
     train = rows.subset(rows.anchor + horizon <= first)
     test = rows.subset(rows.anchor >= first)
@@ -535,28 +615,51 @@ def validation_metrics(rows: UserAnchors, settings: Settings) -> dict[str, Any]:
     if len(train) == 0 or y_train.all() or not y_train.any():
         return {"validation": None}
     coefficients, intercept = fit_logistic(train, horizon)
-    model = _as_model(coefficients, intercept, version=0, first=_day(train.anchor.min()),
-                      last=_day(train.anchor.max()), until=_day(first), settings=settings)
+    model = _as_model(
+        coefficients,
+        intercept,
+        version=0,
+        first=_day(train.anchor.min()),
+        last=_day(train.anchor.max()),
+        until=_day(first),
+        settings=settings,
+    )
     y_test = test.churned(horizon)
-    return {"validation": {
-        "first_anchor": _day(first).isoformat(), "last_anchor": _day(held_out[-1]).isoformat(),
-        "user_anchors": len(test), "churned": int(y_test.sum()),
-        "logistic": {k: evaluate("logistic", logistic_scores(model, test), y_test)[k]
-                     for k in ("auc", "brier")},
-        "heuristic": {k: evaluate("heuristic", heuristic_scores(test, horizon), y_test)[k]
-                      for k in ("auc", "brier")},
-    }}
+    return {
+        "validation": {
+            "first_anchor": _day(first).isoformat(),
+            "last_anchor": _day(held_out[-1]).isoformat(),
+            "user_anchors": len(test),
+            "churned": int(y_test.sum()),
+            "logistic": {
+                k: evaluate("logistic", logistic_scores(model, test), y_test)[k]
+                for k in ("auc", "brier")
+            },
+            "heuristic": {
+                k: evaluate("heuristic", heuristic_scores(test, horizon), y_test)[k]
+                for k in ("auc", "brier")
+            },
+        }
+    }
 
 
-def run_train(params: ConnectionParams, settings: Settings, *, until: dt.date,
-              start: dt.date | None, every: int) -> ChurnModel:
+def run_train(
+    params: ConnectionParams,
+    settings: Settings,
+    *,
+    until: dt.date,
+    start: dt.date | None,
+    every: int,
+) -> ChurnModel:
     _require("train-churn", "numpy", "sklearn")
     import sklearn  # type: ignore[import-untyped]
 
     horizon = settings.churn_horizon_days
     if until > settings.anchor_date:
-        raise UsageError(f"--until {until} is after {settings.anchor_date}, the last complete "
-                         "day of data (yesterday, or ANCHOR_DATE)")
+        raise UsageError(
+            f"--until {until} is after {settings.anchor_date}, the last complete "
+            "day of data (yesterday, or ANCHOR_DATE)"
+        )
     last = until - dt.timedelta(days=horizon)
     if start is None:
         start = last - dt.timedelta(days=every * (365 // every))
@@ -576,11 +679,20 @@ def run_train(params: ConnectionParams, settings: Settings, *, until: dt.date,
             )
         coefficients, intercept = fit_logistic(rows, horizon)
         first, last_kept = _day(rows.anchor.min()), _day(rows.anchor.max())
-        candidate = _as_model(coefficients, intercept, version=0, first=first, last=last_kept,
-                              until=until, settings=settings)
+        candidate = _as_model(
+            coefficients,
+            intercept,
+            version=0,
+            first=first,
+            last=last_kept,
+            until=until,
+            settings=settings,
+        )
         metrics = {
-            "training": {k: evaluate("logistic", logistic_scores(candidate, rows), y)[k]
-                         for k in ("auc", "brier")},
+            "training": {
+                k: evaluate("logistic", logistic_scores(candidate, rows), y)[k]
+                for k in ("auc", "brier")
+            },
             **validation_metrics(rows, settings),
         }
         ensure_tables(conn, schema)
@@ -592,10 +704,24 @@ def run_train(params: ConnectionParams, settings: Settings, *, until: dt.date,
                 " metrics) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
                 " %s) returning version"
             ).format(sql.Identifier(schema, MODELS_TABLE)),
-            (list(DEFAULT_FEATURES), coefficients, intercept, until, first, last_kept, every,
-             horizon, settings.threshold_days, settings.kpi_lookback_days,
-             settings.activity_timezone, len(rows), int(y.sum()), __version__,
-             sklearn.__version__, Jsonb(metrics)),
+            (
+                list(DEFAULT_FEATURES),
+                coefficients,
+                intercept,
+                until,
+                first,
+                last_kept,
+                every,
+                horizon,
+                settings.threshold_days,
+                settings.kpi_lookback_days,
+                settings.activity_timezone,
+                len(rows),
+                int(y.sum()),
+                __version__,
+                sklearn.__version__,
+                Jsonb(metrics),
+            ),
         ).fetchone()
         conn.commit()
     assert row is not None
@@ -624,19 +750,30 @@ def run_command(args: argparse.Namespace, params: ConnectionParams, settings: Se
     every = parse_int("--every", args.every, minimum=1, maximum=3650)
     if args.command == "train-churn":
         start = None if args.start is None else parse_date("--start", args.start)
-        run_train(params, settings, until=parse_date("--until", args.until), start=start,
-                  every=every)
+        run_train(
+            params, settings, until=parse_date("--until", args.until), start=start, every=every
+        )
         return 0
     run_backtest(
-        params, settings, start=parse_date("--start", args.start),
-        end=parse_date("--end", args.end), every=every, output=Path(args.output),
+        params,
+        settings,
+        start=parse_date("--start", args.start),
+        end=parse_date("--end", args.end),
+        every=every,
+        output=Path(args.output),
         html=None if args.html is None else Path(args.html),
     )
     return 0
 
 
-def demo_backtest(params: ConnectionParams, settings: Settings, *, first_day: dt.date,
-                  last_day: dt.date, directory: Path | None = None) -> int:
+def demo_backtest(
+    params: ConnectionParams,
+    settings: Settings,
+    *,
+    first_day: dt.date,
+    last_day: dt.date,
+    directory: Path | None = None,
+) -> int:
     """The end of the demo: train the churn model on the first part of its data, backtest all
     three scorers on the rest, and say where the report is. Skipped (exit 0) without the
     [backtest] extra."""
@@ -662,7 +799,14 @@ def demo_backtest(params: ConnectionParams, settings: Settings, *, first_day: dt
         run_train(params, settings, until=until, start=first_anchor, every=1)
     except UsageError as exc:  # too few users to learn from: the other scorers still run
         log.warn(f"No churn model for the demo's backtest: {exc}")
-    run_backtest(params, settings, start=first_anchor, end=last_anchor, every=1,
-                 output=directory / "demo-backtest.json", html=directory / "demo-backtest.html")
+    run_backtest(
+        params,
+        settings,
+        start=first_anchor,
+        end=last_anchor,
+        every=1,
+        output=directory / "demo-backtest.json",
+        html=directory / "demo-backtest.html",
+    )
     log.info(f"Backtest report of the demo data: {(directory / 'demo-backtest.html').resolve()}")
     return 0

@@ -64,9 +64,13 @@ def draw_roc(ax: Any, backtest: Backtest) -> None:
         label = f"{LABELS[scorer]}: AUC {value:.3f}" if value is not None else LABELS[scorer]
         ax.plot(fpr, tpr, color=COLOURS[scorer], lw=2, label=label)
     ax.plot([0, 1], [0, 1], color="#bbbbbb", ls="--", lw=1, label="chance: AUC 0.5")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="share of returning users flagged (false positives)",
-           ylabel="share of churned users flagged (true positives)",
-           title="ROC: ranking churners above returners")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="share of returning users flagged (false positives)",
+        ylabel="share of churned users flagged (true positives)",
+        title="ROC: ranking churners above returners",
+    )
     ax.legend(loc="lower right", fontsize=8)
 
 
@@ -78,15 +82,29 @@ def draw_calibration(ax: Any, backtest: Backtest) -> None:
             continue
         bins = [b for b in row["calibration"] if b["users"]]
         sizes = [20 + 400 * b["users"] / row["users"] for b in bins]
-        ax.plot([b["mean_score"] for b in bins], [b["churn_rate"] for b in bins],
-                color=COLOURS[scorer], lw=1.5, alpha=0.8)
-        ax.scatter([b["mean_score"] for b in bins], [b["churn_rate"] for b in bins], s=sizes,
-                   color=COLOURS[scorer], alpha=0.7,
-                   label=f"{LABELS[scorer]}: Brier {row['brier']:.3f}")
+        ax.plot(
+            [b["mean_score"] for b in bins],
+            [b["churn_rate"] for b in bins],
+            color=COLOURS[scorer],
+            lw=1.5,
+            alpha=0.8,
+        )
+        ax.scatter(
+            [b["mean_score"] for b in bins],
+            [b["churn_rate"] for b in bins],
+            s=sizes,
+            color=COLOURS[scorer],
+            alpha=0.7,
+            label=f"{LABELS[scorer]}: Brier {row['brier']:.3f}",
+        )
     ax.plot([0, 1], [0, 1], color="#bbbbbb", ls="--", lw=1, label="perfectly calibrated")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted churn risk (mean score in the bin)",
-           ylabel="observed churn rate in the bin",
-           title="Calibration: does a score of 0.7 mean 70%?")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="predicted churn risk (mean score in the bin)",
+        ylabel="observed churn rate in the bin",
+        title="Calibration: does a score of 0.7 mean 70%?",
+    )
     ax.legend(loc="lower right", fontsize=8)
 
 
@@ -111,14 +129,25 @@ def draw_auc_over_time(ax: Any, backtest: Backtest) -> None:
     for scorer in SCORERS:
         points = by_scorer.get(scorer)
         if points:
-            ax.plot([p[0] for p in points], [p[1] for p in points], color=COLOURS[scorer],
-                    marker="o", ms=3, lw=1.5, label=LABELS[scorer])
+            ax.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                color=COLOURS[scorer],
+                marker="o",
+                ms=3,
+                lw=1.5,
+                label=LABELS[scorer],
+            )
     model = report.get("logistic_model")
     if model:
         until = dt.date.fromisoformat(model["trained_until"])
         ax.axvline(until, color=COLOURS["logistic"], ls=":", lw=1)
-        ax.annotate(f" v{model['version']} learned up to here", (until, 0.02),
-                    color=COLOURS["logistic"], fontsize=8)
+        ax.annotate(
+            f" v{model['version']} learned up to here",
+            (until, 0.02),
+            color=COLOURS["logistic"],
+            fontsize=8,
+        )
     ax.axhline(0.5, color="#bbbbbb", ls="--", lw=1)
     ax.set(ylim=(0, 1), ylabel="AUC", title="AUC per anchor")
     if by_scorer:
@@ -128,8 +157,11 @@ def draw_auc_over_time(ax: Any, backtest: Backtest) -> None:
 
 def figure_pngs(backtest: Backtest) -> dict[str, bytes]:
     pngs = {}
-    for name, draw, size in (("roc", draw_roc, (6, 5)), ("calibration", draw_calibration, (6, 5)),
-                             ("auc", draw_auc_over_time, (10, 4))):
+    for name, draw, size in (
+        ("roc", draw_roc, (6, 5)),
+        ("calibration", draw_calibration, (6, 5)),
+        ("auc", draw_auc_over_time, (10, 4)),
+    ):
         figure, ax = _figure(*size)
         draw(ax, backtest)
         pngs[name] = _png(figure)
@@ -155,8 +187,13 @@ def expected_calibration_error(calibration: Sequence[dict[str, Any]] | None) -> 
     users = sum(b["users"] for b in calibration)
     if not users:
         return None
-    return float(sum(b["users"] / users * abs(b["mean_score"] - b["churn_rate"])
-                     for b in calibration if b["users"]))
+    return float(
+        sum(
+            b["users"] / users * abs(b["mean_score"] - b["churn_rate"])
+            for b in calibration
+            if b["users"]
+        )
+    )
 
 
 def _same_anchors(backtest: Backtest) -> str:
@@ -179,15 +216,15 @@ def _same_anchors(backtest: Backtest) -> str:
         "<h3>On the same user-anchors</h3><p>The learned model is only evaluated on anchors "
         "after its training window, so the pooled rows above cover different anchors. On the "
         f"{int(mask.sum())} user-anchors it was evaluated on:</p>"
-        "<table><tr><th>scorer</th><th>AUC</th><th>Brier</th></tr>" + "".join(cells)
-        + "</table>"
+        "<table><tr><th>scorer</th><th>AUC</th><th>Brier</th></tr>" + "".join(cells) + "</table>"
     )
 
 
 def render_html(backtest: Backtest) -> str:
     report = backtest.report
-    pngs = {name: base64.b64encode(data).decode("ascii")
-            for name, data in figure_pngs(backtest).items()}
+    pngs = {
+        name: base64.b64encode(data).decode("ascii") for name, data in figure_pngs(backtest).items()
+    }
     anchors = sorted({row["anchor"] for row in report["results"]})
     model = report.get("logistic_model")
     pooled_rows = []
@@ -212,7 +249,8 @@ def render_html(backtest: Backtest) -> str:
         f"{model['last_anchor']} with outcomes up to {model['trained_until']} (package "
         f"{html.escape(model['package_version'])}); evaluated on the "
         f"{model['anchors_evaluated']} anchors after that only."
-        if model else "No trained churn model: logistic is not part of this backtest "
+        if model
+        else "No trained churn model: logistic is not part of this backtest "
         "(<code>seedtest-analytics train-churn --until YYYY-MM-DD</code>)."
     )
     span = f"{anchors[0]} .. {anchors[-1]}" if anchors else "none"
@@ -233,13 +271,13 @@ img {{ max-width: 100%; }}
 </style></head><body>
 <h1>Is S right? Churn backtest</h1>
 <p>Anchors {span} ({len(anchors)} with a complete horizon; left out: {left_out}). On every
-anchor the users inactive for at least {report['threshold_days']} days were scored as the
+anchor the users inactive for at least {report["threshold_days"]} days were scored as the
 nightly run would have scored them that day, and counted as <b>churned</b> when they had no
-activity in any source during the next {report['horizon_days']} days.
+activity in any source during the next {report["horizon_days"]} days.
 {model_text}</p>
 <h2>Pooled over all anchors</h2>
 <table><tr><th>scorer</th><th>user-anchors</th><th>churned</th><th>AUC</th><th>Brier</th>
-<th>calibration error</th></tr>{''.join(pooled_rows)}</table>
+<th>calibration error</th></tr>{"".join(pooled_rows)}</table>
 {_same_anchors(backtest)}
 <p class="note"><b>How to read it.</b> <b>AUC</b>: the chance that a user who churned got a
 higher score than one who came back (ties count half); 0.5 is a coin toss, 1 is a perfect
@@ -250,14 +288,14 @@ user-weighted mean distance between the score and the observed churn rate of its
 what matters when a threshold such as S &gt; 0.7 is read as "70% likely to churn".
 <b>days inactive</b> is no probability: only its AUC is meaningful.</p>
 <div class="charts">
-<img alt="ROC curves" src="data:image/png;base64,{pngs['roc']}">
-<img alt="Calibration curves" src="data:image/png;base64,{pngs['calibration']}">
+<img alt="ROC curves" src="data:image/png;base64,{pngs["roc"]}">
+<img alt="Calibration curves" src="data:image/png;base64,{pngs["calibration"]}">
 </div>
 <p class="note">ROC: each curve sweeps a threshold from the highest score down; the further up
 and left, the better the ranking. Calibration: one point per tenth of the score range, its
 size the share of users in it; points on the diagonal mean the score is the churn
 probability, points below it mean the score overstates the risk.</p>
-<img alt="AUC per anchor" src="data:image/png;base64,{pngs['auc']}">
+<img alt="AUC per anchor" src="data:image/png;base64,{pngs["auc"]}">
 <p class="note">A scorer that is right only some of the time shows here: its AUC per anchor
 moves with the season or with changes of the product.</p>
 <details><summary>Per anchor</summary>

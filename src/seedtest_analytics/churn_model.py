@@ -162,13 +162,31 @@ _MODEL_COLUMNS = (
 
 
 def _model(row: Sequence[Any]) -> ChurnModel:
-    (version, features, coefficients, intercept, until, first, last, horizon, threshold,
-     lookback, package) = row
+    (
+        version,
+        features,
+        coefficients,
+        intercept,
+        until,
+        first,
+        last,
+        horizon,
+        threshold,
+        lookback,
+        package,
+    ) = row
     return ChurnModel(
-        version=version, features=tuple(features),
-        coefficients=tuple(float(c) for c in coefficients), intercept=float(intercept),
-        trained_until=until, first_anchor=first, last_anchor=last, horizon_days=horizon,
-        threshold_days=threshold, kpi_lookback_days=lookback, package_version=package,
+        version=version,
+        features=tuple(features),
+        coefficients=tuple(float(c) for c in coefficients),
+        intercept=float(intercept),
+        trained_until=until,
+        first_anchor=first,
+        last_anchor=last,
+        horizon_days=horizon,
+        threshold_days=threshold,
+        kpi_lookback_days=lookback,
+        package_version=package,
     )
 
 
@@ -202,7 +220,8 @@ def usable(model: ChurnModel | None, settings: Settings, schema: str) -> ChurnMo
             f"({', '.join(unknown)}); train a new one with train-churn"
         )
     if (model.horizon_days, model.kpi_lookback_days) != (
-        settings.churn_horizon_days, settings.kpi_lookback_days
+        settings.churn_horizon_days,
+        settings.kpi_lookback_days,
     ):
         raise UsageError(
             f"churn model v{model.version} was trained for METRICS_CHURN_HORIZON_DAYS="

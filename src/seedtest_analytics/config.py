@@ -280,7 +280,5 @@ def load_settings(
         attempts_from_exam_results=flag(ATTEMPTS_FROM_EXAM_RESULTS),
         debug=flag(DEBUG),
         dry_run=dry_run,
-        churn_model=parse_choice(
-            CHURN_MODEL.env, get(CHURN_MODEL), CHURN_MODELS
-        ),
+        churn_model=parse_choice(CHURN_MODEL.env, get(CHURN_MODEL), CHURN_MODELS),
     )

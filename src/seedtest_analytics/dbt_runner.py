@@ -152,10 +152,15 @@ def _summarise(result: object) -> BuildSummary:
                 summary.tests_warned += 1
                 kind, subject, test = _describe_test(node)
                 failures = getattr(node_result, "failures", None)
-                summary.warnings.append(WarnedTest(
-                    kind, subject, test, int(failures) if failures is not None else None,
-                    str(node_result.message or "").strip(),
-                ))
+                summary.warnings.append(
+                    WarnedTest(
+                        kind,
+                        subject,
+                        test,
+                        int(failures) if failures is not None else None,
+                        str(node_result.message or "").strip(),
+                    )
+                )
             elif status == "fail" and node.resource_type == "test":
                 summary.tests_failed += 1
                 kind, subject, test = _describe_test(node)
@@ -282,7 +287,10 @@ def invoke(
         raise RunError(f"dbt {command} failed: {exc}") from None
     if profiling.enabled():
         profiling.record(
-            "dbt", command=command, start=started, end=time.time(),
+            "dbt",
+            command=command,
+            start=started,
+            end=time.time(),
             nodes=profiling.dbt_nodes(result),
         )
     summary = _summarise(result)

@@ -95,17 +95,15 @@ def read_scoring_inputs(conn: psycopg.Connection, schema: str, table: str) -> li
     ).format(sql.Identifier(schema, table))
     weeks: dict[dt.date, dt.date] = {}  # one shared date object per week instead of one per row
     return [
-        ScoringInput(
-            user_id, weeks.setdefault(week, week), days, active, gap, mean, sd, target
-        )
+        ScoringInput(user_id, weeks.setdefault(week, week), days, active, gap, mean, sd, target)
         for user_id, week, days, active, gap, mean, sd, target in _stream(conn, query)
     ]
 
 
 def read_prior_means(conn: psycopg.Connection, schema: str, table: str) -> Sequence[float]:
     """The finite `ability_mean` values of schema.table (one row per user with an ability)."""
-    query = sql.SQL(
-        "select ability_mean::float8 from {} where ability_mean is not null"
-    ).format(sql.Identifier(schema, table))
+    query = sql.SQL("select ability_mean::float8 from {} where ability_mean is not null").format(
+        sql.Identifier(schema, table)
+    )
     # array('d') holds 8 bytes per user instead of a 24-byte float object plus a pointer.
     return array("d", (m for (m,) in _stream(conn, query) if math.isfinite(m)))

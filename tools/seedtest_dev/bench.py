@@ -577,8 +577,8 @@ def prepare_ps_scale(
         conn.execute(sql.SQL(_PS_KPI).format(**names), args)
         conn.commit()
     with connect(params, autocommit=True) as conn:
-        for table in (names["inputs"], names["abilities"], names["kpi"]):
-            conn.execute(sql.SQL("vacuum (analyze) {}").format(table))
+        for relation in (names["inputs"], names["abilities"], names["kpi"]):
+            conn.execute(sql.SQL("vacuum (analyze) {}").format(relation))
     return time.perf_counter() - started
 
 
