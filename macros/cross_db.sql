@@ -91,6 +91,19 @@
     to_date(from_utc_timestamp(({{ timestamptz_sql }}), '{{ timezone }}'))
 {%- endmacro %}
 
+{# ISO day of the week of a date: 1 = Monday ... 7 = Sunday. #}
+{% macro iso_day_of_week(date_sql) -%}
+    {{- adapter.dispatch('iso_day_of_week', 'seedtest_analytics')(date_sql) -}}
+{%- endmacro %}
+
+{% macro default__iso_day_of_week(date_sql) -%}
+    extract(isodow from {{ date_sql }})
+{%- endmacro %}
+
+{% macro spark__iso_day_of_week(date_sql) -%}
+    extract(dayofweek_iso from {{ date_sql }})
+{%- endmacro %}
+
 {# Whole days from `start_date_sql` to `end_date_sql` (dates), PostgreSQL's date - date. #}
 {% macro days_between(start_date_sql, end_date_sql) -%}
     {{- adapter.dispatch('days_between', 'seedtest_analytics')(start_date_sql, end_date_sql) -}}
@@ -149,6 +162,22 @@
         length({{ text_sql }}) = 36
         and {{ text_sql }} rlike '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
     )
+{%- endmacro %}
+
+{#
+    True when a text matches a regular expression (case-sensitive; PostgreSQL `~`, Spark
+    `rlike`, whose `$` also matches before a final line break). For data tests.
+#}
+{% macro regex_match(text_sql, pattern) -%}
+    {{- adapter.dispatch('regex_match', 'seedtest_analytics')(text_sql, pattern) -}}
+{%- endmacro %}
+
+{% macro default__regex_match(text_sql, pattern) -%}
+    ({{ text_sql }} ~ '{{ pattern }}')
+{%- endmacro %}
+
+{% macro spark__regex_match(text_sql, pattern) -%}
+    ({{ text_sql }} rlike '{{ pattern }}')
 {%- endmacro %}
 
 {# md5 of a text, as uuid text (lowercase 8-4-4-4-12), as PostgreSQL's md5(x)::uuid::text. #}
@@ -225,13 +254,15 @@
       partition_by  list of SQL expressions (the group)
       order_by      list of ORDER BY items deciding the first row within a group
       columns       dict: output column name -> SQL expression (in output order)
-      from_sql      the rest of the query: `from ... join ... where ...` (no order by)
+      from_sql      the rest of the query, `from ... join ... where ...` (no order by); or,
+                    called as `{% call distinct_on(...) %} from ... {% endcall %}`, the body
     On PostgreSQL this is the `distinct on` query itself (a sort and a scan); elsewhere a
     row_number() in a subquery, with PostgreSQL's null ordering kept.
 #}
-{% macro distinct_on(partition_by, order_by, columns, from_sql) -%}
+{% macro distinct_on(partition_by, order_by, columns, from_sql=none) -%}
+    {%- set body = from_sql if from_sql is not none else caller() -%}
     {{- adapter.dispatch('distinct_on', 'seedtest_analytics')(
-        partition_by, order_by, columns, from_sql
+        partition_by, order_by, columns, body
     ) -}}
 {%- endmacro %}
 

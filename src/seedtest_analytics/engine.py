@@ -120,18 +120,21 @@ def spark_session() -> Any:
 
 
 def _profile_spark_parameters() -> dict[str, str]:
-    from dbt.config.profile import Profile, read_profile
+    """server_side_parameters of the spark target, rendered as dbt renders profiles.yml."""
+    from dbt.config.profile import read_profile
     from dbt.config.renderer import ProfileRenderer
+    from dbt_common.context import set_invocation_context
 
     from .connection import project_root
 
     root = project_root()
     os.environ.update(dbt_env(root))
-    profile = Profile.from_raw_profiles(
-        read_profile(str(root / "profiles")), "seedtest_analytics", ProfileRenderer({}),
-        target_override=SPARK_TARGET,
-    )
-    return dict(getattr(profile.credentials, "server_side_parameters", {}) or {})
+    set_invocation_context(dict(os.environ))  # what env_var() in profiles.yml reads
+    output = read_profile(str(root / "profiles"))["seedtest_analytics"]["outputs"][SPARK_TARGET]
+    rendered = ProfileRenderer({}).render_data(output.get("server_side_parameters") or {})
+    parameters = {str(key): str(value) for key, value in rendered.items()}
+    parameters["spark.sql.ansi.enabled"] = "false"  # as dbt-spark forces it
+    return parameters
 
 
 def _rows(query: str) -> Any:
