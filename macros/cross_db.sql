@@ -4,12 +4,12 @@
     before the Spark port, so the PostgreSQL plans are unchanged), spark__ is Spark SQL
     (dbt-spark, Spark 3.4 or later). Models and macros call the un-prefixed name.
 
-    dbt's own type macros are not used for casts: on Spark dbt.type_string() renders TEXT
-    (not a Spark type) and dbt.type_float() renders FLOAT (4-byte there), and PostgreSQL's
-    timestamptz has no dbt.type_* at all.
+    Casts are written `cast(x as {{ sql_type('text') }})`: dbt's own type macros do not fit,
+    since on Spark dbt.type_string() renders TEXT (not a Spark type) and dbt.type_float()
+    FLOAT (4 bytes there), and PostgreSQL's timestamptz has no dbt.type_* at all.
 #}
 
-{# --- types and casts ------------------------------------------------------------------------ #}
+{# --- types ------------------------------------------------------------------------ #}
 
 {# The engine's name for a PostgreSQL type name (text, integer, double precision, ...). #}
 {% macro sql_type(pg_type) -%}
@@ -51,23 +51,6 @@
     {{- return(spark_types[key]) -}}
 {%- endmacro %}
 
-{#
-    `expr` cast to the PostgreSQL type `pg_type` (or the engine's equivalent). On PostgreSQL
-    this is `expr::pg_type`, which binds tighter than any operator: pass a column, a function
-    call or a parenthesised expression.
-#}
-{% macro cast_as(expr, pg_type) -%}
-    {{- adapter.dispatch('cast_as', 'seedtest_analytics')(expr, pg_type) -}}
-{%- endmacro %}
-
-{% macro default__cast_as(expr, pg_type) -%}
-    {{ expr }}::{{ pg_type }}
-{%- endmacro %}
-
-{% macro spark__cast_as(expr, pg_type) -%}
-    cast({{ expr }} as {{ sql_type(pg_type) }})
-{%- endmacro %}
-
 {# --- calendar days in activity_timezone (see time_windows.sql) ----------------------------- #}
 
 {#
@@ -76,32 +59,19 @@
     the profile sets it, and pin_session_time_zone() (on-run-start) sets it again.
 #}
 {% macro default__local_midnight(date_sql, timezone) -%}
-    (({{ date_sql }})::timestamp at time zone '{{ timezone }}')
+    (cast({{ date_sql }} as timestamp) at time zone '{{ timezone }}')
 {%- endmacro %}
 
 {% macro spark__local_midnight(date_sql, timezone) -%}
-    to_utc_timestamp(cast(({{ date_sql }}) as timestamp), '{{ timezone }}')
+    to_utc_timestamp(cast({{ date_sql }} as timestamp), '{{ timezone }}')
 {%- endmacro %}
 
 {% macro default__local_date(timestamptz_sql, timezone) -%}
-    (({{ timestamptz_sql }}) at time zone '{{ timezone }}')::date
+    cast(({{ timestamptz_sql }}) at time zone '{{ timezone }}' as date)
 {%- endmacro %}
 
 {% macro spark__local_date(timestamptz_sql, timezone) -%}
     to_date(from_utc_timestamp(({{ timestamptz_sql }}), '{{ timezone }}'))
-{%- endmacro %}
-
-{# ISO day of the week of a date: 1 = Monday ... 7 = Sunday. #}
-{% macro iso_day_of_week(date_sql) -%}
-    {{- adapter.dispatch('iso_day_of_week', 'seedtest_analytics')(date_sql) -}}
-{%- endmacro %}
-
-{% macro default__iso_day_of_week(date_sql) -%}
-    extract(isodow from {{ date_sql }})
-{%- endmacro %}
-
-{% macro spark__iso_day_of_week(date_sql) -%}
-    extract(dayofweek_iso from {{ date_sql }})
 {%- endmacro %}
 
 {# Whole days from `start_date_sql` to `end_date_sql` (dates), PostgreSQL's date - date. #}
@@ -164,29 +134,13 @@
     )
 {%- endmacro %}
 
-{#
-    True when a text matches a regular expression (case-sensitive; PostgreSQL `~`, Spark
-    `rlike`, whose `$` also matches before a final line break). For data tests.
-#}
-{% macro regex_match(text_sql, pattern) -%}
-    {{- adapter.dispatch('regex_match', 'seedtest_analytics')(text_sql, pattern) -}}
-{%- endmacro %}
-
-{% macro default__regex_match(text_sql, pattern) -%}
-    ({{ text_sql }} ~ '{{ pattern }}')
-{%- endmacro %}
-
-{% macro spark__regex_match(text_sql, pattern) -%}
-    ({{ text_sql }} rlike '{{ pattern }}')
-{%- endmacro %}
-
-{# md5 of a text, as uuid text (lowercase 8-4-4-4-12), as PostgreSQL's md5(x)::uuid::text. #}
+{# md5 of a text as uuid text (lowercase 8-4-4-4-12): PostgreSQL's cast(cast(md5(x) as uuid) as text). #}
 {% macro md5_uuid(text_sql) -%}
     {{- adapter.dispatch('md5_uuid', 'seedtest_analytics')(text_sql) -}}
 {%- endmacro %}
 
 {% macro default__md5_uuid(text_sql) -%}
-    md5({{ text_sql }})::uuid::text
+    cast(cast(md5({{ text_sql }}) as uuid) as text)
 {%- endmacro %}
 
 {% macro spark__md5_uuid(text_sql) -%}
@@ -209,105 +163,6 @@
     {{ text_sql }}
 {%- endmacro %}
 
-{#
-    The 1-based position of `expr` in the list of text `values`, null when it is not there
-    (PostgreSQL's array_position over an array literal); for ordering by a fixed preference.
-#}
-{% macro position_in_list(expr, values) -%}
-    {{- adapter.dispatch('position_in_list', 'seedtest_analytics')(expr, values) -}}
-{%- endmacro %}
-
-{% macro default__position_in_list(expr, values) -%}
-    array_position(
-        array[{%- for value in values %}'{{ value }}'{{ ", " if not loop.last }}{% endfor -%}],
-        {{ expr }}
-    )
-{%- endmacro %}
-
-{% macro spark__position_in_list(expr, values) -%}
-    case {{ expr }}
-        {%- for value in values %}
-        when '{{ value }}' then {{ loop.index }}
-        {%- endfor %}
-    end
-{%- endmacro %}
-
-{#
-    One ORDER BY item with PostgreSQL's null placement made explicit (nulls last when
-    ascending, first when descending; Spark's default is the opposite). Items that already
-    say `nulls first/last` are kept.
-#}
-{% macro _pg_null_order(item) -%}
-    {%- set text = item | trim -%}
-    {%- set lowered = text | lower -%}
-    {%- if ' nulls ' in lowered ~ ' ' -%}
-        {{- return(text) -}}
-    {%- elif lowered.endswith(' desc') -%}
-        {{- return(text ~ ' nulls first') -}}
-    {%- else -%}
-        {{- return(text ~ ' nulls last') -}}
-    {%- endif -%}
-{%- endmacro %}
-
-{#
-    The first row of each group, PostgreSQL's `select distinct on (...)`:
-      partition_by  list of SQL expressions (the group)
-      order_by      list of ORDER BY items deciding the first row within a group
-      columns       dict: output column name -> SQL expression (in output order)
-      from_sql      the rest of the query, `from ... join ... where ...` (no order by); or,
-                    called as `{% call distinct_on(...) %} from ... {% endcall %}`, the body
-    On PostgreSQL this is the `distinct on` query itself (a sort and a scan); elsewhere a
-    row_number() in a subquery, with PostgreSQL's null ordering kept.
-#}
-{% macro distinct_on(partition_by, order_by, columns, from_sql=none) -%}
-    {%- set body = from_sql if from_sql is not none else caller() -%}
-    {{- adapter.dispatch('distinct_on', 'seedtest_analytics')(
-        partition_by, order_by, columns, body
-    ) -}}
-{%- endmacro %}
-
-{% macro _select_list(columns) -%}
-    {%- for name, expr in columns.items() %}
-        {% set bare = expr | trim -%}
-        {% if bare == name or bare.endswith('.' ~ name) -%}
-            {{ bare }}
-        {%- else -%}
-            {{ bare }} as {{ name }}
-        {%- endif %}{{ "," if not loop.last }}
-    {%- endfor %}
-{%- endmacro %}
-
-{% macro default__distinct_on(partition_by, order_by, columns, from_sql) -%}
-    select distinct on ({{ partition_by | join(', ') }})
-    {{- _select_list(columns) }}
-    {{ from_sql | trim }}
-    order by
-        {%- for key in partition_by %}
-        {{ key }} asc,
-        {%- endfor %}
-        {{ order_by | join(',\n        ') }}
-{%- endmacro %}
-
-{% macro spark__distinct_on(partition_by, order_by, columns, from_sql) -%}
-    select
-        {%- for name in columns.keys() %}
-        {{ name }}{{ "," if not loop.last }}
-        {%- endfor %}
-    from (
-        select
-            {{- _select_list(columns) | indent(4) }},
-            row_number() over (
-                partition by {{ partition_by | join(', ') }}
-                order by
-                {%- for item in order_by %}
-                    {{ _pg_null_order(item) }}{{ "," if not loop.last }}
-                {%- endfor %}
-            ) as seedtest_row_number
-        {{ from_sql | trim }}
-    ) as first_rows
-    where seedtest_row_number = 1
-{%- endmacro %}
-
 {# --- aggregates and numbers ---------------------------------------------------------------- #}
 
 {#
@@ -320,11 +175,28 @@
 {%- endmacro %}
 
 {% macro default__round_half_away(double_sql) -%}
-    round(({{ double_sql }})::numeric)
+    round(cast({{ double_sql }} as numeric))
 {%- endmacro %}
 
 {% macro spark__round_half_away(double_sql) -%}
     round({{ double_sql }})
+{%- endmacro %}
+
+{#
+    numerator / denominator, for a whole-number numerator and a numeric denominator such as
+    `(n - 1.0)`: PostgreSQL divides exactly (numeric), Spark in double precision (its decimal
+    division keeps fewer digits than PostgreSQL's).
+#}
+{% macro ratio(numerator_sql, denominator_sql) -%}
+    {{- adapter.dispatch('ratio', 'seedtest_analytics')(numerator_sql, denominator_sql) -}}
+{%- endmacro %}
+
+{% macro default__ratio(numerator_sql, denominator_sql) -%}
+    ({{ numerator_sql }}) / {{ denominator_sql }}
+{%- endmacro %}
+
+{% macro spark__ratio(numerator_sql, denominator_sql) -%}
+    cast({{ numerator_sql }} as double) / {{ denominator_sql }}
 {%- endmacro %}
 
 {# --- JSON ---------------------------------------------------------------------------------- #}

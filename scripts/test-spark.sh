@@ -25,15 +25,19 @@ if ! command -v java >/dev/null 2>&1; then
     fi
 fi
 
-stamp="$venv/.installed-$(cat "$root/pyproject.toml" "$0" | sha256sum | cut -c1-16)"
+stamp="$venv/.installed-$(cat "$root/pyproject.toml" "$root/tools/pyproject.toml" \
+    "$root/requirements.lock" "$0" | sha256sum | cut -c1-16)"
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 if [ ! -f "$stamp" ]; then
     echo "Installing seedtest-analytics, dbt-spark and pyspark into $venv (pyspark is large) ..."
     log="$venv/pip-install.log"
+    # As scripts/bootstrap.sh: the runtime's versions of requirements.lock as constraints.
+    sed 's/ --hash=.*//' "$root/requirements.lock" > "$venv/constraints.txt"
     if ! "$venv/bin/python" -m pip install --disable-pip-version-check \
-        -e "$root[dev]" "${spark_requirements[@]}" >"$log" 2>&1; then
+        -c "$venv/constraints.txt" -e "$root[dev]" -e "$root/tools" \
+        "${spark_requirements[@]}" >"$log" 2>&1; then
         tail -n 40 "$log"
         echo "[ERROR] pip install failed; the whole log is in $log" >&2
         exit 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import importlib
 import os
 from array import array
 from collections.abc import Sequence
@@ -101,9 +102,9 @@ def dbt_env(project_root: Path) -> dict[str, str]:
 def spark_session() -> Any:
     """The SparkSession of this process: the one dbt-spark (method session) started, else a
     new one with the spark target's server_side_parameters."""
-    try:
-        from pyspark import SparkContext
-        from pyspark.sql import SparkSession
+    try:  # optional: installed with dbt-spark[session] (not a dependency of the package)
+        SparkContext = importlib.import_module("pyspark").SparkContext
+        SparkSession = importlib.import_module("pyspark.sql").SparkSession
     except ImportError:
         raise RunError(
             f"{ENGINE_ENV}=spark needs pyspark: pip install 'dbt-spark[session]~=1.11'"
@@ -125,7 +126,7 @@ def _profile_spark_parameters() -> dict[str, str]:
     from dbt.config.renderer import ProfileRenderer
     from dbt_common.context import set_invocation_context
 
-    from .connection import project_root
+    from .dbt_runner import project_root
 
     root = project_root()
     os.environ.update(dbt_env(root))
@@ -178,15 +179,22 @@ def read_prior_means(schema: str, table: str) -> Sequence[float]:
     return array("d", (row[0] for row in _rows(query)))
 
 
-def window_counts(schema: str, since: dt.date, anchor: dt.date) -> tuple[int, int]:
-    """(user, topic, day) combinations with valid attempts in the window, and skipped attempts
-    (aggregate.window_counts, on Spark)."""
+def window_counts(schema: str, since: dt.date, anchor: dt.date) -> tuple[int, int, int]:
+    """aggregate.window_counts on Spark: (user, topic, day) combinations with valid attempts
+    in the window, attempts skipped for a null user, topic or time, and for a too long key."""
     days = f"between date '{since.isoformat()}' and date '{anchor.isoformat()}'"
     query = (
         f"select (select count(*) from {_table(schema, 'int_topic_daily__aggregated')}"
         f" where activity_date {days}),"
-        f" (select count(*) from {_table(schema, 'int_attempts__windowed')}"
-        f" where not is_valid and (activity_date is null or activity_date {days}))"
+        " count(*) filter (where invalid_reason in ('no_user', 'no_topic', 'no_time')),"
+        " count(*) filter (where invalid_reason in ('topic_too_long', 'user_id_too_long'))"
+        f" from {_table(schema, 'int_attempts__windowed')}"
+        f" where not is_valid and (activity_date is null or activity_date {days})"
     )
     row = next(iter(_rows(query)))
-    return int(row[0]), int(row[1])
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def table_exists(schema: str, table: str) -> bool:
+    """Whether the Spark catalog has schema.table."""
+    return bool(spark_session().catalog.tableExists(f"{schema}.{table}"))

