@@ -57,10 +57,16 @@ def spark_source_schema() -> str:
     return parse_identifier(SPARK_SOURCE_SCHEMA_ENV, raw)
 
 
-def validate() -> None:
+def validate(settings: Settings, command: str = "") -> None:
     """Checks the engine settings before anything connects (a bad value is exit code 2)."""
-    if is_spark():
-        spark_source_schema()
+    if not is_spark():
+        return
+    spark_source_schema()
+    if command in ("backtest", "train-churn") or settings.churn_model == "logistic":
+        raise UsageError(
+            f"{ENGINE_ENV}=spark: the churn backtest and METRICS_CHURN_MODEL=logistic read"
+            " churn_user_anchors on PostgreSQL; on Spark only the heuristic S is supported"
+        )
 
 
 def dbt_target_args() -> list[str]:

@@ -12,8 +12,9 @@ pass on Spark too), with a calendar-day time zone (Asia/Seoul) that is
 neither UTC nor the databases' session time zone, theta and the Bayesian P on. Between two
 anchors a late change deletes every exam of one day inside the next run's window (that day's
 features must disappear, on Spark its partition too) and corrects an exam of another day.
-After each anchor, features_topic_daily, user_last_activity (all rows, all columns but
-computed_at) and weekly_kpi (every key of kpis) must be equal.
+After each anchor, features_topic_daily, user_last_activity, the P/S step's input
+inactive_user_scoring_inputs and churn_user_anchors (all rows, all columns but computed_at)
+and weekly_kpi (every key of kpis) must be equal.
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ SOURCES: dict[str, tuple[str, str]] = {
 MODELS = {
     "features_topic_daily": ("user_id", "topic_id", "date"),
     "user_last_activity": ("user_id",),
+    "inactive_user_scoring_inputs": ("user_id",),
+    "churn_user_anchors": ("anchor", "user_id"),
 }
 RUN_TIME_COLUMNS = {"computed_at"}
 
