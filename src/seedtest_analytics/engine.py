@@ -204,3 +204,22 @@ def window_counts(schema: str, since: dt.date, anchor: dt.date) -> tuple[int, in
 def table_exists(schema: str, table: str) -> bool:
     """Whether the Spark catalog has schema.table."""
     return bool(spark_session().catalog.tableExists(f"{schema}.{table}"))
+
+
+def prepare_scratch(real: str, scratch: str, models: Sequence[str]) -> None:
+    """A dry run's scratch database in Spark (runs.py): the incremental models present in
+    `real` copied into a fresh `scratch` (same columns, format and partitioning)."""
+    session = spark_session()
+    real_q, scratch_q = _table(real, "x").split(".")[0], _table(scratch, "x").split(".")[0]
+    session.sql(f"drop database if exists {scratch_q} cascade")
+    session.sql(f"create database {scratch_q}")
+    for name in models:
+        if session.catalog.tableExists(f"{real}.{name}"):
+            source, copy = f"{real_q}.{_table(real, name).split('.')[1]}", _table(scratch, name)
+            session.sql(f"create table {copy} like {source}")
+            session.sql(f"insert into {copy} select * from {source}")
+
+
+def drop_scratch(scratch: str) -> None:
+    """Drops a dry run's scratch database in Spark."""
+    spark_session().sql(f"drop database if exists {_table(scratch, 'x').split('.')[0]} cascade")

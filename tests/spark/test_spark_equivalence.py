@@ -29,6 +29,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -207,7 +208,8 @@ def start_postgres_run(params: ConnectionParams, anchor: dt.date, workdir: str,
     )
 
 
-def run_on_spark(params: ConnectionParams, anchor: dt.date, data_tests: bool) -> tuple[int, str]:
+def run_on_spark(params: ConnectionParams, anchor: dt.date, data_tests: bool, *extra: str
+                 ) -> tuple[int, str]:
     """`seedtest-analytics run` with SEEDTEST_ENGINE=spark, in this process (its Spark session)."""
     from seedtest_analytics.cli import main
 
@@ -218,7 +220,7 @@ def run_on_spark(params: ConnectionParams, anchor: dt.date, data_tests: bool) ->
     }
     with environment(values), contextlib.redirect_stdout(output), \
             contextlib.redirect_stderr(output):
-        code = main(["run", "--date", anchor.isoformat()])
+        code = main(["run", "--date", anchor.isoformat(), *extra])
     return code, output.getvalue()
 
 
@@ -402,3 +404,14 @@ def test_same_results_on_spark_and_postgres(
         after = day_rows(d, DELETED_DAY)
         assert after[:2] == (0, 0), f"the rows of {DELETED_DAY} are still there: {after[:2]}"
         assert f"date={DELETED_DAY}" not in after[2], "its partition is still there"
+
+    # A dry run on Spark computes in a scratch database and writes nothing.
+    columns = pg_columns(d.postgres, "features_topic_daily")
+    kpis, features = weekly_kpi(d.spark_app), spark_table(d.spark, "features_topic_daily", columns)
+    code, output = run_on_spark(d.spark_app, LATE_ANCHORS[-1], False, "--dry-run")
+    assert code == 0, output[-4000:]
+    found = r"^\[INFO\] Found [1-9][0-9]* inactive users .*dry_run=True$"
+    assert re.search(found, output, re.M), output[-3000:]
+    assert weekly_kpi(d.spark_app) == kpis
+    assert Counter(spark_table(d.spark, "features_topic_daily", columns)) == Counter(features)
+    assert not d.spark.catalog.databaseExists(DBT_SCHEMA + "_dry_run")
