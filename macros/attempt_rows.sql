@@ -16,6 +16,12 @@
     questions are expanded.
 #}
 {% macro seedtest_attempt_rows(attempt_view, exam_results) -%}
+    {%- if attempts_from_exam_results() and target.type != 'postgres' -%}
+        {{- exceptions.raise_compiler_error(
+            'var attempts_from_exam_results (reading the questions from exam_results.result_json)'
+            ~ ' is PostgreSQL-only: on ' ~ target.type ~ ' load the attempt rows as a table'
+        ) -}}
+    {%- endif -%}
     {%- if attempts_from_exam_results() -%}
 select
     cast(cast(
@@ -68,7 +74,7 @@ from (
             coalesce(updated_at, created_at) as completed_at,
             case
                 when {{ is_uuid_shaped('user_id') }} then lower(user_id)
-                else cast(cast(md5(user_id) as uuid) as text)
+                else {{ md5_uuid('user_id') }}
             end as student_id,
             case
                 when jsonb_typeof(result_json -> 'questions') = 'array'
@@ -83,7 +89,7 @@ where coalesce(questions.question_id, '') <> ''
     {%- else -%}
 select
     id,
-    cast(student_id as text) as student_id,
+    cast(student_id as {{ sql_type('text') }}) as student_id,
     item_id,
     topic_id,
     correct,

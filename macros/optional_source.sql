@@ -20,9 +20,9 @@
             {%- do found.append(candidate) -%}
         {%- endfor %}
         {% if found -%}
-            cast({{ adapter.quote(found[0]) }} as {{ spec.type }})
+            cast({{ adapter.quote(found[0]) }} as {{ sql_type(spec.type) }})
         {%- else -%}
-            cast(null as {{ spec.type }})
+            cast(null as {{ sql_type(spec.type) }})
         {%- endif %} as {{ output_name }}{{ "," if not loop.last }}
     {%- endfor %}
     {% if relation is not none -%}

@@ -60,12 +60,16 @@
 
 {% macro _run_windows_relation() -%}
     {{- return(api.Relation.create(
-        database=target.database, schema=target.schema, identifier='run_windows'
+        database=target.get('database'), schema=target.schema, identifier='run_windows'
     )) -}}
 {%- endmacro %}
 
 {# Whether the registry exists (created by a hook, so dbt's relation cache does not know it). #}
 {% macro _run_windows_exists() -%}
+    {{- return(adapter.dispatch('_run_windows_exists', 'seedtest_analytics')()) -}}
+{%- endmacro %}
+
+{% macro default___run_windows_exists() -%}
     {%- set found = run_query(
         'select to_regclass(' ~ _sql_text(_run_windows_relation() | string) ~ ') is not null'
     ) -%}
@@ -74,9 +78,14 @@
 
 {#
     Pre-hook of a per-run table: records `window` (from run_window) for this model. It runs in
-    the model's transaction, so the record changes if and only if the table does.
+    the model's transaction, so the record changes if and only if the table does. (Spark has
+    no transactions: see run_window_spark.sql, and confirm_run_window, the post-hook.)
 #}
 {% macro record_run_window(window) -%}
+    {{- adapter.dispatch('record_run_window', 'seedtest_analytics')(window) -}}
+{%- endmacro %}
+
+{% macro default__record_run_window(window) -%}
     {%- if not execute -%}
         {{- return('select 1') -}}
     {%- endif -%}
@@ -100,8 +109,23 @@
         invocation_id = excluded.invocation_id
 {%- endmacro %}
 
+{#
+    Post-hook of a per-run table, after its pre-hook record_run_window: nothing on PostgreSQL
+    (the record was made in the build's transaction).
+#}
+{% macro confirm_run_window() -%}
+    {{- adapter.dispatch('confirm_run_window', 'seedtest_analytics')() -}}
+{%- endmacro %}
+
+{% macro default__confirm_run_window() -%}
+{%- endmacro %}
+
 {# The window recorded for the per-run table `identifier` (a dict), or none. #}
 {% macro recorded_run_window(identifier) -%}
+    {{- return(adapter.dispatch('recorded_run_window', 'seedtest_analytics')(identifier)) -}}
+{%- endmacro %}
+
+{% macro default__recorded_run_window(identifier) -%}
     {%- if not execute -%}
         {{- return(none) -}}
     {%- endif -%}
@@ -206,7 +230,7 @@
     {%- else -%}
         (select
         {%- for name, type in columns.items() %}
-            cast(null as {{ type }}) as {{ name }}{{ "," if not loop.last }}
+            cast(null as {{ sql_type(type) }}) as {{ name }}{{ "," if not loop.last }}
         {%- endfor %}
         where false)
     {%- endif -%}

@@ -1,16 +1,17 @@
 {#
     Day arithmetic in activity_timezone, never in the database session's time zone:
-    a calendar day d covers [local_midnight(d), local_midnight(d + 1)).
+    a calendar day d covers [local_midnight(d), local_midnight(d + 1)). The engine-specific
+    SQL of local_midnight and local_date is in cross_db.sql.
 #}
 
 {# The timestamptz at which a local calendar day starts, for a date literal or expression. #}
 {% macro local_midnight(date_sql) -%}
-    (cast({{ date_sql }} as timestamp) at time zone '{{ activity_timezone() }}')
+    {{- adapter.dispatch('local_midnight', 'seedtest_analytics')(date_sql, activity_timezone()) -}}
 {%- endmacro %}
 
 {# The local calendar day of a timestamptz expression. #}
 {% macro local_date(timestamptz_sql) -%}
-    cast(({{ timestamptz_sql }}) at time zone '{{ activity_timezone() }}' as date)
+    {{- adapter.dispatch('local_date', 'seedtest_analytics')(timestamptz_sql, activity_timezone()) -}}
 {%- endmacro %}
 
 {% macro date_literal(value) -%}

@@ -3,15 +3,16 @@
     id appears in uuid-typed columns as md5(id) formatted as a uuid.
 #}
 
+{# (default__/spark__ versions in cross_db.sql) #}
 {% macro is_uuid_shaped(text_sql) -%}
-    ({{ text_sql }} ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
+    {{- adapter.dispatch('is_uuid_shaped', 'seedtest_analytics')(text_sql) -}}
 {%- endmacro %}
 
 {# The uuid text (lowercase, 8-4-4-4-12) the application derives from a user id. #}
 {% macro uuid_form(text_sql) -%}
     case
         when {{ is_uuid_shaped(text_sql) }} then lower({{ text_sql }})
-        else cast(cast(md5({{ text_sql }}) as uuid) as text)
+        else {{ md5_uuid(text_sql) }}
     end
 {%- endmacro %}
 
@@ -23,9 +24,9 @@
 #}
 {% macro app_user_id(user_sql, ids_alias='user_ids') -%}
     {%- if map_user_ids() -%}
-        coalesce({{ ids_alias }}.app_user_id, cast({{ user_sql }} as text))
+        coalesce({{ ids_alias }}.app_user_id, cast({{ user_sql }} as {{ sql_type('text') }}))
     {%- else -%}
-        cast({{ user_sql }} as text)
+        cast({{ user_sql }} as {{ sql_type('text') }})
     {%- endif -%}
 {%- endmacro %}
 
@@ -34,6 +35,6 @@
     {%- set user_ids = ref('int_user_ids') -%}
     {%- if map_user_ids() -%}
     left join {{ user_ids }} as {{ ids_alias }}
-        on {{ ids_alias }}.user_uuid = lower(cast({{ user_sql }} as text))
+        on {{ ids_alias }}.user_uuid = lower(cast({{ user_sql }} as {{ sql_type('text') }}))
     {%- endif -%}
 {%- endmacro %}

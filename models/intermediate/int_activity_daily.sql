@@ -6,10 +6,11 @@
         catch_up_column='activity_date',
         unique_key=['user_id', 'activity_date', 'activity_source'],
         on_schema_change='append_new_columns',
-        indexes=[
+        partition_by=day_partitions('activity_date'),
+        indexes=pg_indexes([
             {'columns': ['activity_date', 'user_id', 'activity_source'], 'unique': true},
             {'columns': ['user_id', 'activity_date']},
-        ],
+        ]),
     )
 }}
 

@@ -2,6 +2,7 @@
     config(
         materialized='table',
         pre_hook="{{ record_run_window(run_window(attempts_read_from())) }}",
+        post_hook="{{ confirm_run_window() }}",
     )
 }}
 
@@ -70,11 +71,12 @@ deduplicated as (
             order by
                 -- a valid copy wins over an invalid one
                 case when invalid_reason is null then 0 else 1 end asc,
-                completed_at desc,
-                is_correct desc,
+                -- (nulls placed explicitly: engines differ in their defaults)
+                completed_at desc nulls first,
+                is_correct desc nulls first,
                 response_time_ms desc nulls last,
-                hint_used desc,
-                topic_id asc
+                hint_used desc nulls first,
+                topic_id asc nulls last
         ) as copy_rank
     from attempts
 )

@@ -2,6 +2,7 @@
     config(
         materialized='table',
         pre_hook="{{ record_run_window(recorded_run_window('int_attempts__windowed')) }}",
+        post_hook="{{ confirm_run_window() }}",
     )
 }}
 
@@ -17,15 +18,12 @@ select
     cast(count(*) as integer) as attempts,
     cast(count(*) filter (where is_correct) as integer) as correct,
     cast(count(*) filter (where hint_used) as integer) as hints,
-    -- round() on numeric rounds half away from zero
+    -- rounded half away from zero (as round() on numeric, the avg of integers on PostgreSQL)
     cast(round(avg(response_time_ms) filter (where has_valid_time)) as integer) as avg_time_ms,
-    cast(round(
-        cast(
-            percentile_cont(0.5) within group (order by response_time_ms)
-            filter (where has_valid_time)
-            as numeric
-        )
-    ) as integer) as rt_median,
+    cast({{ round_half_away(
+        'percentile_cont(0.5) within group (order by response_time_ms)'
+        ~ ' filter (where has_valid_time)'
+    ) }} as integer) as rt_median,
     max(completed_at) as last_seen_at
 from {{ ref('int_attempts__windowed') }}
 where is_valid

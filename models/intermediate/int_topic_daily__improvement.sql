@@ -14,13 +14,14 @@ windows as (
         coalesce(sum(correct) over previous_days, 0) as previous_correct
     from {{ ref('int_topic_daily__aggregated') }}
     window
+        -- frames over integer day numbers: the same on every engine
         recent_days as (
-            partition by user_id, topic_id order by activity_date
-            range between interval '13 days' preceding and current row
+            partition by user_id, topic_id order by {{ day_number('activity_date') }}
+            range between 13 preceding and current row
         ),
         previous_days as (
-            partition by user_id, topic_id order by activity_date
-            range between interval '27 days' preceding and interval '14 days' preceding
+            partition by user_id, topic_id order by {{ day_number('activity_date') }}
+            range between 27 preceding and 14 preceding
         )
 ),
 
@@ -31,8 +32,10 @@ rates as (
         activity_date,
         recent_attempts,
         previous_attempts,
-        cast(recent_correct as double precision) / nullif(recent_attempts, 0) as recent_rate,
-        cast(previous_correct as double precision) / nullif(previous_attempts, 0) as previous_rate
+        cast(recent_correct as {{ sql_type('double precision') }}) / nullif(recent_attempts, 0)
+            as recent_rate,
+        cast(previous_correct as {{ sql_type('double precision') }}) / nullif(previous_attempts, 0)
+            as previous_rate
     from windows
 )
 
@@ -49,7 +52,7 @@ select
                 least(
                     1.0,
                     (recent_rate - previous_rate)
-                    * least(1.0, cast(recent_attempts as double precision) / 30.0)
+                    * least(1.0, cast(recent_attempts as {{ sql_type('double precision') }}) / 30.0)
                     * (1.0 - least(
                         0.5, 1.96 * sqrt(recent_rate * (1.0 - recent_rate) / recent_attempts)
                     ))

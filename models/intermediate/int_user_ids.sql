@@ -1,11 +1,12 @@
 {{
     config(
-        materialized='incremental',
+        materialized='incremental' if target.type == 'postgres' else 'table',
         unique_key='user_uuid',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
-        indexes=[{'columns': ['user_uuid'], 'unique': true}],
+        indexes=pg_indexes([{'columns': ['user_uuid'], 'unique': true}]),
         pre_hook="{{ record_run_window(run_window(none)) }}",
+        post_hook="{{ confirm_run_window() }}",
     )
 }}
 
@@ -24,6 +25,8 @@
 -- merged with what the map knows: a new spelling only replaces a known one when it ranks
 -- higher. Its cost grows with the rows and ids that are new, not with every id the sources
 -- know. A row written late with a time older than both is picked up by a --full-refresh.
+-- On Spark (parquet has no row-level delete) the map is a table rebuilt from every id by
+-- each run: the full build's result.
 {%- set events_from = none %}
 {%- set written_from = none %}
 {#- a map built by an earlier version (no ranks) is merged from every id, once -#}
@@ -38,7 +41,8 @@
     ) if _run_windows_exists() else none %}
     {%- set previous_at = previous.columns[0].values()[0] if previous is not none else none %}
     {%- if previous_at is not none %}
-        {%- set written_from = 'cast(\'' ~ previous_at.isoformat() ~ '\' as timestamptz)' %}
+        {%- set written_from = 'cast(\'' ~ previous_at.isoformat() ~ '\' as '
+            ~ sql_type('timestamptz') ~ ')' %}
         {%- set events_from = 'least(' ~ local_midnight(date_literal(read_from))
             ~ ', ' ~ written_from ~ ')' %}
     {%- endif %}
@@ -155,7 +159,7 @@ ranked as (
         source_rank,
         row_number() over (
             partition by user_uuid
-            order by is_uuid_shaped asc, source_rank asc, app_user_id collate "C" asc
+            order by is_uuid_shaped asc, source_rank asc, {{ byte_order('app_user_id') }} asc
         ) as spelling_rank
     from candidates
 )

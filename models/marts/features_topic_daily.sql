@@ -4,10 +4,11 @@
         incremental_strategy='window_replace',
         unique_key=['user_id', 'topic_id', 'date'],
         on_schema_change='append_new_columns',
-        indexes=[
+        partition_by=day_partitions('date'),
+        indexes=pg_indexes([
             {'columns': ['date', 'user_id', 'topic_id'], 'unique': true},
             {'columns': ['user_id', 'last_seen_at']},
-        ],
+        ]),
         pre_hook="{{ require_run_window(
             'int_topic_daily__aggregated',
             run_window_start() - modules.datetime.timedelta(days=lead_in_days())
@@ -35,7 +36,7 @@ select
     daily.rt_median,
     improvement.improvement,
     daily.last_seen_at,
-    now() as computed_at
+    {{ dbt.current_timestamp() }} as computed_at
 from {{ ref('int_topic_daily__aggregated') }} as daily
 inner join {{ ref('int_topic_daily__improvement') }} as improvement
     on

@@ -48,19 +48,25 @@ select
     {{ date_literal(anchor) }} as as_of,
     {{ anchor_week_start() }} as week_start,
     inactive.last_activity_at,
-    {{ date_literal(anchor) }} - {{ local_date('inactive.last_activity_at') }} as days_inactive,
+    {{ days_between(local_date('inactive.last_activity_at'), date_literal(anchor)) }}
+        as days_inactive,
     coalesce(window_activity.active_days, 0) as active_days,
     cast(case
         when window_activity.active_days >= 2
             then
-                (window_activity.last_active_day - window_activity.first_active_day)
-                / (window_activity.active_days - 1.0)
+                {{ ratio(
+                    days_between(
+                        'window_activity.first_active_day', 'window_activity.last_active_day'
+                    ),
+                    '(window_activity.active_days - 1.0)',
+                ) }}
         else 0.0
-    end as double precision) as mean_gap_days,
+    end as {{ sql_type('double precision') }}) as mean_gap_days,
     ability.ability_mean,
     ability.ability_sd,
     ability.ability_source,
-    coalesce(goals.target_level, cast({{ default_target() }} as double precision)) as target,
+    coalesce(goals.target_level, cast({{ default_target() }} as {{ sql_type('double precision') }}))
+        as target,
     case when goals.target_level is null then 'default' else 'interest_goal' end as target_source
 from {{ ref('inactive_users') }} as inactive
 left join window_activity on inactive.user_id = window_activity.user_id

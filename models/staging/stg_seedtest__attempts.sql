@@ -7,7 +7,7 @@
 -- models that read this one (see the macro).
 select
     attempt_rows.id as attempt_id,
-    nullif(attempt_rows.student_id, cast(cast(md5('') as uuid) as text)) as student_id,
+    nullif(attempt_rows.student_id, {{ md5_uuid("''") }}) as student_id,
     attempt_rows.item_id,
     attempt_rows.topic_id,
     attempt_rows.correct as is_correct,

@@ -3,7 +3,7 @@ select
     user_id,
     week_start,
     kpis,
-    jsonb_typeof(kpis) = 'object' as is_kpis_object,
+    {{ is_json_object('kpis') }} as is_kpis_object,
     created_at,
     updated_at
 from {{ source('seedtest', 'weekly_kpi') }}

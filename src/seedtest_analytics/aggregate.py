@@ -6,7 +6,7 @@ import time
 
 from psycopg import sql
 
-from . import log
+from . import engine, log
 from .config import Settings
 from .connection import ConnectionParams
 from .db import connect
@@ -22,6 +22,8 @@ FEATURES = "features_topic_daily"
 def window_counts(params: ConnectionParams, settings: Settings) -> tuple[int, int, int]:
     """(user, topic, day) combinations with valid attempts in the window, attempts skipped for
     a null user, topic or time, and attempts skipped because a key is too long to index."""
+    if engine.is_spark():
+        return engine.window_counts(target_schema(), settings.since, settings.anchor_date)
     schema = sql.Identifier(target_schema())
     query = sql.SQL(
         """
@@ -45,6 +47,8 @@ def window_counts(params: ConnectionParams, settings: Settings) -> tuple[int, in
 
 def features_exist(params: ConnectionParams) -> bool:
     """Whether features_topic_daily has been built in this database."""
+    if engine.is_spark():
+        return engine.table_exists(target_schema(), FEATURES)
     with database_step("looking for features_topic_daily"), connect(params) as conn:
         row = conn.execute(
             "select to_regclass(%s) is not null",

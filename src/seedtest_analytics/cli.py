@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from . import __version__, connection, log
+from . import __version__, connection, engine, log
 from .aggregate import run_aggregate
 from .config import Settings, load_settings, parse_int
 from .db import init_db
@@ -152,6 +152,7 @@ def _checked_settings(args: argparse.Namespace) -> Settings:
     log.set_debug(settings.debug)
     target_schema()
     lock_wait_seconds()
+    engine.validate(settings, getattr(args, "command", ""))
     return settings
 
 

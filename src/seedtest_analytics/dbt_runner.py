@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import log, profiling
+from . import engine, log, profiling
 from .config import DBT_SCHEMA, DBT_TESTS, Settings, parse_identifier
 from .connection import ConnectionParams
 from .errors import RunError
@@ -269,13 +269,14 @@ def invoke(
     from dbt.cli.main import dbtRunner
 
     os.environ.update(dbt_env(params))
+    os.environ.update(engine.dbt_env(project_root()))  # nothing unless SEEDTEST_ENGINE=spark
     args = dbt_args(
         command,
-        settings,
+        engine.dbt_settings(settings),
         root=project_root(),
         select=select,
         exclude=exclude,
-        extra_args=extra_args,
+        extra_args=[*extra_args, *engine.dbt_target_args()],
         quiet=quiet or bool(_progress),
         data_tests=data_tests_enabled(),
         colors=_colors_wanted(),

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 
 from psycopg import sql
 
-from . import connection, history
+from . import connection, engine, history
 from .config import Settings
 from .connection import ConnectionParams
 from .db import connect
@@ -109,11 +109,15 @@ def execute(command: str, settings: Settings, job: Job) -> int:
                 check_target_schema(conn, dbt_schema)
             if settings.dry_run:
                 _prepare_scratch(params, scope, dbt_schema)  # a killed dry run's leftovers go
+                if engine.is_spark():  # the models, hence the copies, are in Spark
+                    engine.prepare_scratch(scope, dbt_schema, incremental_models())
             try:
                 code = job(params, settings)
             finally:
                 if settings.dry_run:
                     _drop_scratch(params, dbt_schema)
+                    if engine.is_spark():
+                        engine.drop_scratch(dbt_schema)
     except UsageError:
         # Refused right after connecting (somebody else's relation in the schema): the run
         # leaves no trace there either.

@@ -1,4 +1,5 @@
-{{ config(tags=['post_write']) }}
+{{ config(tags=['post_write'], enabled=target.type == 'postgres') }}
+-- (PostgreSQL only: on a Spark deployment weekly_kpi is written on PostgreSQL, not in Spark.)
 
 -- After the P/S step: P and S in the weekly_kpi rows of this run (the anchor's ISO week,
 -- inactive users) are JSON numbers within [0, 1]. Tagged post_write: the pipeline runs it

@@ -29,11 +29,11 @@ with
 -- twice as fast over millions of rows as a linguistic collation (equality is the same).
 user_days as (
     select
-        user_id collate "C" as user_id,
+        {{ byte_order('user_id') }} as user_id,
         activity_date
     from {{ ref('int_activity_daily') }}
     where activity_date <= {{ date_literal(anchor_date()) }}
-    group by user_id collate "C", activity_date
+    group by {{ byte_order('user_id') }}, activity_date
 ),
 
 sequenced as (
@@ -70,11 +70,11 @@ inactive as (
         ranges.next_active_day,
         {{ first_anchor }} + anchor_index * {{ every }} as anchor
     from last_day_ranges as ranges
-    cross join
-        lateral generate_series(
-            (ranges.from_day - {{ first_anchor }} + {{ every - 1 }}) / {{ every }},
-            (ranges.to_day - {{ first_anchor }}) / {{ every }}
-        ) as anchor_index
+    {{ join_series(
+        int_div(days_between(first_anchor, 'ranges.from_day') ~ ' + ' ~ (every - 1), every),
+        int_div(days_between(first_anchor, 'ranges.to_day'), every),
+        'anchor_index',
+    ) }}
     where ranges.to_day >= ranges.from_day
 ),
 
@@ -100,11 +100,11 @@ window_first as (
         ranges.days_so_far,
         {{ first_anchor }} + anchor_index * {{ every }} as anchor
     from window_first_ranges as ranges
-    cross join
-        lateral generate_series(
-            (ranges.from_day - {{ first_anchor }} + {{ every - 1 }}) / {{ every }},
-            (ranges.to_day - {{ first_anchor }}) / {{ every }}
-        ) as anchor_index
+    {{ join_series(
+        int_div(days_between(first_anchor, 'ranges.from_day') ~ ' + ' ~ (every - 1), every),
+        int_div(days_between(first_anchor, 'ranges.to_day'), every),
+        'anchor_index',
+    ) }}
     where ranges.to_day >= ranges.from_day
 ),
 
@@ -117,7 +117,8 @@ inputs as (
         inactive.next_active_day,
         inactive.days_so_far,
         window_first.first_window_day,
-        coalesce(inactive.days_so_far - window_first.days_so_far + 1, 0)::integer as active_days
+        cast(coalesce(inactive.days_so_far - window_first.days_so_far + 1, 0) as integer)
+            as active_days
     from inactive
     left join window_first
         on inactive.user_id = window_first.user_id and inactive.anchor = window_first.anchor
@@ -127,17 +128,19 @@ select
     anchor,
     user_id,
     last_active_day,
-    (anchor - last_active_day)::integer as days_inactive,
+    cast({{ days_between('last_active_day', 'anchor') }} as integer) as days_inactive,
     active_days,
     -- as inactive_user_scoring_inputs computes it, so the heuristic S is the nightly's
-    case
+    cast(case
         when active_days >= 2
-            then (last_active_day - first_window_day) / (active_days - 1.0)
+            then {{ ratio(
+                days_between('first_window_day', 'last_active_day'), '(active_days - 1.0)'
+            ) }}
         else 0.0
-    end::double precision as mean_gap_days,
+    end as {{ sql_type('double precision') }}) as mean_gap_days,
     first_active_day,
-    (anchor - first_active_day)::integer as tenure_days,
-    days_so_far::integer as active_days_total,
+    cast({{ days_between('first_active_day', 'anchor') }} as integer) as tenure_days,
+    cast(days_so_far as integer) as active_days_total,
     next_active_day,
-    (next_active_day - anchor)::integer as days_to_return
+    cast({{ days_between('anchor', 'next_active_day') }} as integer) as days_to_return
 from inputs

@@ -7,7 +7,7 @@
 {% test is_application_user_id(model, column_name) %}
 
 with checked as (
-    select {{ column_name }}::text as user_id
+    select cast({{ column_name }} as {{ sql_type('text') }}) as user_id
     from {{ model }}
 )
 
