@@ -105,6 +105,7 @@ def dbt_env(project_root: Path) -> dict[str, str]:
 
 # --- reading dbt's results on Spark --------------------------------------------------------
 
+
 def spark_session() -> Any:
     """The SparkSession of this process: the one dbt-spark (method session) started, else a
     new one with the spark target's server_side_parameters."""
@@ -168,7 +169,13 @@ def read_scoring_inputs(schema: str, table: str) -> list[ScoringInput]:
     weeks: dict[dt.date, dt.date] = {}
     return [
         ScoringInput(
-            row[0], weeks.setdefault(row[1], row[1]), row[2], row[3], row[4], row[5], row[6],
+            row[0],
+            weeks.setdefault(row[1], row[1]),
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
             row[7],
         )
         for row in _rows(query)
