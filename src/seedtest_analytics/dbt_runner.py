@@ -16,22 +16,11 @@ from . import engine, log, profiling
 from .config import DBT_SCHEMA, DBT_TESTS, Settings, parse_identifier
 from .connection import ConnectionParams
 from .errors import RunError
+from .paths import project_root as project_root
 
 TARGET_SCHEMA_ENV = DBT_SCHEMA.env
 POST_WRITE_TAG = "post_write"
 DATA_TESTS_ENV = DBT_TESTS.env
-
-
-def project_root() -> Path:
-    """The dbt project: SEEDTEST_PROJECT_DIR, else the checkout this package lives in."""
-    configured = os.environ.get("SEEDTEST_PROJECT_DIR")
-    if configured:
-        return Path(configured).resolve()
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "dbt_project.yml").is_file():
-            return parent
-    return Path.cwd()
 
 
 def target_schema() -> str:

@@ -133,7 +133,7 @@ def _profile_spark_parameters() -> dict[str, str]:
     from dbt.config.renderer import ProfileRenderer
     from dbt_common.context import set_invocation_context
 
-    from .dbt_runner import project_root
+    from .paths import project_root
 
     root = project_root()
     os.environ.update(dbt_env(root))

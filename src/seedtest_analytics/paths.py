@@ -1,0 +1,18 @@
+"""Where the dbt project is (the checkout, or the image's copy)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """The dbt project: SEEDTEST_PROJECT_DIR, else the checkout this package lives in."""
+    configured = os.environ.get("SEEDTEST_PROJECT_DIR")
+    if configured:
+        return Path(configured).resolve()
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "dbt_project.yml").is_file():
+            return parent
+    return Path.cwd()
