@@ -69,12 +69,28 @@ def demo(server_params: ConnectionParams) -> Iterator[tuple[psycopg.Connection, 
 
 
 def _dbt_uuid_form() -> str:
-    """macros/user_ids.sql's uuid_form rendered for the query parameter %(id)s (the macro is
-    plain Jinja: no dbt context needed)."""
+    """macros/user_ids.sql's uuid_form rendered for the query parameter %(id)s, with its
+    PostgreSQL implementations (macros/cross_db.sql) behind a minimal `adapter.dispatch` that
+    picks postgres__<name>, else default__<name>, as dbt-postgres does."""
     import jinja2
 
-    macros = (REPO / "macros" / "user_ids.sql").read_text()
-    return jinja2.Environment().from_string(macros + "{{ uuid_form('%(id)s::text') }}").render()
+    macros = "".join(
+        (REPO / "macros" / name).read_text() for name in ("user_ids.sql", "cross_db.sql")
+    )
+    env = jinja2.Environment()
+    module: dict[str, object] = {}
+
+    class Adapter:
+        @staticmethod
+        def dispatch(name: str, package: str) -> object:
+            return module.get(f"postgres__{name}") or module[f"default__{name}"]
+
+    env.globals["adapter"] = Adapter()
+    definitions = env.from_string(macros).module
+    module.update(
+        (name, getattr(definitions, name)) for name in dir(definitions) if not name.startswith("_")
+    )
+    return env.from_string(macros + "{{ uuid_form('%(id)s::text') }}").render()
 
 
 def test_app_user_uuid_is_the_rule_of_the_sql(db_conn: psycopg.Connection) -> None:

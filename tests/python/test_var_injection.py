@@ -337,7 +337,7 @@ def test_only_the_validation_macros_read_vars() -> None:
     render the var's text."""
     allowed = {
         REPO / "macros" / "validate_vars.sql",
-        REPO / "models" / "staging" / "_seedtest__sources.yml",
+        REPO / "models" / "staging" / "seedtest" / "_seedtest__sources.yml",
         REPO / "profiles" / "profiles.yml",
         # SEEDTEST_LOCK_*: set by the CLI, each matched against a strict pattern before use.
         REPO / "macros" / "run_lock.sql",
