@@ -39,6 +39,7 @@ import pytest
 
 from conftest import REPORT, create_database, drop_database
 from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.runs import environment
 from seedtest_dev.synthetic import generate_demo
 
 pytestmark = pytest.mark.spark
@@ -172,20 +173,6 @@ def late_change(params: ConnectionParams) -> int:
 
 
 # --- runs ------------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
 
 def start_postgres_run(params: ConnectionParams, anchor: dt.date, workdir: str,
                        data_tests: bool) -> subprocess.Popen[str]:
