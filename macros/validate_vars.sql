@@ -67,11 +67,17 @@
 {#
     Stops the run when the text of any var (from --vars, else from its environment variable)
     holds a character no valid value has, the profile's schema is not a plain identifier or
-    its database name holds a quote or a backslash, naming every such value at once. Runs (while dbt parses each model, and again in the
-    on-run-start hook) before any var is read with var(), so such a text is never rendered
-    nor put into SQL, whatever the dbt command.
+    its database name holds a quote or a backslash, naming every such value at once. Runs
+    before any var is read with var(): while dbt parses each model (--vars and the profile),
+    and again, with the environment, first in the on-run-start hook and whenever a model,
+    test or hook compiles, so such a text is never rendered nor put into SQL, whatever the
+    dbt command. (A `dbt build` has created its target schema, empty, by then.)
 #}
 {% macro _refuse_unsafe_var_text() -%}
+    {#- While dbt parses, --vars and the profile only: dbt tracks an environment variable read
+        then and re-parses every file that read it whenever its value changes (see _var_text);
+        the environment is checked, with the rest, when anything compiles, before it runs. -#}
+    {%- set parsing = not execute -%}
     {%- set given = _cli_vars() -%}
     {%- set safe = _safe_var_text_pattern() -%}
     {%- set refused = [] -%}
@@ -80,7 +86,7 @@
             {%- if not modules.re.fullmatch(safe, given[name] | string | trim) -%}
                 {%- do refused.append('var ' ~ name) -%}
             {%- endif -%}
-        {%- elif not modules.re.fullmatch(safe, env_var(env_name, '') | trim) -%}
+        {%- elif not parsing and not modules.re.fullmatch(safe, env_var(env_name, '') | trim) -%}
             {%- do refused.append(env_name) -%}
         {%- endif -%}
     {%- endfor -%}
@@ -111,7 +117,16 @@
     variable; empty (or a null var) means the default.
 #}
 {% macro _var_text(name, default) -%}
+    {#- While dbt parses, the default: no model's refs or config depend on a var's value, and
+        an environment variable read here would be tracked by dbt, which would re-parse every
+        file that read it whenever it changes. The CLI passes its settings in the environment
+        (not --vars, whose every change makes dbt re-parse the whole project), so a new
+        anchor date each night keeps dbt's partial parse (and nothing is rendered while dbt
+        parses: --vars are checked then, the environment when the models compile). -#}
     {%- do _refuse_unsafe_var_text() -%}
+    {%- if not execute -%}
+        {{- return(default) -}}
+    {%- endif -%}
     {%- set raw = none -%}
     {%- if var.has_var(name) -%}
         {#- Safe: the text holds no Jinja delimiter, so dbt returns it unrendered. -#}
@@ -289,6 +304,7 @@
 
 {# Run by on-run-start: every var checked once, before any model runs. #}
 {% macro validate_all_vars() -%}
+    {%- do _refuse_unsafe_var_text() -%}
     {%- do validate_target_schema() -%}
     {%- do anchor_date() -%}
     {%- do lookback_days() -%}

@@ -93,6 +93,20 @@ VARS: tuple[Var, ...] = (
     FRESHNESS_HOURS,
 )
 
+# Each dbt var and the environment variable macros/validate_vars.sql reads when it is not
+# given with --vars (_var_env_names there; a test checks both agree).
+DBT_VAR_ENV: dict[str, str] = {
+    "anchor_date": "ANCHOR_DATE",
+    **{var.dbt_var: var.env for var in VARS if var.dbt_var is not None},
+}
+
+
+def _var_text(value: object) -> str:
+    """A var's value as its environment variable holds it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -113,6 +127,7 @@ class Settings:
     churn_model: str = CHURN_MODEL.default  # heuristic (the fixed-weight S) or logistic
 
     def dbt_vars(self) -> dict[str, object]:
+        """The project's dbt vars: what `dbt build --vars` would take for this run."""
         return {
             "anchor_date": self.anchor_date.isoformat(),
             "lookback_days": self.lookback_days,
@@ -125,6 +140,21 @@ class Settings:
             "map_user_ids": self.map_user_ids,
             "attempts_from_exam_results": self.attempts_from_exam_results,
         }
+
+    def dbt_env(self) -> dict[str, str]:
+        """The dbt vars as the environment variables the project falls back to
+        (macros/validate_vars.sql): how the CLI hands its settings to dbt. A --vars value that
+        changes (the anchor date, every night) makes dbt re-parse the whole project; an
+        environment variable read only when the models compile does not."""
+        return {
+            DBT_VAR_ENV[name]: _var_text(value)
+            for name, value in self.dbt_vars().items()
+            if name in DBT_VAR_ENV
+        }
+
+    def cli_only_vars(self) -> dict[str, object]:
+        """The dbt vars without an environment variable (given with --vars)."""
+        return {k: v for k, v in self.dbt_vars().items() if k not in DBT_VAR_ENV}
 
     @property
     def since(self) -> dt.date:

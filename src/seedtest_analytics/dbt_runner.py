@@ -16,6 +16,7 @@ from . import engine, log, profiling
 from .config import DBT_SCHEMA, DBT_TESTS, Settings, parse_identifier
 from .connection import ConnectionParams
 from .errors import RunError
+from .paths import dbt_target_path
 from .paths import project_root as project_root
 
 TARGET_SCHEMA_ENV = DBT_SCHEMA.env
@@ -190,7 +191,9 @@ def dbt_args(
     """The command line dbt receives for one invocation (without the leading `dbt`).
 
     A `build` without data tests (SEEDTEST_DBT_TESTS=false) becomes `run`; a `build` leaves
-    out the tests tagged post_write, which run after the P/S write (check_written).
+    out the tests tagged post_write, which run after the P/S write (check_written). The
+    settings go to dbt in the environment (settings.dbt_env(), set by `invoke`), so only the
+    vars that have no environment variable are on the command line.
     """
     if command == "build" and not data_tests:
         command = "run"
@@ -202,9 +205,10 @@ def dbt_args(
         str(root),
         "--profiles-dir",
         str(root / "profiles"),
-        "--vars",
-        json.dumps(settings.dbt_vars()),
     ]
+    cli_vars = settings.cli_only_vars()
+    if cli_vars:
+        args += ["--vars", json.dumps(cli_vars)]
     if select:
         args += ["--select", *select]
     if exclude:
@@ -222,6 +226,39 @@ def dbt_args(
     if not colors:
         flags.append("--no-use-colors")
     return [*flags, *args, *extra_args]
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (dbt runs in-process and reads them)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+SETTINGS_FILE = "seedtest_settings.json"
+
+
+def settings_file() -> Path:
+    """Where `invoke` keeps the settings it passed to dbt, beside dbt's run_results.json in
+    DBT_TARGET_PATH (or target/), for `dbt-retry`."""
+    return dbt_target_path() / SETTINGS_FILE
+
+
+def _keep_settings(values: dict[str, str]) -> None:
+    path = settings_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values, sort_keys=True) + "\n")
+    except OSError as exc:  # only dbt-retry reads it; the run goes on
+        log.warn(f"could not keep the run's settings in {path}: {exc}")
 
 
 Callback = Callable[[Any], None]
@@ -270,9 +307,12 @@ def invoke(
         data_tests=data_tests_enabled(),
         colors=_colors_wanted(),
     )
+    values = engine.dbt_settings(settings).dbt_env()
+    _keep_settings(values)
     started = time.time()
     try:
-        result = dbtRunner(callbacks=list(_progress)).invoke(args)
+        with environment(values):
+            result = dbtRunner(callbacks=list(_progress)).invoke(args)
     except Exception as exc:  # dbt raises for a broken project or connection set-up
         raise RunError(f"dbt {command} failed: {exc}") from None
     if profiling.enabled():

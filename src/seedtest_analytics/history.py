@@ -14,11 +14,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from psycopg import sql
 
@@ -26,7 +24,8 @@ from . import log
 from .config import Settings
 from .connection import ConnectionParams
 from .db import connect
-from .dbt_runner import BuildSummary, project_root
+from .dbt_runner import BuildSummary
+from .paths import dbt_target_path as dbt_target_path
 
 TABLE = "seedtest_run_history"
 
@@ -119,12 +118,6 @@ def note(**values: object) -> None:
         if name == "error" and _current.error is not None:
             continue  # the first error is the cause; later ones follow from it
         setattr(_current, name, value)
-
-
-def dbt_target_path() -> Path:
-    """Where dbt writes its artifacts: DBT_TARGET_PATH (relative to the project) or target/."""
-    configured = Path(os.environ.get("DBT_TARGET_PATH", "").strip() or "target")
-    return configured if configured.is_absolute() else project_root() / configured
 
 
 def _last_invocation_id(since: dt.datetime) -> str | None:

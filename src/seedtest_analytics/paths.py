@@ -16,3 +16,9 @@ def project_root() -> Path:
         if (parent / "dbt_project.yml").is_file():
             return parent
     return Path.cwd()
+
+
+def dbt_target_path() -> Path:
+    """Where dbt writes its artifacts: DBT_TARGET_PATH (relative to the project) or target/."""
+    configured = Path(os.environ.get("DBT_TARGET_PATH", "").strip() or "target")
+    return configured if configured.is_absolute() else project_root() / configured

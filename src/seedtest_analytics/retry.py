@@ -2,7 +2,7 @@
 
 dbt keeps what its last invocation did in DBT_TARGET_PATH (run_results.json, manifest.json);
 the CronJob keeps that directory on a persistent volume, so after a failed night this re-runs
-only what failed, with the same vars (the same anchor date), under the run lock and its
+only what failed, with the same settings (the same anchor date), under the run lock and its
 checks like any run. The P/S step is the CLI's, not dbt's: when the failed invocation was a
 `run` or `detect-inactivity`, run `detect-inactivity --date <anchor>` afterwards (or simply
 the failed command again: every run is idempotent).
@@ -15,9 +15,9 @@ import os
 from typing import Any
 
 from . import log
-from .config import Settings, load_settings
+from .config import DBT_VAR_ENV, Settings, load_settings
 from .connection import ConnectionParams
-from .dbt_runner import _summarise, dbt_env, project_root
+from .dbt_runner import _summarise, dbt_env, environment, project_root, settings_file
 from .errors import RunError, UsageError
 from .failures import report_build_failure
 from .history import dbt_target_path, note, note_build
@@ -36,12 +36,26 @@ def last_run_results() -> dict[str, Any]:
     return data
 
 
+def last_settings() -> dict[str, str]:
+    """The settings the last invocation passed to dbt (dbt_runner.invoke keeps them beside
+    run_results.json): the same environment makes `dbt retry` compute the same window."""
+    path = settings_file()
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict) or set(data) - set(DBT_VAR_ENV.values()):
+        raise UsageError(f"{path} is not the settings of a seedtest-analytics run")
+    return {str(key): str(value) for key, value in data.items()}
+
+
 def retry_settings() -> Settings:
     """The settings of the invocation to retry: its anchor date, else the default."""
-    args = last_run_results().get("args") or {}
-    raw_vars = args.get("vars") if isinstance(args, dict) else None
-    anchor = raw_vars.get("anchor_date") if isinstance(raw_vars, dict) else None
-    return load_settings(date=str(anchor) if anchor else None)
+    last_run_results()  # nothing to retry without them
+    anchor = last_settings().get(DBT_VAR_ENV["anchor_date"])
+    return load_settings(date=anchor or None)
 
 
 def run_dbt_retry(params: ConnectionParams, settings: Settings) -> int:
@@ -59,9 +73,10 @@ def run_dbt_retry(params: ConnectionParams, settings: Settings) -> int:
         f"(anchor {settings.anchor_date.isoformat()})"
     )
     try:
-        result = dbtRunner().invoke(
-            ["retry", "--project-dir", str(root), "--profiles-dir", str(root / "profiles")]
-        )
+        with environment(last_settings()):
+            result = dbtRunner().invoke(
+                ["retry", "--project-dir", str(root), "--profiles-dir", str(root / "profiles")]
+            )
     except Exception as exc:  # dbt raises for a broken project or connection set-up
         raise RunError(f"dbt retry failed: {exc}") from None
     summary = _summarise(result)

@@ -14,9 +14,8 @@ before connecting, the lock, the checks before dbt, the job, and its row in the 
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from psycopg import sql
 
@@ -24,7 +23,7 @@ from . import connection, engine, history
 from .config import Settings
 from .connection import ConnectionParams
 from .db import connect
-from .dbt_runner import TARGET_SCHEMA_ENV, target_schema
+from .dbt_runner import TARGET_SCHEMA_ENV, environment, target_schema
 from .errors import ConnectError, RunError, UsageError
 from .failures import database_step
 from .guards import (
@@ -39,21 +38,6 @@ from .locking import lock_wait_seconds, pipeline_lock
 from .timeouts import load_timeouts
 
 Job = Callable[[ConnectionParams, Settings], int]
-
-
-@contextlib.contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the block (dbt runs in-process and reads them)."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _drop_scratch(params: ConnectionParams, schema: str) -> None:

@@ -6,16 +6,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from seedtest_analytics import log
-from seedtest_analytics.config import Settings
+from seedtest_analytics.backtest import AnchorSettings
+from seedtest_analytics.config import DBT_VAR_ENV, Settings
 from seedtest_analytics.connection import ConnectionParams, parse_database_url
 from seedtest_analytics.dbt_runner import POST_WRITE_TAG, dbt_args, invoke
 from seedtest_analytics.errors import UsageError
+from seedtest_analytics.locking import pipeline_lock
 
 SETTINGS = Settings(anchor_date=dt.date(2025, 6, 18))
 ROOT = Path("/project")
@@ -50,7 +54,9 @@ def test_build_arguments(data_tests: bool) -> None:
     )
     assert _option(args, "--select") == ["+features_topic_daily"]
     assert _option(args, "--indirect-selection") == ["buildable"]
-    assert json.loads(_option(args, "--vars")[0]) == SETTINGS.dbt_vars()
+    # The settings go to dbt in the environment (invoke sets settings.dbt_env()): a --vars
+    # value that changes every night would make dbt re-parse the whole project.
+    assert "--vars" not in args
     assert _option(args, "--project-dir") == ["/project"]
     assert _option(args, "--profiles-dir") == ["/project/profiles"]
 
@@ -63,6 +69,53 @@ def test_other_commands_keep_their_arguments() -> None:
     )
     assert docs[:4] == ["--quiet", "--no-use-colors", "docs", "generate"]
     assert docs[-1] == "--static" and "--select" not in docs and "--indirect-selection" not in docs
+
+
+def test_the_settings_reach_dbt_as_the_environment_the_macros_read() -> None:
+    """Every dbt var has its environment variable (validate_vars.sql's _var_env_names), as
+    text the macros accept; only the backtest's anchor spine, which has none, is --vars."""
+    macros = (Path(__file__).resolve().parents[2] / "macros" / "validate_vars.sql").read_text()
+    pairs = dict(re.findall(r"'([a-z_]+)': '([A-Z_]+)'", macros))
+    assert pairs == DBT_VAR_ENV
+    settings = replace(SETTINGS, include_theta=True, default_target=1e-05, lookback_days=12)
+    env = settings.dbt_env()
+    assert set(env) == set(pairs.values())
+    assert env["ANCHOR_DATE"] == "2025-06-18" and env["AGG_INCLUDE_THETA"] == "true"
+    assert env["AGG_LOOKBACK_DAYS"] == "12" and float(env["METRICS_DEFAULT_TARGET"]) == 1e-05
+    spine = AnchorSettings(
+        anchor_date=SETTINGS.anchor_date, churn_anchor_end=SETTINGS.anchor_date
+    )
+    args = dbt_args("build", spine, root=ROOT)
+    assert set(json.loads(_option(args, "--vars")[0])) == {
+        "churn_anchor_start", "churn_anchor_end", "churn_anchor_every"
+    }
+
+
+def test_a_new_anchor_keeps_dbts_partial_parse(
+    fresh_db: ConnectionParams, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two nights in a row (a new anchor date, a new lock session): the second invocation
+    parses nothing (dbt's log says so), and builds for its own anchor."""
+    monkeypatch.setenv("SEEDTEST_DBT_TESTS", "false")
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
+    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
+    log_file = tmp_path / "logs" / "dbt.log"
+    anchors = [dt.date(2025, 6, 18), dt.date(2025, 6, 19)]
+    for night, anchor in enumerate(anchors):
+        with pipeline_lock(fresh_db, "analytics"):  # a new lock session (pid) each night
+            summary = invoke(
+                fresh_db, "build", replace(SETTINGS, anchor_date=anchor), select=["int_user_ids"]
+            )
+        assert summary.success, summary.errors
+        if night:
+            last = log_file.read_text().split("Running with dbt")[-1]
+            assert "Partial parsing enabled, no changes found, skipping parsing" in last, last
+        with psycopg.connect(**fresh_db.psycopg_kwargs()) as conn:
+            recorded = conn.execute(
+                "select run_window ->> 'anchor_date' from analytics.run_windows"
+                " where model = 'int_user_ids'"
+            ).fetchone()
+        assert recorded == (anchor.isoformat(),)
 
 
 def test_a_models_only_build_runs_no_test(

@@ -236,17 +236,21 @@ def listed(*args: str) -> set[str]:
 
 
 BUILDABLE = ("--indirect-selection", "buildable")
+NO_UNIT = "resource_type:unit_test"  # the unit tests run in CI (below), not every night
 JOBS = [
     # selector, the same selection spelled out (what the CLI passed before selectors.yml)
-    ("nightly", ("--exclude", "tag:post_write", *BUILDABLE)),
-    ("nightly_dry_run", ("--exclude", "tag:post_write", "features_topic_daily", *BUILDABLE)),
-    ("features", ("--select", "+features_topic_daily", *BUILDABLE)),
+    ("nightly", ("--exclude", "tag:post_write", NO_UNIT, *BUILDABLE)),
+    ("nightly_dry_run", ("--exclude", "tag:post_write", NO_UNIT, "features_topic_daily",
+                         *BUILDABLE)),
+    ("features", ("--select", "+features_topic_daily", "--exclude", NO_UNIT, *BUILDABLE)),
     ("features_dry_run", ("--select", "+features_topic_daily", "--exclude",
-                          "features_topic_daily", *BUILDABLE)),
+                          "features_topic_daily", NO_UNIT, *BUILDABLE)),
     # ... and the learned churn model's inputs (the logistic mode of the P/S step)
     ("inactivity", ("--select", "+inactive_user_scoring_inputs", "+user_ability_as_of",
-                    "+churn_user_anchors", "--exclude", "tag:post_write", *BUILDABLE)),
-    ("backfill", ("--select", "+features_topic_daily", "+int_activity_daily", *BUILDABLE)),
+                    "+churn_user_anchors", "--exclude", "tag:post_write", NO_UNIT,
+                    *BUILDABLE)),
+    ("backfill", ("--select", "+features_topic_daily", "+int_activity_daily", "--exclude",
+                  NO_UNIT, *BUILDABLE)),
     ("post_write", ("--select", "tag:post_write")),
 ]
 
@@ -261,3 +265,15 @@ def test_selector_is_the_jobs_selection(selector: str, spelled_out: tuple[str, .
     assert ("features_topic_daily" in nodes) == (
         selector in ("nightly", "features", "inactivity", "backfill")
     )
+
+
+def test_unit_tests_pass_and_stay_out_of_the_jobs(copy_of_a: ConnectionParams) -> None:
+    """The unit tests check the models' SQL on fixed inputs: CI runs every one of them here
+    (`dbt test --select test_type:unit`, against the built models' columns), and no job's
+    selector runs them again every night."""
+    unit_tests = listed("--select", "test_type:unit")
+    assert len(unit_tests) >= 10, unit_tests
+    ok, errors = dbt(copy_of_a, "test", "--select", "test_type:unit", anchor=ANCHOR_B)
+    assert ok, errors
+    for selector, _ in JOBS:
+        assert not unit_tests & listed("--selector", selector), selector

@@ -189,6 +189,13 @@ def cases() -> list[dict[str, Any]]:
             "name": f"env_{command}", "args": args, "vars": CONTROL_VARS,
             "env": rotated(f"e{offset}", offset, env_names, list(PAYLOADS)),
         })
+    var_env_names = [name for name in VAR_ENV.values() if name != "SOURCE_SCHEMA"]
+    for offset, (command, args) in enumerate(COMMANDS.items()):
+        # the vars' environment only (the profile valid; SOURCE_SCHEMA has its own cases)
+        made.append({
+            "name": f"env_vars_{command}", "args": args, "vars": CONTROL_VARS,
+            "env": rotated(f"n{offset}", offset, var_env_names, list(PAYLOADS)),
+        })
     for command in ("compile", "docs"):
         made.append({
             "name": f"env_source_schema_{command}", "args": COMMANDS[command],
@@ -271,7 +278,10 @@ def test_the_payloads_run_when_dbt_renders_a_var(outcomes: dict[str, dict[str, A
 def refused_names(outcome: dict[str, Any]) -> list[str]:
     """What the one refusal line names, after dbt stopped with a compilation error."""
     assert not outcome["success"], f"{outcome['case']}: dbt did not stop"
-    assert outcome["exception"] == "CompilationError", outcome
+    # dbt raises a compilation error while parsing; while running, wrapped in a runtime error
+    assert outcome["exception"] == "CompilationError" or (
+        outcome["exception"] == "DbtRuntimeError" and "Compilation Error" in outcome["message"]
+    ), outcome
     message = outcome["message"]
     named = re.search(r"^\s*(.*) " + re.escape(REFUSED) + "$", message, re.M)
     assert named is not None, message
@@ -280,22 +290,45 @@ def refused_names(outcome: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
-def test_every_var_from_the_environment_is_refused(
+def test_a_hostile_profile_is_refused_while_parsing(
     outcomes: dict[str, dict[str, Any]], command: str
 ) -> None:
-    """Each dbt command stops while parsing, with one line naming every environment variable
-    that holds a payload, the target schema and the database name (the profile's)."""
+    """Every variable holding a payload: each dbt command stops while parsing, with one line
+    naming the target schema and the database name (the profile's). The vars' environment
+    variables are not read while dbt parses (a value read then is tracked by dbt, which
+    re-parses every file that read it when it changes: every night, for the anchor)."""
     assert refused_names(outcomes[f"env_{command}"]) == [
-        *VAR_ENV.values(), f"{TARGET_SCHEMA_ENV} (the target schema)",
-        f"{DATABASE_ENV} (the database name)",
+        f"{TARGET_SCHEMA_ENV} (the target schema)", f"{DATABASE_ENV} (the database name)",
     ]
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_var_from_the_environment_is_refused_before_anything_runs(
+    outcomes: dict[str, dict[str, Any]], command: str
+) -> None:
+    """The vars' environment variables holding payloads (the profile valid): the first
+    compilation (the on-run-start hook, or the first model or test compiled) stops dbt with one
+    line naming every one of them. `dbt parse` reads none of them, renders nothing and runs no
+    SQL (test_nothing_ran)."""
+    outcome = outcomes[f"env_vars_{command}"]
+    if command == "parse":  # compiles no model, test or hook
+        assert outcome["success"], outcome["message"]
+        return
+    assert refused_names(outcome) == [n for n in VAR_ENV.values() if n != "SOURCE_SCHEMA"]
 
 
 @pytest.mark.parametrize("command", ["compile", "docs"])
 def test_source_schema_from_the_environment_is_refused_after_a_parse(
     outcomes: dict[str, dict[str, Any]], command: str
 ) -> None:
-    assert refused_names(outcomes[f"env_source_schema_{command}"]) == ["SOURCE_SCHEMA"]
+    """The sources' YAML checks SOURCE_SCHEMA itself: the parse stops, naming the rule."""
+    outcome = outcomes[f"env_source_schema_{command}"]
+    assert not outcome["success"]
+    assert outcome["exception"] == "ParsingError", outcome
+    assert "SOURCE_SCHEMA (or var source_schema) must be a lowercase identifier" in (
+        outcome["message"]
+    )
+    assert "pwned" not in outcome["message"], "the error line must not echo the payload"
 
 
 @pytest.mark.parametrize("case", [f"vars_{command}" for command in COMMANDS] + ["vars_quotes"])
@@ -309,10 +342,16 @@ def test_every_var_given_with_vars_is_refused_unrendered(
 
 def test_nothing_ran(outcomes: dict[str, dict[str, Any]], database: ConnectionParams) -> None:
     """No payload ran on any command: only the control's table exists, the canary is intact,
-    and dbt created no schema."""
+    and dbt created no schema but its (valid) target schema, which holds nothing."""
     pwned, schemas, canary = relations(database)
     assert pwned == ["pwned_control"]
-    assert schemas == []
+    assert schemas in ([], ["analytics"])
+    with psycopg.connect(**database.psycopg_kwargs(), autocommit=True) as conn:
+        row = conn.execute(
+            "select count(*) from pg_class as c join pg_namespace as n on n.oid = c.relnamespace"
+            " where n.nspname = 'analytics'"
+        ).fetchone()
+    assert row == (0,)
     assert canary == 1
 
 

@@ -39,7 +39,7 @@ import pytest
 
 from conftest import REPORT, create_database, drop_database
 from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.runs import environment
+from seedtest_analytics.dbt_runner import environment
 from seedtest_dev.synthetic import generate_demo
 
 pytestmark = pytest.mark.spark
