@@ -7,6 +7,7 @@ configuration (found before anything is written).
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import sys
 from collections.abc import Sequence
@@ -216,3 +217,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 1
+    finally:
+        _before_exit()
+
+
+def _before_exit() -> None:
+    """The command is done: its output is flushed, its connections closed. With dbt loaded,
+    the interpreter's last garbage collection at exit walks every object dbt made (the
+    manifest, the compiled nodes), about half a second for nothing: leave them to the exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    gc.disable()
+    gc.freeze()
