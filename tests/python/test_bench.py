@@ -42,7 +42,7 @@ EXPECTED_RATIOS = (
     "nightly command / floor",
     "nightly command's models / floor",
     "nightly command, per million window attempt rows",
-    "nightly command: share of dbt data/unit tests",
+    "nightly command: share of dbt data tests",
     "nightly command with 2,000 more known ids / without",
     "nightly command, max / min over history lengths 10, 20 days",
 )
@@ -50,7 +50,7 @@ EXPECTED_PHASES = (
     "Python start-up",
     "dbt start-up and parse",
     "dbt models",
-    "dbt data and unit tests",
+    "dbt data tests (wall time",
     "P/S step",
     "whole process",
 )

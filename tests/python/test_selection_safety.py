@@ -277,3 +277,53 @@ def test_unit_tests_pass_and_stay_out_of_the_jobs(copy_of_a: ConnectionParams) -
     assert ok, errors
     for selector, _ in JOBS:
         assert not unit_tests & listed("--selector", selector), selector
+
+
+def test_the_window_check_finds_what_the_window_replace_got_wrong(
+    copy_of_a: ConnectionParams,
+) -> None:
+    """features_topic_daily__window_matches_source (a warning) against the run's expanded
+    attempts: none after the build, then one row each for a row missing from the window, a
+    surplus row and a row whose counts differ (and none for rows outside the window)."""
+    from dbt.cli.main import dbtRunner
+
+    def warned_rows() -> int:
+        os.environ.update(dbt_env(copy_of_a))
+        root = project_root()
+        result = dbtRunner().invoke([
+            "test", "--select", "features_topic_daily__window_matches_source",
+            "--project-dir", str(root), "--profiles-dir", str(root / "profiles"),
+            "--vars", json.dumps({"anchor_date": ANCHOR_A.isoformat(),
+                                  "lookback_days": LOOKBACK, "activity_timezone": TZ}),
+            "--quiet",
+        ])
+        [node] = [r for r in result.result.results if r.node.resource_type == "test"]
+        assert str(node.status) in ("pass", "warn"), node.message
+        return int(node.failures or 0)
+
+    assert warned_rows() == 0
+    first = ANCHOR_A - dt.timedelta(days=LOOKBACK)
+    with connect(copy_of_a) as conn:
+        keys = conn.execute(
+            "select user_id, topic_id, date from analytics.features_topic_daily"
+            " where date between %s and %s order by 1, 2, 3 limit 2", (first, ANCHOR_A),
+        ).fetchall()
+        outside = conn.execute(
+            "select user_id, topic_id, date from analytics.features_topic_daily"
+            " where date < %s limit 1", (first,),
+        ).fetchone()
+        assert len(keys) == 2 and outside is not None
+        conn.execute("delete from analytics.features_topic_daily"
+                     " where user_id = %s and topic_id = %s and date = %s", keys[0])
+        conn.execute("update analytics.features_topic_daily set hints = hints + 1"
+                     " where user_id = %s and topic_id = %s and date = %s", keys[1])
+        conn.execute("update analytics.features_topic_daily set attempts = attempts + 1"
+                     " where user_id = %s and topic_id = %s and date = %s", outside)
+        conn.execute(
+            "insert into analytics.features_topic_daily"
+            " select user_id, 'no-such-topic', date, attempts, correct, avg_time_ms, hints,"
+            " theta_estimate, theta_sd, rt_median, improvement, last_seen_at, computed_at"
+            " from analytics.features_topic_daily where user_id = %s and topic_id = %s"
+            " and date = %s", keys[1],
+        )
+    assert warned_rows() == 3

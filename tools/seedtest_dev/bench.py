@@ -410,7 +410,7 @@ class CommandTiming:
         return (
             f"python start {self.python_startup_s:.2f} s; {self.dbt_invocations} dbt "
             f"invocation(s) {self.dbt_wall_s:.2f} s = start-up/parse "
-            f"{self.dbt_startup_s:.2f} s + models {self.models_s:.2f} s + data/unit tests "
+            f"{self.dbt_startup_s:.2f} s + models {self.models_s:.2f} s + data tests "
             f"{self.tests_s:.2f} s + hooks/other "
             f"{self.dbt_other_s:.2f} s; P/S read+score+write {self.ps_s:.2f} s; "
             f"rest {self.other_s:.2f} s; "
@@ -985,7 +985,7 @@ def _main_scale(
     )
     ratios.append(
         (
-            "nightly command: share of dbt data/unit tests",
+            "nightly command: share of dbt data tests",
             f"{night.tests_s / night.wall_s:.0%}",
             f"{night.tests_s:.2f} s of {night.wall_s:.2f} s",
         )
@@ -1397,7 +1397,7 @@ def render(results: BenchResults) -> str:
     out.append("")
     out.append(
         "Every timed command is a whole `seedtest-analytics` process, as the CronJob "
-        "runs it (dbt data and unit tests on). Rates are per second of the wall time, or "
+        "runs it (dbt data tests on; the unit tests run in CI). Rates are per second of the wall time, or "
         "of the server's execution time for the floor (`exec s`)."
     )
     out.append("")
@@ -1437,7 +1437,7 @@ def render(results: BenchResults) -> str:
             ("Python start-up (interpreter, imports, settings, lock)", night.python_startup_s),
             (f"dbt start-up and parse ({night.dbt_invocations} invocations)", night.dbt_startup_s),
             ("dbt models (wall time of the model phase)", night.models_s),
-            ("dbt data and unit tests (wall time of the test phase)", night.tests_s),
+            ("dbt data tests (wall time of the test phase)", night.tests_s),
             ("dbt hooks and the rest of the invocations", night.dbt_other_s),
             ("P/S step: read the inputs, score, one bulk write", night.ps_s),
             ("the rest: window report, post-write check set-up, exit", night.other_s),
