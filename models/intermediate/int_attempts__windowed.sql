@@ -56,29 +56,21 @@ attempts as (
     from mapped
 ),
 
+-- one row per attempt id: a valid copy wins over an invalid one, then the latest (nulls
+-- placed explicitly: engines differ in their defaults)
 deduplicated as (
-    select
-        attempt_id,
-        user_id,
-        topic_id,
-        is_correct,
-        response_time_ms,
-        hint_used,
-        completed_at,
-        invalid_reason,
-        row_number() over (
-            partition by attempt_id
-            order by
-                -- a valid copy wins over an invalid one
-                case when invalid_reason is null then 0 else 1 end asc,
-                -- (nulls placed explicitly: engines differ in their defaults)
-                completed_at desc nulls first,
-                is_correct desc nulls first,
-                response_time_ms desc nulls last,
-                hint_used desc nulls first,
-                topic_id asc nulls last
-        ) as copy_rank
-    from attempts
+    {{ first_per_key(
+        'attempts',
+        'attempt_id',
+        ['attempt_id', 'user_id', 'topic_id', 'is_correct', 'response_time_ms', 'hint_used',
+         'completed_at', 'invalid_reason'],
+        ['case when invalid_reason is null then 0 else 1 end asc',
+         'completed_at desc nulls first',
+         'is_correct desc nulls first',
+         'response_time_ms desc nulls last',
+         'hint_used desc nulls first',
+         'topic_id asc nulls last'],
+    ) }}
 )
 
 select
@@ -94,4 +86,3 @@ select
     invalid_reason is null as is_valid,
     invalid_reason
 from deduplicated
-where copy_rank = 1
