@@ -138,7 +138,7 @@ def test_bench_small_scale_reports_every_row(
     seconds = {name: float(cells[0]) for name, cells in phases.items() if name != "phase"}
     whole = seconds.pop("whole process")
     assert seconds[next(p for p in seconds if p.startswith("dbt models"))] > 0
-    assert seconds[next(p for p in seconds if p.startswith("dbt data and unit"))] > 0
+    assert seconds[next(p for p in seconds if p.startswith("dbt data tests"))] > 0
     assert abs(sum(seconds.values()) - whole) <= 0.05 * whole + 0.05
     targets = _table_rows(report, "Targets")
     targets.pop("target")  # the header
