@@ -1397,8 +1397,8 @@ def render(results: BenchResults) -> str:
     out.append("")
     out.append(
         "Every timed command is a whole `seedtest-analytics` process, as the CronJob "
-        "runs it (dbt data tests on; the unit tests run in CI). Rates are per second of the wall time, or "
-        "of the server's execution time for the floor (`exec s`)."
+        "runs it (dbt data tests on; the unit tests run in CI). Rates are per second of the "
+        "wall time, or of the server's execution time for the floor (`exec s`)."
     )
     out.append("")
     table_rows = []
