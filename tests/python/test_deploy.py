@@ -395,19 +395,12 @@ def test_dbt_target_is_on_the_persistent_volume(resource: dict[str, Any]) -> Non
 def test_timeouts_end_a_stuck_night_before_the_job_deadline() -> None:
     """A statement that never ends is stopped by the statement timeout, with a line saying
     so, before Kubernetes kills the pod at activeDeadlineSeconds without a word."""
+    from seedtest_analytics.dbt_runner import environment
     from seedtest_analytics.timeouts import load_timeouts
 
     data = load_one("configmap.yaml")["data"]
-    saved = {key: os.environ.get(key) for key in data}
-    os.environ.update(data)
-    try:
+    with environment(data):
         timeouts = load_timeouts()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     deadline = job_spec(load_one("cronjob.yaml"))["activeDeadlineSeconds"]
     assert 0 < timeouts.lock_seconds < timeouts.statement_seconds < deadline
 
