@@ -296,9 +296,10 @@ def invoke(
 
     os.environ.update(dbt_env(params))
     os.environ.update(engine.dbt_env(project_root()))  # nothing unless SEEDTEST_ENGINE=spark
+    settings = engine.dbt_settings(settings)  # on Spark, the Spark copy of the sources
     args = dbt_args(
         command,
-        engine.dbt_settings(settings),
+        settings,
         root=project_root(),
         select=select,
         exclude=exclude,
@@ -307,7 +308,7 @@ def invoke(
         data_tests=data_tests_enabled(),
         colors=_colors_wanted(),
     )
-    values = engine.dbt_settings(settings).dbt_env()
+    values = settings.dbt_env()
     _keep_settings(values)
     started = time.time()
     try:

@@ -25,7 +25,7 @@ from .config import Settings
 from .connection import ConnectionParams
 from .db import connect
 from .dbt_runner import BuildSummary
-from .paths import dbt_target_path as dbt_target_path
+from .paths import dbt_target_path
 
 TABLE = "seedtest_run_history"
 

@@ -20,7 +20,8 @@ from .connection import ConnectionParams
 from .dbt_runner import _summarise, dbt_env, environment, project_root, settings_file
 from .errors import RunError, UsageError
 from .failures import report_build_failure
-from .history import dbt_target_path, note, note_build
+from .history import note, note_build
+from .paths import dbt_target_path
 
 
 def last_run_results() -> dict[str, Any]:

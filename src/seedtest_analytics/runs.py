@@ -33,8 +33,8 @@ from .guards import (
     freshness_hours,
     incremental_models,
 )
-from .history import dbt_target_path
 from .locking import lock_wait_seconds, pipeline_lock
+from .paths import dbt_target_path
 from .timeouts import load_timeouts
 
 Job = Callable[[ConnectionParams, Settings], int]
