@@ -22,22 +22,20 @@ import math
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+import background
 import reference  # tests/python is on sys.path, as for conftest
-from conftest import REPO
+from background import Background, wait_for
 from ps_reference import phi, s_churn
 from seedtest_analytics.connection import ConnectionParams
 
@@ -52,9 +50,7 @@ SELECT_KPI = (
     "select user_id, week_start, kpis, created_at, updated_at from public.weekly_kpi"
     " order by user_id, week_start"
 )
-WAIT_SECONDS = 900.0  # generous: a dbt build on a loaded CI machine can take minutes
 
-T = TypeVar("T")
 
 
 # --- running the CLI in the background ----------------------------------------------------------
@@ -76,66 +72,15 @@ def cli_env(params: ConnectionParams, tmp: Path, extra: dict[str, str] | None = 
     return env
 
 
-@dataclass
-class Background:
-    """A seedtest-analytics process whose output goes to files (a pipe could fill and block)."""
-
-    proc: subprocess.Popen[bytes]
-    out: Path
-    err: Path
-
-    @property
-    def stdout(self) -> str:
-        return self.out.read_text(errors="replace")
-
-    @property
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace")
-
-    def output(self) -> str:
-        return (
-            f"exit {self.proc.returncode}\nstdout:\n{self.stdout[-6000:]}\n"
-            f"stderr:\n{self.stderr}"
-        )
-
-    def finish(self, timeout: float = WAIT_SECONDS) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=60)
-
-
-_STARTED: list[Background] = []
-
-
 @pytest.fixture(autouse=True)
 def _no_leftover_processes() -> Iterator[None]:
-    """A test that fails half-way must not leave a run going in the background."""
     yield
-    while _STARTED:
-        run = _STARTED.pop()
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.wait()
+    background.kill_leftovers()
 
 
 def start_cli(params: ConnectionParams, tmp: Path, name: str, *args: str,
               env: dict[str, str] | None = None) -> Background:
-    out, err = tmp / f"{name}.out", tmp / f"{name}.err"
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "seedtest_analytics", *args],
-            cwd=REPO, env=cli_env(params, tmp, env), stdout=stdout, stderr=stderr,
-        )
-    run = Background(proc, out, err)
-    _STARTED.append(run)
-    return run
+    return background.start(tmp, name, args, cli_env(params, tmp, env))
 
 
 def run_ok(params: ConnectionParams, tmp: Path, name: str, *args: str,
@@ -145,20 +90,6 @@ def run_ok(params: ConnectionParams, tmp: Path, name: str, *args: str,
     assert code == expect, run.output()
     assert "Traceback" not in run.stdout + run.stderr, run.output()
     return run
-
-
-def wait_for(what: str, probe: Callable[[], T | None], *, alive: Background | None = None,
-             timeout: float = WAIT_SECONDS) -> T:
-    """Poll `probe` until it returns something; fail if `alive` exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        if alive is not None and alive.proc.poll() is not None:
-            pytest.fail(f"the run ended before {what}:\n{alive.output()}")
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 # --- the database ---------------------------------------------------------------------------

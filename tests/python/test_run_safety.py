@@ -25,28 +25,28 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 import pytest
 
+import background
+from background import Background, wait_for
 from conftest import REPO, create_database, drop_database, run_cli
 from seedtest_analytics.connection import ConnectionParams
 from seedtest_dev.synthetic import generate_demo
 
 ANCHOR = dt.date(2025, 11, 1)
 WEEK = ANCHOR - dt.timedelta(days=ANCHOR.weekday())
-WAIT = 600.0  # a generous bound for a dbt run on a loaded 2-core machine
 SELECT_KPI = (
     "select user_id, week_start, kpis::text, updated_at from public.weekly_kpi order by 1, 2"
 )
 DETECT_SUMMARY = re.compile(
     r"^\[INFO\] Summary: processed=(\d+), failed=(\d+), threshold=7 days, duration_ms=\d+$", re.M
 )
-T = TypeVar("T")
 
 
 def connect(params: ConnectionParams, *, autocommit: bool = True) -> psycopg.Connection:
@@ -83,67 +83,17 @@ class Scenario:
         )
 
     def start(self, name: str, *args: str, extra: dict[str, str] | None = None) -> Background:
-        out, err = self.tmp / f"{name}.out", self.tmp / f"{name}.err"
-        with out.open("wb") as stdout, err.open("wb") as stderr:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "seedtest_analytics", *args], cwd=REPO,
-                env=self.env(name, extra), stdout=stdout, stderr=stderr,
-            )
-        run = Background(proc, out, err)
-        _STARTED.append(run)
-        return run
+        return background.start(self.tmp, name, args, self.env(name, extra))
 
     def rows(self, query: str) -> list[tuple[Any, ...]]:
         with connect(self.params) as conn:
             return conn.execute(query).fetchall()
 
 
-@dataclass
-class Background:
-    proc: subprocess.Popen[bytes]
-    out: Path
-    err: Path
-
-    @property
-    def stdout(self) -> str:
-        return self.out.read_text(errors="replace")
-
-    @property
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace")
-
-    def output(self) -> str:
-        return (f"exit {self.proc.returncode}\nstdout:\n{self.stdout[-5000:]}\n"
-                f"stderr:\n{self.stderr}")
-
-    def finish(self) -> int:
-        return self.proc.wait(timeout=WAIT)
-
-
-_STARTED: list[Background] = []
-
-
 @pytest.fixture(autouse=True)
 def _no_leftover_processes() -> Iterator[None]:
     yield
-    while _STARTED:
-        run = _STARTED.pop()
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.wait()
-
-
-def wait_for(what: str, probe: Callable[[], T | None], *, alive: Background | None = None
-             ) -> T:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        if alive is not None and alive.proc.poll() is not None:
-            pytest.fail(f"the run ended before {what}:\n{alive.output()}")
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
+    background.kill_leftovers()
 
 
 def one_error(stderr: str) -> str:
