@@ -33,8 +33,9 @@ RUN pip install --no-deps --no-build-isolation . \
     && pip check
 
 # ---------------------------------------------------------------------------------------------
-# Stage 2: collect the dbt project. Directories that may be empty (and so absent from a git
-# checkout), such as seeds/ or analyses/, are copied only when present.
+# Stage 2: collect the dbt project: the paths listed in dbt-project-files.txt (the one list of
+# what the image ships). Directories that may be empty (and so absent from a git checkout),
+# such as seeds/ or analyses/, are copied only when present.
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS project
 
@@ -42,10 +43,11 @@ WORKDIR /src
 COPY . .
 RUN set -eu; \
     mkdir -p /project; \
-    for path in dbt_project.yml profiles models macros seeds tests/dbt analyses snapshots; do \
+    for path in $(grep -v '^#' dbt-project-files.txt); do \
         if [ -e "$path" ]; then cp -r --parents "$path" /project/; fi; \
     done; \
     test -f /project/dbt_project.yml; \
+    test -f /project/selectors.yml; \
     test -f /project/profiles/profiles.yml; \
     test -d /project/models
 
@@ -83,7 +85,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 10001:10001
 
 # Fail the build, not the first night, when the project is broken: parse the dbt project as
-# the runtime user (dbt parse needs no database; the connection values are dummies), and make
+# the runtime user (dbt parse needs no database; the connection values are dummies), list
+# every job selector of selectors.yml (a selector the image lacks fails here), and make
 # sure the time zone database the day boundaries depend on is present.
 RUN SEEDTEST_PGHOST=localhost \
     SEEDTEST_PGPORT=5432 \
@@ -92,6 +95,12 @@ RUN SEEDTEST_PGHOST=localhost \
     SEEDTEST_PGDATABASE=build \
     SEEDTEST_PGSSLMODE=disable \
     dbt parse --project-dir /app --profiles-dir /app/profiles \
+    && for selector in $(sed -n 's/^  - name: *//p' /app/selectors.yml); do \
+         SEEDTEST_PGHOST=localhost SEEDTEST_PGPORT=5432 SEEDTEST_PGUSER=build \
+         DBT_ENV_SECRET_PGPASSWORD=build SEEDTEST_PGDATABASE=build SEEDTEST_PGSSLMODE=disable \
+         dbt ls --project-dir /app --profiles-dir /app/profiles --selector "$selector" \
+           --quiet > /dev/null || exit 1; \
+       done \
     && python -c "import zoneinfo; zoneinfo.ZoneInfo('Asia/Seoul')" \
     && seedtest-analytics --help > /dev/null \
     && rm -rf /tmp/dbt

@@ -532,13 +532,27 @@ def stage(name: str) -> list[tuple[str, str]]:
     raise AssertionError(f"Dockerfile has no stage named {name}")
 
 
+PROJECT_FILES = REPO / "dbt-project-files.txt"
+
+
 def project_paths() -> list[str]:
-    """The paths the `project` stage collects into the image's dbt project directory."""
-    for keyword, rest in stage("project"):
-        match = re.search(r"\bfor path in (.+?); do\b", rest)
-        if keyword == "RUN" and match:
-            return match.group(1).split()
-    raise AssertionError("the project stage must collect the dbt project with `for path in`")
+    """The paths the `project` stage collects into the image's dbt project directory: the
+    list in dbt-project-files.txt, which the stage's loop reads."""
+    loops = [rest for keyword, rest in stage("project") if keyword == "RUN"]
+    assert any(PROJECT_FILES.name in rest and "for path in" in rest for rest in loops), (
+        f"the project stage must collect the dbt project from {PROJECT_FILES.name}"
+    )
+    lines = PROJECT_FILES.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_every_file_dbt_reads_at_the_project_root_is_shipped() -> None:
+    """dbt reads these files beside dbt_project.yml; each one present must be in the image
+    (selectors.yml was once left out: every command failed with `Could not find selector`)."""
+    paths = set(project_paths())
+    for name in ("dbt_project.yml", "selectors.yml", "packages.yml", "dependencies.yml"):
+        if (REPO / name).exists():
+            assert name in paths, f"{name} is not copied into the image"
 
 
 def test_dockerfile_copies_the_dbt_project_to_the_project_dir() -> None:
@@ -637,6 +651,16 @@ def test_build_time_dbt_parse_succeeds(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert (scratch / "dbt" / "target" / "manifest.json").is_file()
+    # Every job selector resolves in the image's project (the CLI runs dbt with --selector).
+    selectors = yaml.safe_load((app / "selectors.yml").read_text(encoding="utf-8"))
+    for selector in selectors["selectors"]:
+        listed = subprocess.run(
+            [str(dbt), "ls", "--project-dir", str(app), "--profiles-dir", str(app / "profiles"),
+             "--selector", selector["name"], "--quiet"],
+            env=env, cwd=scratch, capture_output=True, text=True, check=False,
+        )
+        assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
+        assert listed.stdout.strip(), f"selector {selector['name']} selects nothing"
     # Nothing written into the (read-only in production) project directory.
     assert sorted(p.relative_to(app) for p in app.rglob("*")) == before
     # With the image's environment, the package runs dbt on that project.
