@@ -60,7 +60,8 @@
 
 {% macro _run_windows_relation() -%}
     {{- return(api.Relation.create(
-        database=target.get('database'), schema=target.schema, identifier='run_windows'
+        database=target.get('database'), schema=target.schema,
+        identifier=dry_run_alias('run_windows')
     )) -}}
 {%- endmacro %}
 
@@ -96,6 +97,9 @@
         recorded_at timestamptz not null,
         invocation_id text not null
     );
+    {%- if is_dry_run() %}
+    comment on table {{ registry }} is {{ _sql_text(dry_run_marker()) }};
+    {%- endif %}
     insert into {{ registry }} (model, run_window, recorded_at, invocation_id)
     values (
         {{ _sql_text(this.identifier) }},
@@ -135,7 +139,7 @@
     {%- endif -%}
     {%- set found = run_query(
         'select cast(run_window as text) from ' ~ registry
-        ~ ' where model = ' ~ _sql_text(identifier)
+        ~ ' where model = ' ~ _sql_text(dry_run_alias(identifier))
     ) -%}
     {%- if found.rows | length == 0 -%}
         {{- return(none) -}}

@@ -6,7 +6,7 @@ import time
 
 from psycopg import sql
 
-from . import engine, log
+from . import dry_run, engine, log
 from .config import Settings
 from .connection import ConnectionParams
 from .db import connect
@@ -24,19 +24,22 @@ def window_counts(params: ConnectionParams, settings: Settings) -> tuple[int, in
     a null user, topic or time, and attempts skipped because a key is too long to index."""
     if engine.is_spark():
         return engine.window_counts(target_schema(), settings.since, settings.anchor_date)
-    schema = sql.Identifier(target_schema())
+    schema = target_schema()
     query = sql.SQL(
         """
         select
-            (select count(*) from {schema}.int_topic_daily__aggregated
+            (select count(*) from {aggregated}
              where activity_date between %(since)s and %(anchor)s),
             count(*) filter (where invalid_reason in ('no_user', 'no_topic', 'no_time')),
             count(*) filter (where invalid_reason in ('topic_too_long', 'user_id_too_long'))
-        from {schema}.int_attempts__windowed
+        from {windowed}
         where not is_valid
             and (activity_date is null or activity_date between %(since)s and %(anchor)s)
         """
-    ).format(schema=schema)
+    ).format(
+        aggregated=sql.Identifier(schema, dry_run.relation("int_topic_daily__aggregated")),
+        windowed=sql.Identifier(schema, dry_run.relation("int_attempts__windowed")),
+    )
     with database_step("the window report"), connect(params) as conn:
         row = conn.execute(
             query, {"since": settings.since, "anchor": settings.anchor_date}

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg import sql
 
+from . import dry_run
 from .config import FRESHNESS_HOURS, Settings
 from .connection import ConnectionParams
 from .db import connect
@@ -131,10 +132,13 @@ def foreign_relation(conn: psycopg.Connection, schema: str) -> tuple[str, str] |
         join pg_namespace as n on n.oid = c.relnamespace
         where n.nspname = %s and c.relkind in ('r', 'p', 'v', 'm', 'f')
             and c.relname <> all(%s)
+            -- a scratch relation of a dry run, proved by its marker (dry_run.py)
+            and not (left(c.relname, %s) = %s
+                     and obj_description(c.oid, 'pg_class') is not distinct from %s)
         order by c.relname
         limit 1
         """,
-        (schema, sorted(managed_names())),
+        (schema, sorted(managed_names()), len(dry_run.PREFIX), dry_run.PREFIX, dry_run.MARKER),
     ).fetchone()
     conn.rollback()
     return (str(row[0]), str(row[1])) if row else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from . import engine, log, profiling
+from . import dry_run, engine, log, profiling
 from .aggregate import selector_args
 from .config import Settings
 from .connection import ConnectionParams
@@ -85,9 +85,11 @@ def score_and_write(
             )
         else:
             with database_step("reading the scoring inputs"):
-                inputs = read_scoring_inputs(conn, schema, SCORING_INPUTS)
+                inputs = read_scoring_inputs(conn, schema, dry_run.relation(SCORING_INPUTS))
                 prior_means = (
-                    read_prior_means(conn, schema, ABILITIES) if settings.use_bayesian else None
+                    read_prior_means(conn, schema, dry_run.relation(ABILITIES))
+                    if settings.use_bayesian
+                    else None
                 )
                 conn.rollback()
         result.found = len(inputs)
