@@ -17,6 +17,8 @@ from .timeouts import LOCK_TIMEOUT_ENV, STATEMENT_TIMEOUT_ENV, load_timeouts
 _LOCK_TIMEOUT = "canceling statement due to lock timeout"
 _STATEMENT_TIMEOUT = "canceling statement due to statement timeout"
 _LOST = "seedtest-analytics lost its run lock"
+# A refusal of the project's own (macros/published_table.sql): its sentence says it all.
+_REFUSED = re.compile(r"(\S+ not rebuilt, nothing dropped: [^\n]+)")
 
 
 def _message(exc: BaseException) -> str:
@@ -75,6 +77,9 @@ def dbt_failure(summary: BuildSummary) -> str | None:
     if lock is not None and (locking.is_lost() or any(_LOST in e for e in summary.errors)):
         return lock.lost_message("its next write")
     for message in summary.errors:
+        refused = _REFUSED.search(message)
+        if refused:
+            return refused.group(1).strip()
         if _LOCK_TIMEOUT in message:
             seconds = load_timeouts().lock_seconds
             return (

@@ -8,10 +8,14 @@ over them and a reader's grant survive.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import pytest
+from psycopg import sql
 
 from conftest import run_cli
 from seedtest_analytics.connection import ConnectionParams
@@ -151,3 +155,90 @@ def test_a_dry_run_as_a_role_that_owns_only_its_schema(
     with admin(fresh_db) as conn:
         assert relations(conn, "analytics") == after_real
         assert conn.execute("select * from public.weekly_kpi order by 1, 2").fetchall() == kpi_real
+
+
+@pytest.fixture
+def reader(fresh_db: ConnectionParams) -> Iterator[str]:
+    role = f"bi_reader_{secrets.token_hex(4)}"
+    with admin(fresh_db) as conn:
+        conn.execute(sql.SQL("create role {}").format(sql.Identifier(role)))
+    yield role
+    with admin(fresh_db) as conn:
+        conn.execute(sql.SQL("drop owned by {} cascade").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
+
+
+def as_reader(conn: psycopg.Connection, role: str, query: str) -> list[tuple[object, ...]]:
+    with conn.transaction():
+        conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+        return list(conn.execute(query).fetchall())
+
+
+MARTS = ("inactive_users", "inactive_user_scoring_inputs", "user_last_activity",
+         "user_ability_as_of")
+
+
+def test_marts_keep_their_views_and_grants_across_nights(
+    fresh_db: ConnectionParams, reader: str, tmp_path: Path
+) -> None:
+    """A view in another schema over a mart and a reader's grant on every table of the
+    project's schema survive the next night (the marts keep their identity, their contents
+    are the new night's); a changed shape (an upgrade) with a view over it stops the run with
+    one line naming the view, before anything is dropped; without the view, the table is
+    rebuilt with the reader's grant."""
+    env = {**UTC_ENV, **dirs(tmp_path)}
+    first = ANCHOR - dt.timedelta(days=8)
+    with admin(fresh_db) as conn:
+        seed(conn)
+    ok(run_cli(fresh_db, "run", "--date", first.isoformat(), env=env))
+    who = sql.Identifier(reader)
+    with admin(fresh_db) as conn:
+        conn.execute("create schema reporting")
+        conn.execute(
+            "create view reporting.inactive_v as select user_id, last_activity_at"
+            " from analytics.inactive_users"
+        )
+        conn.execute(sql.SQL("grant usage on schema analytics, reporting to {}").format(who))
+        conn.execute(sql.SQL("grant select on all tables in schema analytics to {}").format(who))
+        conn.execute(sql.SQL("grant select on reporting.inactive_v to {}").format(who))
+        oids = {
+            name: conn.execute("select %s::regclass::oid", (f"analytics.{name}",)).fetchone()
+            for name in MARTS
+        }
+        first_night = as_reader(conn, reader, "select user_id from reporting.inactive_v")
+
+    ok(run_cli(fresh_db, "run", "--date", ANCHOR.isoformat(), env=env))
+    with admin(fresh_db) as conn:
+        for name in MARTS:
+            assert conn.execute(
+                "select %s::regclass::oid", (f"analytics.{name}",)
+            ).fetchone() == oids[name], name
+            assert as_reader(conn, reader, f"select count(*) from analytics.{name}")
+        second_night = sorted(as_reader(conn, reader, "select user_id from reporting.inactive_v"))
+        table = sorted(conn.execute("select user_id from analytics.inactive_users").fetchall())
+        assert second_night == table and second_night != sorted(first_night)
+        assert conn.execute(
+            "select obj_description('analytics.inactive_users'::regclass, 'pg_class')"
+        ).fetchone() != (None,)
+        # an upgrade that changes the mart's shape, with the view over it
+        conn.execute("alter table analytics.inactive_users add column legacy int")
+
+    result = run_cli(fresh_db, "run", "--date", ANCHOR.isoformat(), env=env)
+    output = f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr}"
+    assert result.returncode == 1, output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "view reporting.inactive_v" in lines[0], output
+    assert "nothing dropped" in lines[0], output
+    with admin(fresh_db) as conn:
+        assert sorted(as_reader(conn, reader, "select user_id from reporting.inactive_v")) == table
+        conn.execute("drop view reporting.inactive_v")
+
+    ok(run_cli(fresh_db, "run", "--date", ANCHOR.isoformat(), env=env))
+    with admin(fresh_db) as conn:
+        columns = [name for (name,) in conn.execute(
+            "select column_name::text from information_schema.columns"
+            " where table_schema = 'analytics' and table_name = 'inactive_users'")]
+        assert "legacy" not in columns and "user_id" in columns
+        assert sorted(as_reader(conn, reader, "select user_id from analytics.inactive_users")) == (
+            table
+        )
