@@ -34,6 +34,9 @@ ENV = "SEEDTEST_DRY_RUN"
 PREFIX = "dry_run__"
 # The same text as macros/dry_run.sql's dry_run_marker().
 MARKER = "seedtest-analytics dry run: scratch relation, dropped after the dry run"
+# What the project records about its incremental tables (macros/incremental_settings.sql):
+# copied with them, so a dry run checks what the real run would.
+REGISTRIES = ("incremental_settings",)
 _KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "f": "foreign table"}
 
 

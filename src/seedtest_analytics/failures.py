@@ -17,8 +17,9 @@ from .timeouts import LOCK_TIMEOUT_ENV, STATEMENT_TIMEOUT_ENV, load_timeouts
 _LOCK_TIMEOUT = "canceling statement due to lock timeout"
 _STATEMENT_TIMEOUT = "canceling statement due to statement timeout"
 _LOST = "seedtest-analytics lost its run lock"
-# A refusal of the project's own (macros/published_table.sql): its sentence says it all.
-_REFUSED = re.compile(r"(\S+ not rebuilt, nothing dropped: [^\n]+)")
+# A refusal of the project's own (macros/published_table.sql, incremental_settings.sql,
+# run_window.sql): its sentence says it all.
+_REFUSED = re.compile(r"(\S+ not (?:re)?built, nothing (?:dropped|written|deleted): [^\n]+)")
 
 
 def _message(exc: BaseException) -> str:

@@ -38,7 +38,13 @@ DRY_RUN_SUFFIX = "_dry_run"
 # Tables the Python side creates in the project's schema: the run history, dbt's per-run
 # window record, and the churn model's versions and backtest results (churn_model.py).
 OWN_TABLES = frozenset(
-    {"seedtest_run_history", "run_windows", "churn_models", "churn_backtest_results"}
+    {
+        "seedtest_run_history",
+        "run_windows",
+        "incremental_settings",
+        "churn_models",
+        "churn_backtest_results",
+    }
 )
 # Model names of earlier versions of the project: a schema built by one of them still holds
 # these relations (models renamed since then are left behind until dropped by hand).

@@ -69,7 +69,7 @@ def execute(command: str, settings: Settings, job: Job) -> int:
                 if spark:  # the models, hence the copies, are in Spark
                     engine.prepare_scratch(scope, dbt_schema, incremental_models())
                 else:  # a killed dry run's leftovers go (only its own, proved by the marker)
-                    dry_run.prepare(params, scope, incremental_models())
+                    dry_run.prepare(params, scope, [*incremental_models(), *dry_run.REGISTRIES])
             try:
                 code = job(params, settings)
             finally:
