@@ -49,6 +49,19 @@ exams as (
         and {{ is_finite_time('activity_at') }}
 ),
 
+-- the attempt source's attempt ids per exam session (only read when the windowed attempts
+-- cannot serve this run)
+session_attempts as (
+    select
+        attempts.session_id,
+        attempts.attempt_id
+    from {{ attempt_source }} as attempts
+    where
+        {{ (not use_windowed) | string | lower }}
+        and {{ in_window('attempts.completed_at', window_start) }}
+    group by attempts.session_id, attempts.attempt_id
+),
+
 events as (
     select
         user_id,
@@ -75,16 +88,7 @@ events as (
         exams.activity_at,
         'attempt' as activity_source
     from exams
-    inner join (
-        select
-            attempts.session_id,
-            attempts.attempt_id
-        from {{ attempt_source }} as attempts
-        where
-            {{ (not use_windowed) | string | lower }}
-            and {{ in_window('attempts.completed_at', window_start) }}
-        group by attempts.session_id, attempts.attempt_id
-    ) as session_attempts
+    inner join session_attempts
         on exams.session_id = session_attempts.session_id
 
     union all

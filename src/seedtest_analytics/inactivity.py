@@ -31,6 +31,7 @@ from .errors import RunError
 from .failures import database_step, report_build_failure
 from .guards import Freshness, check_freshness
 from .history import note, note_build
+from .inputs_check import check_inputs_anchor
 from .kpi_writer import write_scores
 from .scoring import Score, read_prior_means, read_scoring_inputs, score_users
 
@@ -85,6 +86,9 @@ def score_and_write(
             )
         else:
             with database_step("reading the scoring inputs"):
+                check_inputs_anchor(
+                    conn, schema, dry_run.relation(SCORING_INPUTS), settings.anchor_date
+                )
                 inputs = read_scoring_inputs(conn, schema, dry_run.relation(SCORING_INPUTS))
                 prior_means = (
                     read_prior_means(conn, schema, dry_run.relation(ABILITIES))
