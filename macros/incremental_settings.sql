@@ -61,31 +61,37 @@
         ) if exists else none -%}
         {%- set recorded = fromjson(found.columns[0].values()[0])
             if found is not none and found.rows | length > 0 else none -%}
-        {%- if recorded is not none -%}
-            {%- for name, value in current.items() -%}
-                {%- if name in recorded and recorded[name] != value -%}
-                    {{- exceptions.raise_compiler_error(
-                        this.identifier ~ ' not built, nothing written: its rows were computed '
-                        ~ 'with ' ~ name ~ '=' ~ recorded[name] ~ ', this run has ' ~ name ~ '='
-                        ~ value ~ '; rebuild it with the new setting: `seedtest-analytics '
-                        ~ 'rebuild` (or `dbt build --full-refresh --selector nightly`), or set '
-                        ~ name ~ '=' ~ recorded[name] ~ ' again') -}}
-                {%- endif -%}
-            {%- endfor -%}
-            {{- return('') -}}
-        {%- endif -%}
+        {%- for name, value in current.items()
+            if recorded is not none and name in recorded and recorded[name] != value -%}
+            {{- exceptions.raise_compiler_error(
+                this.identifier ~ ' not built, nothing written: its rows were computed '
+                ~ 'with ' ~ name ~ '=' ~ recorded[name] ~ ', this run has ' ~ name ~ '='
+                ~ value ~ '; rebuild it with the new setting: `seedtest-analytics '
+                ~ 'rebuild` (or `dbt build --full-refresh --selector nightly`), or set '
+                ~ name ~ '=' ~ recorded[name] ~ ' again') -}}
+        {%- endfor -%}
     {%- endif -%}
+    {#- the settings, and the last anchor the table was built for (built_through: where the
+        next night catches up from after an outage, seedtest_analytics/catch_up.py) -#}
     create table if not exists {{ registry }} (
         model text primary key,
         settings jsonb not null,
-        recorded_at timestamptz not null
+        recorded_at timestamptz not null,
+        built_through date not null
     );
     {%- if is_dry_run() %}
     comment on table {{ registry }} is {{ _sql_text(dry_run_marker()) }};
     {%- endif %}
-    insert into {{ registry }} (model, settings, recorded_at)
-    values ({{ _sql_text(model.name) }}, cast({{ _sql_text(tojson(current)) }} as jsonb), now())
+    insert into {{ registry }} as registry (model, settings, recorded_at, built_through)
+    values (
+        {{ _sql_text(model.name) }},
+        cast({{ _sql_text(tojson(current)) }} as jsonb),
+        now(),
+        {{ date_literal(anchor_date()) }}
+    )
     on conflict (model) do update set
         settings = excluded.settings,
-        recorded_at = excluded.recorded_at
+        recorded_at = excluded.recorded_at,
+        built_through = {{ 'greatest(registry.built_through, excluded.built_through)'
+            if is_incremental() else 'excluded.built_through' }}
 {%- endmacro %}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from . import connection, dry_run, engine, history
+from . import catch_up, connection, dry_run, engine, history
 from .config import Settings
 from .connection import ConnectionParams
 from .db import connect
@@ -70,6 +70,8 @@ def execute(command: str, settings: Settings, job: Job) -> int:
                     engine.prepare_scratch(scope, dbt_schema, incremental_models())
                 else:  # a killed dry run's leftovers go (only its own, proved by the marker)
                     dry_run.prepare(params, scope, [*incremental_models(), *dry_run.REGISTRIES])
+            if command in catch_up.COMMANDS and not spark:  # days missed by an outage
+                settings = catch_up.caught_up(params, settings, scope)
             try:
                 code = job(params, settings)
             finally:
