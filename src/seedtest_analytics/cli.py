@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from . import __version__, connection, engine, log
 from .aggregate import run_aggregate
 from .config import Settings, load_settings, parse_int
-from .db import init_db
+from .db import setup_app_schema
 from .dbt_runner import target_schema
 from .docs import run_docs
 from .errors import RunError, UsageError
@@ -159,7 +159,14 @@ def _checked_settings(args: argparse.Namespace) -> Settings:
 
 def _init_db(args: argparse.Namespace) -> int:
     params = connection.resolve()
-    created = init_db(params)
+    setup = setup_app_schema(params)
+    if setup.missing:
+        log.info(
+            f"The application's schema in {params.redacted()} holds its tables: init-db "
+            f"created nothing in it; missing: {', '.join(setup.missing)}"
+        )
+        return 0
+    created = setup.created
     log.info(
         f"Application schema ready in {params.redacted()}; created: "
         f"{', '.join(created) or 'nothing'} (existing objects are never replaced)"
