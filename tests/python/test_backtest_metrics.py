@@ -11,7 +11,7 @@ import random
 import numpy as np
 import pytest
 
-from seedtest_analytics.backtest import (
+from seedtest_analytics.churn.backtest import (
     UserAnchors,
     anchor_spine,
     feature_matrix,
@@ -19,15 +19,15 @@ from seedtest_analytics.backtest import (
     logistic_scores,
     split_anchors,
 )
-from seedtest_analytics.backtest_metrics import auc, brier, calibration, roc_curve
-from seedtest_analytics.churn_model import (
+from seedtest_analytics.churn.evaluation import auc, brier, calibration, roc_curve
+from seedtest_analytics.scoring.churn_model import (
     DEFAULT_FEATURES,
     FEATURES,
     ChurnInputs,
     ChurnModel,
     sigmoid,
 )
-from seedtest_analytics.metrics import churn_risk
+from seedtest_analytics.scoring.formulas import churn_risk
 
 
 def pairwise_auc(scores: list[float], churned: list[bool]) -> float:

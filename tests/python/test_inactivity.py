@@ -38,10 +38,10 @@ from psycopg.types.json import Jsonb
 
 import ps_reference as ref
 from conftest import SESSION_TIMEZONE, create_database, drop_database, run_cli
-from seedtest_analytics import inactivity
 from seedtest_analytics.config import Settings
-from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.scoring import ScoringInput, score_users
+from seedtest_analytics.db.connection import ConnectionParams
+from seedtest_analytics.jobs import inactivity
+from seedtest_analytics.scoring.inputs import ScoringInput, score_users
 
 TZ = "Asia/Seoul"
 ANCHOR = dt.date(2025, 11, 5)  # a Wednesday

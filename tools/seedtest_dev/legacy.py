@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from seedtest_analytics.metrics import churn_risk, goal_probability
+from seedtest_analytics.scoring.formulas import churn_risk, goal_probability
 
 from .rules import app_user_uuid, improvement_index
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import log
-from .config import Settings
-from .connection import ConnectionParams
-from .dbt_runner import invoke, project_root
+from .. import log
+from ..config import Settings
+from ..db.connection import ConnectionParams
+from .runner import invoke, project_root
 
 
 def target_path() -> Path:

@@ -21,13 +21,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .config import Settings
-from .connection import ConnectionParams
-from .db import connect
-from .dbt_runner import target_schema
-from .errors import RunError, UsageError
-from .guards import DRY_RUN_SUFFIX
-from .scoring import Score
+from ..config import Settings
+from ..db.app_schema import connect
+from ..db.connection import ConnectionParams
+from ..dbt.guards import DRY_RUN_SUFFIX
+from ..dbt.runner import target_schema
+from ..errors import RunError, UsageError
+from .inputs import Score
 
 CHURN_INPUTS = "churn_user_anchors"  # the dbt model (a view over the anchor spine)
 MODELS_TABLE = "churn_models"

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 
 import psycopg
 
-from . import locking, log
-from .dbt_runner import BuildSummary
-from .errors import RunError
+from .. import log
+from ..dbt.runner import BuildSummary
+from ..errors import RunError
+from . import locking
 from .timeouts import LOCK_TIMEOUT_ENV, STATEMENT_TIMEOUT_ENV, load_timeouts
 
 _LOCK_TIMEOUT = "canceling statement due to lock timeout"

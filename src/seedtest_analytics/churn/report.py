@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from .backtest_metrics import PROBABILITY_SCORERS, SCORERS, auc, brier, roc_curve
+from .evaluation import PROBABILITY_SCORERS, SCORERS, auc, brier, roc_curve
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

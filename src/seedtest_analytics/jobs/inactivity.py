@@ -15,24 +15,26 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from . import engine, log, profiling
-from .aggregate import selector_args
-from .config import Settings
-from .connection import ConnectionParams
-from .db import connect
-from .dbt_runner import (
+from .. import log
+from ..config import Settings
+from ..db.app_schema import connect
+from ..db.connection import ConnectionParams
+from ..db.failures import database_step, report_build_failure
+from ..db.history import note, note_build
+from ..db.kpi_writer import write_scores
+from ..dbt import profiling
+from ..dbt.guards import Freshness, check_freshness
+from ..dbt.runner import (
     POST_WRITE_TAG,
     BuildSummary,
     data_tests_enabled,
     invoke,
     target_schema,
 )
-from .errors import RunError
-from .failures import database_step, report_build_failure
-from .guards import Freshness, check_freshness
-from .history import note, note_build
-from .kpi_writer import write_scores
-from .scoring import Score, read_prior_means, read_scoring_inputs, score_users
+from ..errors import RunError
+from ..scoring.inputs import Score, read_prior_means, read_scoring_inputs, score_users
+from ..warehouse import engine
+from .features import selector_args
 
 SCORING_INPUTS = "inactive_user_scoring_inputs"
 ABILITIES = "user_ability_as_of"
@@ -107,7 +109,7 @@ def score_and_write(
             prior_means=prior_means,
         )
         if settings.churn_model == "logistic":
-            from .churn_model import apply_model
+            from ..scoring.churn_model import apply_model
 
             scores = apply_model(conn, scores, settings, schema)
         for user_id in failed_users:

@@ -11,8 +11,8 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
+from ..errors import ConnectError
 from .connection import ConnectionParams
-from .errors import ConnectError
 
 
 def _reason(exc: Exception, params: ConnectionParams) -> str:
@@ -52,7 +52,7 @@ class SchemaObject:
 
 def app_schema_sql(schema: str = "public") -> str:
     """The whole application schema as one script (for an empty database)."""
-    text = resources.files("seedtest_analytics").joinpath("app_schema.sql").read_text()
+    text = resources.files("seedtest_analytics.db").joinpath("app_schema.sql").read_text()
     return text.format(schema=sql.Identifier(schema).as_string(None))
 
 

@@ -39,12 +39,13 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from . import __version__, log
-from .backtest_metrics import (
-    SCORERS,
-    evaluate,
-)
-from .churn_model import (
+from .. import __version__, log
+from ..config import Settings, parse_date, parse_int
+from ..db.app_schema import connect
+from ..db.connection import ConnectionParams
+from ..dbt.runner import invoke, target_schema
+from ..errors import RunError, UsageError
+from ..scoring.churn_model import (
     CHURN_INPUTS,
     DEFAULT_FEATURES,
     MODELS_TABLE,
@@ -54,12 +55,11 @@ from .churn_model import (
     latest_model,
     usable,
 )
-from .config import Settings, parse_date, parse_int
-from .connection import ConnectionParams
-from .db import connect
-from .dbt_runner import invoke, target_schema
-from .errors import RunError, UsageError
-from .metrics import churn_risk
+from ..scoring.formulas import churn_risk
+from .evaluation import (
+    SCORERS,
+    evaluate,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -509,7 +509,7 @@ def run_backtest(
         backtest = evaluate_backtest(rows, kept, left_out, settings, model)
         staged = [(_stage(output, (json.dumps(backtest.report, indent=1) + "\n").encode()), output)]
         if html is not None:
-            from .backtest_report import render_html
+            from .report import render_html
 
             staged.append((_stage(html, render_html(backtest).encode()), html))
         try:

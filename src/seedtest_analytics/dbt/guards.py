@@ -23,13 +23,13 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg import sql
 
-from .config import FRESHNESS_HOURS, Settings
-from .connection import ConnectionParams
-from .db import connect
-from .dbt_runner import project_root
-from .errors import UsageError
-from .failures import database_step
-from .history import note
+from ..config import FRESHNESS_HOURS, Settings
+from ..db.app_schema import connect
+from ..db.connection import ConnectionParams
+from ..db.failures import database_step
+from ..db.history import note
+from ..errors import UsageError
+from .runner import project_root
 
 DRY_RUN_SUFFIX = "_dry_run"
 # Tables the project keeps in its schema besides the models: the run history (history.py)

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
-from . import log
-from .config import Settings
+from .. import log
+from ..config import Settings
+from ..dbt.paths import dbt_target_path
+from ..dbt.runner import BuildSummary
+from .app_schema import connect
 from .connection import ConnectionParams
-from .db import connect
-from .dbt_runner import BuildSummary
-from .paths import dbt_target_path
 
 TABLE = "seedtest_run_history"
 

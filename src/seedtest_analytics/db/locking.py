@@ -29,11 +29,11 @@ from dataclasses import dataclass
 
 import psycopg
 
-from . import log
-from .config import parse_int
+from .. import log
+from ..config import parse_int
+from ..errors import RunError
+from .app_schema import connect
 from .connection import ConnectionParams
-from .db import connect
-from .errors import RunError
 
 LOCK_WAIT_ENV = "SEEDTEST_LOCK_WAIT_SECONDS"
 # What the dbt hooks read (macros/run_lock.sql validates each before it reaches SQL).

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import engine, log, profiling
-from .config import DBT_SCHEMA, DBT_TESTS, Settings, parse_identifier
-from .connection import ConnectionParams
-from .errors import RunError
+from .. import log
+from ..config import DBT_SCHEMA, DBT_TESTS, Settings, parse_identifier
+from ..db.connection import ConnectionParams
+from ..errors import RunError
+from ..warehouse import engine
+from . import profiling
 from .paths import dbt_target_path
 from .paths import project_root as project_root
 

@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import Settings, parse_identifier
-from .errors import RunError, UsageError
-from .scoring import ScoringInput
+from ..config import Settings, parse_identifier
+from ..errors import RunError, UsageError
+from ..scoring.inputs import ScoringInput
 
 ENGINE_ENV = "SEEDTEST_ENGINE"
 SPARK_SOURCE_SCHEMA_ENV = "SEEDTEST_SPARK_SOURCE_SCHEMA"
@@ -133,7 +133,7 @@ def _profile_spark_parameters() -> dict[str, str]:
     from dbt.config.renderer import ProfileRenderer
     from dbt_common.context import set_invocation_context
 
-    from .paths import project_root
+    from ..dbt.paths import project_root
 
     root = project_root()
     os.environ.update(dbt_env(root))

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from ..scoring.inputs import Score
 from .locking import assert_held
-from .scoring import Score
 
 _TEMP_TABLE = "seedtest_kpi_scores"
 

@@ -6,15 +6,16 @@ import time
 
 from psycopg import sql
 
-from . import engine, log
-from .config import Settings
-from .connection import ConnectionParams
-from .db import connect
-from .dbt_runner import BuildSummary, invoke, target_schema
-from .errors import RunError
-from .failures import database_step, report_build_failure
-from .guards import check_freshness
-from .history import note, note_build
+from .. import log
+from ..config import Settings
+from ..db.app_schema import connect
+from ..db.connection import ConnectionParams
+from ..db.failures import database_step, report_build_failure
+from ..db.history import note, note_build
+from ..dbt.guards import check_freshness
+from ..dbt.runner import BuildSummary, invoke, target_schema
+from ..errors import RunError
+from ..warehouse import engine
 
 FEATURES = "features_topic_daily"
 

@@ -19,23 +19,24 @@ from collections.abc import Callable
 
 from psycopg import sql
 
-from . import connection, engine, history
-from .config import Settings
-from .connection import ConnectionParams
-from .db import connect
-from .dbt_runner import TARGET_SCHEMA_ENV, environment, target_schema
-from .errors import ConnectError, RunError, UsageError
-from .failures import database_step
-from .guards import (
+from ..config import Settings
+from ..db import connection, history
+from ..db.app_schema import connect
+from ..db.connection import ConnectionParams
+from ..db.failures import database_step
+from ..db.locking import lock_wait_seconds, pipeline_lock
+from ..db.timeouts import load_timeouts
+from ..dbt.guards import (
     DRY_RUN_SUFFIX,
     check_schema_names,
     check_target_schema,
     freshness_hours,
     incremental_models,
 )
-from .locking import lock_wait_seconds, pipeline_lock
-from .paths import dbt_target_path
-from .timeouts import load_timeouts
+from ..dbt.paths import dbt_target_path
+from ..dbt.runner import TARGET_SCHEMA_ENV, environment, target_schema
+from ..errors import ConnectError, RunError, UsageError
+from ..warehouse import engine
 
 Job = Callable[[ConnectionParams, Settings], int]
 

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .metrics import churn_risk, goal_probability_bayes, population_prior
+from .formulas import churn_risk, goal_probability_bayes, population_prior
 
 _BATCH_ROWS = 10_000
 

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from .errors import RunError, UsageError
+from ..errors import RunError, UsageError
 
 DATABASE_PROVIDERS = "seedtest_analytics.database"
 _SCHEME = re.compile(r"^(postgresql|postgres)(\+psycopg2|\+psycopg)?://", re.IGNORECASE)
