@@ -188,7 +188,7 @@ def _locked(args: argparse.Namespace) -> int:
 
 def _backtest(args: argparse.Namespace) -> int:
     """backtest and train-churn: they write only their own tables, under the same lock."""
-    from .churn.backtest import run_command
+    from .churn.commands import run_command
 
     settings = _checked_settings(args)
     return execute(args.command, settings, lambda params, s: run_command(args, params, s))

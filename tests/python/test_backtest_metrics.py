@@ -11,15 +11,16 @@ import random
 import numpy as np
 import pytest
 
-from seedtest_analytics.churn.backtest import (
-    UserAnchors,
-    anchor_spine,
+from seedtest_analytics.churn.anchors import UserAnchors, anchor_spine, split_anchors
+from seedtest_analytics.churn.evaluation import (
+    auc,
+    brier,
+    calibration,
     feature_matrix,
     heuristic_scores,
     logistic_scores,
-    split_anchors,
+    roc_curve,
 )
-from seedtest_analytics.churn.evaluation import auc, brier, calibration, roc_curve
 from seedtest_analytics.scoring.churn_model import (
     DEFAULT_FEATURES,
     FEATURES,

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from seedtest_analytics import log
-from seedtest_analytics.churn.backtest import AnchorSettings
+from seedtest_analytics.churn.anchors import AnchorSettings
 from seedtest_analytics.config import DBT_VAR_ENV, Settings
 from seedtest_analytics.db.connection import ConnectionParams, parse_database_url
 from seedtest_analytics.db.locking import pipeline_lock

@@ -261,7 +261,7 @@ def run_demo(*, users: str, days: str, seed: str) -> int:
         print("\n".join(explain(data, outcome, settings, params, on_embedded)), flush=True)
         # Is S right on this data? Train the churn model on the first part of it, backtest
         # the three scorers on the rest, and say where the report is.
-        from seedtest_analytics.churn.backtest import demo_backtest
+        from seedtest_analytics.churn.commands import demo_backtest
 
         with pipeline_lock(params, target_schema()):
             code = demo_backtest(

@@ -1,10 +1,21 @@
-"""The backtest's metrics: AUC (ties counting one half), Brier score, calibration bins and
-ROC curves of a churn score against the observed outcome. Pure functions over numpy arrays
-(the [backtest] extra), shared by the backtest and its HTML report."""
+"""The churn backtest's evaluation: the scorers (the nightly's heuristic S, days inactive,
+the learned logistic model) over the user-anchors as numpy columns, and their metrics (AUC
+with ties counting one half, Brier score, calibration bins and ROC curves) per anchor and
+pooled. numpy is the [backtest] extra; the HTML report reads what this module computes."""
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
+
+from ..config import Settings
+from ..scoring.churn_model import ChurnModel
+from ..scoring.formulas import churn_risk
+from .anchors import EPOCH, UserAnchors
 
 if TYPE_CHECKING:
     import numpy as np
@@ -116,3 +127,154 @@ def roc_curve(
 
 
 # --- the backtest ---------------------------------------------------------------------------
+
+
+# --- scorers --------------------------------------------------------------------------------
+
+
+def heuristic_scores(rows: UserAnchors, horizon: int) -> FloatArray:
+    """The nightly's S, through its own function (scoring.formulas.churn_risk)."""
+    import numpy as np
+
+    n = len(rows)
+    return np.fromiter(
+        map(
+            churn_risk,
+            rows.days_inactive.astype(np.int64).tolist(),
+            rows.active_days.astype(np.int64).tolist(),
+            rows.mean_gap_days.tolist(),
+            repeat(horizon, n),
+        ),
+        dtype=np.float64,
+        count=n,
+    )
+
+
+def _lifetime_gap(rows: UserAnchors) -> FloatArray:
+    import numpy as np
+
+    total = rows.active_days_total
+    span = rows.tenure_days - rows.days_inactive
+    return np.where(total >= 2, span / np.maximum(total - 1.0, 1.0), 0.0)
+
+
+# The numpy twins of churn_model.FEATURES (tests check that both agree).
+NUMPY_FEATURES: dict[str, Callable[[UserAnchors], FloatArray]] = {
+    "log_days_inactive": lambda r: _np().log1p(r.days_inactive),
+    "active_days": lambda r: r.active_days,
+    "mean_gap_days": lambda r: r.mean_gap_days,
+    "log_tenure_days": lambda r: _np().log1p(r.tenure_days),
+    "log_active_days_total": lambda r: _np().log1p(r.active_days_total),
+    "log_lifetime_mean_gap_days": lambda r: _np().log1p(_lifetime_gap(r)),
+}
+
+
+def _np() -> Any:
+    import numpy
+
+    return numpy
+
+
+def feature_matrix(rows: UserAnchors, names: Sequence[str]) -> FloatArray:
+    import numpy as np
+
+    return np.column_stack([NUMPY_FEATURES[name](rows) for name in names]).astype(np.float64)
+
+
+def logistic_scores(model: ChurnModel, rows: UserAnchors) -> FloatArray:
+    """The model's probability, term by term in the order ChurnModel.probability adds them."""
+    import numpy as np
+
+    z = np.full(len(rows), model.intercept)
+    for name, coefficient in zip(model.features, model.coefficients, strict=True):
+        z = z + coefficient * NUMPY_FEATURES[name](rows)
+    e = np.exp(-np.abs(z))
+    probability: FloatArray = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return probability
+
+
+@dataclass
+class Backtest:
+    report: dict[str, Any]
+    rows: UserAnchors
+    churned: BoolArray
+    scores: dict[str, FloatArray]  # per scorer, aligned with rows (NaN: not evaluated)
+    model: ChurnModel | None
+    seconds: float
+
+
+def _model_window(model: ChurnModel) -> dict[str, Any]:
+    return {
+        "version": model.version,
+        "first_anchor": model.first_anchor.isoformat(),
+        "last_anchor": model.last_anchor.isoformat(),
+        "trained_until": model.trained_until.isoformat(),
+        "package_version": model.package_version,
+    }
+
+
+def evaluate_backtest(
+    rows: UserAnchors,
+    kept: Sequence[dt.date],
+    left_out: Sequence[dt.date],
+    settings: Settings,
+    model: ChurnModel | None,
+) -> Backtest:
+    """Score every user-anchor with each scorer; per-anchor and pooled metrics."""
+    import numpy as np
+
+    started = time.perf_counter()
+    horizon = settings.churn_horizon_days
+    churned = rows.churned(horizon)
+    scores = {
+        "heuristic": heuristic_scores(rows, horizon),
+        "days_inactive": rows.days_inactive.astype(np.float64),
+    }
+    after_window = np.zeros(len(rows), dtype=bool)
+    if model is not None:
+        after_window = rows.anchor > (model.trained_until - EPOCH).days
+        logistic = np.full(len(rows), np.nan)
+        logistic[after_window] = logistic_scores(model, rows.subset(after_window))
+        scores["logistic"] = logistic
+    order = np.argsort(rows.anchor, kind="mergesort")
+    anchor_sorted = rows.anchor[order]
+    results = []
+    for anchor in kept:
+        day = (anchor - EPOCH).days
+        lo, hi = np.searchsorted(anchor_sorted, [day, day + 1])
+        index = order[lo:hi]
+        for scorer in SCORERS:
+            if scorer not in scores or (
+                scorer == "logistic" and model is not None and anchor <= model.trained_until
+            ):
+                continue
+            results.append(
+                {
+                    "anchor": anchor.isoformat(),
+                    "scorer": scorer,
+                    **evaluate(scorer, scores[scorer][index], churned[index]),
+                }
+            )
+    pooled = []
+    for scorer in SCORERS:
+        if scorer not in scores:
+            continue
+        mask = after_window if scorer == "logistic" else slice(None)
+        pooled.append({"scorer": scorer, **evaluate(scorer, scores[scorer][mask], churned[mask])})
+    window: dict[str, Any] | None = None
+    if model is not None:
+        evaluated = [a for a in kept if a > model.trained_until]
+        window = {**_model_window(model), "anchors_evaluated": len(evaluated)}
+    report = {
+        "horizon_days": horizon,
+        "threshold_days": settings.threshold_days,
+        "anchors_left_out": [a.isoformat() for a in left_out],
+        "results": results,
+        "pooled": pooled,
+        "logistic_model": window,
+    }
+    return Backtest(report, rows, churned, scores, model, time.perf_counter() - started)
+
+
+def format_metric(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"

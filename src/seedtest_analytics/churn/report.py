@@ -15,7 +15,7 @@ from .evaluation import PROBABILITY_SCORERS, SCORERS, auc, brier, roc_curve
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .backtest import Backtest
+    from .evaluation import Backtest
 
 COLOURS = {"heuristic": "#d62728", "days_inactive": "#7f7f7f", "logistic": "#1f77b4"}
 LABELS = {
