@@ -12,10 +12,10 @@ from ..db.app_schema import connect
 from ..db.connection import ConnectionParams
 from ..db.failures import database_step, report_build_failure
 from ..db.history import note, note_build
-from ..dbt.guards import check_freshness
 from ..dbt.runner import BuildSummary, invoke, target_schema
 from ..errors import RunError
 from ..warehouse import engine
+from .freshness import check_freshness
 
 FEATURES = "features_topic_daily"
 

@@ -23,7 +23,6 @@ from ..db.failures import database_step, report_build_failure
 from ..db.history import note, note_build
 from ..db.kpi_writer import write_scores
 from ..dbt import profiling
-from ..dbt.guards import Freshness, check_freshness
 from ..dbt.runner import (
     POST_WRITE_TAG,
     BuildSummary,
@@ -35,6 +34,7 @@ from ..errors import RunError
 from ..scoring.inputs import Score, read_prior_means, read_scoring_inputs, score_users
 from ..warehouse import engine
 from .features import selector_args
+from .freshness import Freshness, check_freshness
 
 SCORING_INPUTS = "inactive_user_scoring_inputs"
 ABILITIES = "user_ability_as_of"

@@ -10,11 +10,11 @@ from ..config import LOOKBACK_DAYS, Settings, parse_date
 from ..db.connection import ConnectionParams
 from ..db.failures import report_build_failure
 from ..db.history import note, note_build
-from ..dbt.guards import check_freshness
 from ..dbt.runner import BuildSummary, invoke
 from ..errors import ReportedError, RunError, UsageError
 from .features import log_summary as log_aggregate_summary
 from .features import report_window, selector_args
+from .freshness import check_freshness
 from .inactivity import InactivityResult, score_check_and_report, stop_if_stale
 from .inactivity import log_summary as log_detect_summary
 

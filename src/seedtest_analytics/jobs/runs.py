@@ -30,13 +30,13 @@ from ..dbt.guards import (
     DRY_RUN_SUFFIX,
     check_schema_names,
     check_target_schema,
-    freshness_hours,
     incremental_models,
 )
 from ..dbt.paths import dbt_target_path
 from ..dbt.runner import TARGET_SCHEMA_ENV, environment, target_schema
 from ..errors import ConnectError, RunError, UsageError
 from ..warehouse import engine
+from .freshness import freshness_hours
 
 Job = Callable[[ConnectionParams, Settings], int]
 
