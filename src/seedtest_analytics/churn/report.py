@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 COLOURS = {"heuristic": "#d62728", "days_inactive": "#7f7f7f", "logistic": "#1f77b4"}
 LABELS = {
-    "heuristic": "heuristic (the SPEC's S)",
+    "heuristic": "heuristic (the nightly's S)",
     "days_inactive": "days inactive (baseline)",
     "logistic": "logistic (learned)",
 }

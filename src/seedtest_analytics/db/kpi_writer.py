@@ -82,7 +82,7 @@ def write_scores(
                                now(), now()
                         from {temp}
                         on conflict (user_id, week_start) do update
-                            -- a new S drops the S_model of the old one (the SPEC's S has none)
+                            -- a new S drops the S_model of the old one (the heuristic S has none)
                             set kpis = case when excluded.kpis ? 'S'
                                             then k.kpis - 'S_model' else k.kpis end
                                        || excluded.kpis,

@@ -38,7 +38,6 @@ from .freshness import Freshness, check_freshness
 
 SCORING_INPUTS = "inactive_user_scoring_inputs"
 ABILITIES = "user_ability_as_of"
-FEATURES = "features_topic_daily"
 
 
 @dataclass

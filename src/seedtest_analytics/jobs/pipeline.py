@@ -18,7 +18,6 @@ from .freshness import check_freshness
 from .inactivity import InactivityResult, score_check_and_report, stop_if_stale
 from .inactivity import log_summary as log_detect_summary
 
-ACTIVITY = "int_activity_daily"
 MAX_LOOKBACK_DAYS = LOOKBACK_DAYS.maximum
 
 

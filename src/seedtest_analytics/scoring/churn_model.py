@@ -1,4 +1,4 @@
-"""The learned churn model (issue 14): its inputs, its table of versions, the nightly hook.
+"""The learned churn model: its inputs, its table of versions, the nightly hook.
 
 `seedtest-analytics train-churn` fits a logistic regression and stores it here as a new
 version (one row of <dbt schema>.churn_models). With METRICS_CHURN_MODEL=logistic the nightly

@@ -39,7 +39,7 @@ class Score:
     week_start: dt.date
     p: float | None
     s: float | None
-    s_model: int | None = None  # the churn model version behind S (None: the SPEC's S)
+    s_model: int | None = None  # the churn model version behind S (None: the heuristic S)
 
 
 def score_users(
