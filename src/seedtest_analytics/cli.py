@@ -25,6 +25,7 @@ from .jobs.features import run_aggregate
 from .jobs.inactivity import run_detect_inactivity
 from .jobs.pipeline import backfill_settings, run_backfill, run_pipeline
 from .jobs.runs import execute
+from .scoring.churn_scorer import churn_scorer
 from .warehouse import engine
 
 
@@ -179,10 +180,10 @@ def _locked(args: argparse.Namespace) -> int:
     """A job that writes: every check, then under the advisory lock of its database and dbt
     schema, with its row in the run history (runs.py)."""
     settings = _checked_settings(args)
-    if settings.churn_model == "logistic" and args.job in (run_pipeline, run_detect_inactivity):
-        from .scoring.churn_model import check_trained
-
-        check_trained(connection.resolve(), settings)  # no trained model: one line, exit 2
+    if args.job in (run_pipeline, run_detect_inactivity):
+        scorer = churn_scorer(settings)
+        if scorer.needs_postgres_models:
+            scorer.check(connection.resolve(), settings)
     return execute(args.command, settings, args.job)
 
 

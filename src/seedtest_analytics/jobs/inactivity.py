@@ -31,8 +31,10 @@ from ..dbt.runner import (
     target_schema,
 )
 from ..errors import RunError
-from ..scoring.inputs import Score, read_prior_means, read_scoring_inputs, score_users
+from ..scoring.churn_scorer import churn_scorer
+from ..scoring.inputs import Score, score_users
 from ..warehouse import engine
+from ..warehouse import reader as warehouse
 from .features import selector_args
 from .freshness import Freshness, check_freshness
 
@@ -79,18 +81,13 @@ def score_and_write(
     threshold = settings.threshold_days
     schema = target_schema()
     with connect(params) as conn:
-        if engine.is_spark():  # the models are on Spark; weekly_kpi stays on PostgreSQL
-            inputs = engine.read_scoring_inputs(schema, SCORING_INPUTS)
-            prior_means = (
-                engine.read_prior_means(schema, ABILITIES) if settings.use_bayesian else None
-            )
-        else:
-            with database_step("reading the scoring inputs"):
-                inputs = read_scoring_inputs(conn, schema, SCORING_INPUTS)
-                prior_means = (
-                    read_prior_means(conn, schema, ABILITIES) if settings.use_bayesian else None
-                )
-                conn.rollback()
+        # The models are on the engine's warehouse; weekly_kpi stays on PostgreSQL (conn).
+        inputs, prior_means = warehouse.current().read_scoring(
+            conn,
+            schema,
+            inputs=SCORING_INPUTS,
+            abilities=ABILITIES if settings.use_bayesian else None,
+        )
         result.found = len(inputs)
         note(users_found=len(inputs))
         if not inputs:
@@ -107,10 +104,7 @@ def score_and_write(
             horizon_days=settings.churn_horizon_days,
             prior_means=prior_means,
         )
-        if settings.churn_model == "logistic":
-            from ..scoring.churn_model import apply_model
-
-            scores = apply_model(conn, scores, settings, schema)
+        scores = churn_scorer(settings).apply(conn, scores, settings, schema)
         for user_id in failed_users:
             log.warn(f"Could not calculate P/S for user={shown(user_id)}")
         for score in scores[: 50 if settings.debug else 0]:

@@ -35,7 +35,7 @@ from ..dbt.guards import (
 from ..dbt.paths import dbt_target_path
 from ..dbt.runner import TARGET_SCHEMA_ENV, environment, target_schema
 from ..errors import ConnectError, RunError, UsageError
-from ..warehouse import engine
+from ..warehouse import reader as warehouse
 from .freshness import freshness_hours
 
 Job = Callable[[ConnectionParams, Settings], int]
@@ -94,15 +94,13 @@ def execute(command: str, settings: Settings, job: Job) -> int:
                 check_target_schema(conn, dbt_schema)
             if settings.dry_run:
                 _prepare_scratch(params, scope, dbt_schema)  # a killed dry run's leftovers go
-                if engine.is_spark():  # the models, hence the copies, are in Spark
-                    engine.prepare_scratch(scope, dbt_schema, incremental_models())
+                warehouse.current().prepare_scratch(scope, dbt_schema, incremental_models())
             try:
                 code = job(params, settings)
             finally:
                 if settings.dry_run:
                     _drop_scratch(params, dbt_schema)
-                    if engine.is_spark():
-                        engine.drop_scratch(dbt_schema)
+                    warehouse.current().drop_scratch(dbt_schema)
     except UsageError:
         # Refused right after connecting (somebody else's relation in the schema): the run
         # leaves no trace there either.
