@@ -156,7 +156,10 @@ def _checked_settings(args: argparse.Namespace) -> Settings:
     log.set_debug(settings.debug)
     target_schema()
     lock_wait_seconds()
-    engine.validate(settings, getattr(args, "command", ""))
+    engine.validate(
+        getattr(args, "command", ""),
+        needs_postgres_models=churn_scorer(settings).needs_postgres_models,
+    )
     return settings
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from ..config import Settings, parse_identifier
 from ..errors import UsageError
-from ..scoring.churn_scorer import churn_scorer
 
 ENGINE_ENV = "SEEDTEST_ENGINE"
 SPARK_SOURCE_SCHEMA_ENV = "SEEDTEST_SPARK_SOURCE_SCHEMA"
@@ -52,12 +51,13 @@ def spark_source_schema() -> str:
     return parse_identifier(SPARK_SOURCE_SCHEMA_ENV, raw)
 
 
-def validate(settings: Settings, command: str = "") -> None:
-    """Checks the engine settings before anything connects (a bad value is exit code 2)."""
+def validate(command: str = "", *, needs_postgres_models: bool = False) -> None:
+    """Checks the engine settings before anything connects (a bad value is exit code 2).
+    `needs_postgres_models`: the run's churn scorer reads churn_user_anchors on PostgreSQL."""
     if not is_spark():
         return
     spark_source_schema()
-    if command in ("backtest", "train-churn") or churn_scorer(settings).needs_postgres_models:
+    if command in ("backtest", "train-churn") or needs_postgres_models:
         raise UsageError(
             f"{ENGINE_ENV}=spark: the churn backtest and METRICS_CHURN_MODEL=logistic read"
             " churn_user_anchors on PostgreSQL; on Spark only the heuristic S is supported"
