@@ -312,3 +312,14 @@ def load_settings(
         dry_run=dry_run,
         churn_model=parse_choice(CHURN_MODEL.env, get(CHURN_MODEL), CHURN_MODELS),
     )
+
+
+# The suffix of a dry run's scratch schema (and of its dbt target path): `<schema>_dry_run`.
+DRY_RUN_SUFFIX = "_dry_run"
+
+
+def target_schema() -> str:
+    """The dbt schema: SEEDTEST_DBT_SCHEMA, else `analytics`; a plain lowercase identifier,
+    since dbt puts it into SQL between double quotes without escaping them."""
+    raw = os.environ.get(DBT_SCHEMA.env, "")
+    return parse_identifier(DBT_SCHEMA.env, raw) if raw.strip() else DBT_SCHEMA.default

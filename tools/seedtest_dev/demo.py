@@ -20,8 +20,8 @@ from psycopg import sql
 
 from seedtest_analytics import log
 from seedtest_analytics.config import Settings, load_settings, parse_int
-from seedtest_analytics.db.app_schema import connect, init_db, tables_with_rows
-from seedtest_analytics.db.connection import ConnectionParams, resolve
+from seedtest_analytics.db.app_schema import init_db, tables_with_rows
+from seedtest_analytics.db.connection import ConnectionParams, connect, resolve
 from seedtest_analytics.db.locking import pipeline_lock
 from seedtest_analytics.dbt.runner import progress, target_schema
 from seedtest_analytics.errors import UsageError

@@ -19,8 +19,7 @@ from pathlib import Path
 
 from psycopg import sql
 
-from seedtest_analytics.db.app_schema import connect
-from seedtest_analytics.db.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams, connect
 from seedtest_analytics.dbt.runner import project_root
 from seedtest_analytics.errors import RunError
 

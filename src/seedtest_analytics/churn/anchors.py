@@ -19,8 +19,7 @@ from psycopg import sql
 
 from .. import log
 from ..config import Settings
-from ..db.app_schema import connect
-from ..db.connection import ConnectionParams
+from ..db.connection import ConnectionParams, connect
 from ..dbt.runner import invoke, target_schema
 from ..errors import RunError, UsageError
 from ..scoring.churn_model import CHURN_INPUTS

@@ -37,8 +37,7 @@ from psycopg.types.json import Jsonb
 
 from .. import __version__, log
 from ..config import Settings
-from ..db.app_schema import connect
-from ..db.connection import ConnectionParams
+from ..db.connection import ConnectionParams, connect
 from ..dbt.runner import target_schema
 from ..errors import UsageError
 from ..scoring.churn_model import RESULTS_TABLE, ensure_tables, latest_model, usable

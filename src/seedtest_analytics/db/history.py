@@ -24,8 +24,7 @@ from .. import log
 from ..config import Settings
 from ..dbt.paths import dbt_target_path
 from ..dbt.runner import BuildSummary
-from .app_schema import connect
-from .connection import ConnectionParams
+from .connection import ConnectionParams, connect
 
 TABLE = "seedtest_run_history"
 

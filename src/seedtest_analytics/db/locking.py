@@ -32,8 +32,7 @@ import psycopg
 from .. import log
 from ..config import parse_int
 from ..errors import RunError
-from .app_schema import connect
-from .connection import ConnectionParams
+from .connection import ConnectionParams, connect
 
 LOCK_WAIT_ENV = "SEEDTEST_LOCK_WAIT_SECONDS"
 # What the dbt hooks read (macros/run_lock.sql validates each before it reaches SQL).

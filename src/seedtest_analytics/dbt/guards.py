@@ -17,10 +17,10 @@ from pathlib import Path
 
 import psycopg
 
+from ..config import DRY_RUN_SUFFIX as DRY_RUN_SUFFIX
 from ..errors import UsageError
-from .runner import project_root
+from .paths import project_root
 
-DRY_RUN_SUFFIX = "_dry_run"
 # Tables the project keeps in its schema besides the models: the run history (history.py)
 # and the windows of the per-run tables (macros/run_window.sql).
 # Tables the Python side creates in the project's schema: the run history, dbt's per-run

@@ -17,9 +17,9 @@ from typing import Any
 from .. import log
 from ..config import DBT_VAR_ENV, Settings, load_settings
 from ..db.connection import ConnectionParams
-from ..db.failures import report_build_failure
 from ..db.history import note, note_build
 from ..errors import RunError, UsageError
+from .failures import report_build_failure
 from .paths import dbt_target_path
 from .runner import _summarise, dbt_env, environment, project_root, settings_file
 

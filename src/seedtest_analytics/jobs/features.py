@@ -7,8 +7,8 @@ import time
 from .. import log
 from ..config import Settings
 from ..db.connection import ConnectionParams
-from ..db.failures import report_build_failure
 from ..db.history import note, note_build
+from ..dbt.failures import report_build_failure
 from ..dbt.runner import BuildSummary, invoke, target_schema
 from ..errors import RunError
 from ..warehouse import reader as warehouse

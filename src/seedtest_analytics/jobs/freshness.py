@@ -11,8 +11,7 @@ from zoneinfo import ZoneInfo
 from psycopg import sql
 
 from ..config import FRESHNESS_HOURS, Settings
-from ..db.app_schema import connect
-from ..db.connection import ConnectionParams
+from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
 from ..db.history import note
 

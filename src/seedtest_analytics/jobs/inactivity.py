@@ -17,12 +17,12 @@ from psycopg import sql
 
 from .. import log
 from ..config import Settings
-from ..db.app_schema import connect
-from ..db.connection import ConnectionParams
-from ..db.failures import database_step, report_build_failure
+from ..db.connection import ConnectionParams, connect
+from ..db.failures import database_step
 from ..db.history import note, note_build
 from ..db.kpi_writer import write_scores
 from ..dbt import profiling
+from ..dbt.failures import report_build_failure
 from ..dbt.runner import (
     POST_WRITE_TAG,
     BuildSummary,

@@ -8,8 +8,8 @@ import time
 from .. import log
 from ..config import LOOKBACK_DAYS, Settings, parse_date
 from ..db.connection import ConnectionParams
-from ..db.failures import report_build_failure
 from ..db.history import note, note_build
+from ..dbt.failures import report_build_failure
 from ..dbt.runner import BuildSummary, invoke
 from ..errors import ReportedError, RunError, UsageError
 from .features import log_summary as log_aggregate_summary

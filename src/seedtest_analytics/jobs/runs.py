@@ -21,8 +21,7 @@ from psycopg import sql
 
 from ..config import Settings
 from ..db import connection, history
-from ..db.app_schema import connect
-from ..db.connection import ConnectionParams
+from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
 from ..db.locking import lock_wait_seconds, pipeline_lock
 from ..db.timeouts import load_timeouts

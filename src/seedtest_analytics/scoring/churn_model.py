@@ -21,11 +21,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ..config import Settings
-from ..db.app_schema import connect
-from ..db.connection import ConnectionParams
-from ..dbt.guards import DRY_RUN_SUFFIX
-from ..dbt.runner import target_schema
+from ..config import DRY_RUN_SUFFIX, Settings, target_schema
+from ..db.connection import ConnectionParams, connect
 from ..errors import RunError, UsageError
 from .inputs import Score
 

@@ -9,8 +9,7 @@ from collections.abc import Sequence
 import psycopg
 from psycopg import sql
 
-from ..db.app_schema import connect
-from ..db.connection import ConnectionParams
+from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
 from ..scoring.inputs import ScoringInput, read_prior_means, read_scoring_inputs
 
