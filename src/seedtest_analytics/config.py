@@ -63,10 +63,10 @@ ATTEMPTS_FROM_EXAM_RESULTS = Var(
 )
 CHURN_MODEL = Var("METRICS_CHURN_MODEL", None, "heuristic")
 DEBUG = Var("DEBUG", None, "false")
-# Read by dbt_runner (the profile's schema, and whether a build runs the data tests).
+# Read by dbt/runner.py (the profile's schema, and whether a build runs the data tests).
 DBT_SCHEMA = Var("SEEDTEST_DBT_SCHEMA", None, "analytics")
 DBT_TESTS = Var("SEEDTEST_DBT_TESTS", None, "true")
-# Read by timeouts.py and guards.py (the reasons for the defaults are there).
+# Read by db/timeouts.py and jobs/freshness.py (the reasons for the defaults are there).
 LOCK_TIMEOUT = IntVar("SEEDTEST_LOCK_TIMEOUT_SECONDS", None, "120", minimum=1, maximum=86_400)
 STATEMENT_TIMEOUT = IntVar(
     "SEEDTEST_STATEMENT_TIMEOUT_SECONDS", None, "3600", minimum=1, maximum=86_400

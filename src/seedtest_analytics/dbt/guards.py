@@ -21,10 +21,10 @@ from ..config import DRY_RUN_SUFFIX as DRY_RUN_SUFFIX
 from ..errors import UsageError
 from .paths import project_root
 
-# Tables the project keeps in its schema besides the models: the run history (history.py)
+# Tables the project keeps in its schema besides the models: the run history (db/history.py)
 # and the windows of the per-run tables (macros/run_window.sql).
 # Tables the Python side creates in the project's schema: the run history, dbt's per-run
-# window record, and the churn model's versions and backtest results (churn_model.py).
+# window record, and the churn model's versions and backtest results (scoring/churn_model.py).
 OWN_TABLES = frozenset(
     {"seedtest_run_history", "run_windows", "churn_models", "churn_backtest_results"}
 )

@@ -3,8 +3,8 @@ before connecting, the lock, the checks before dbt, the job, and its row in the 
 
 - Everything a run could get wrong about where it writes is refused before anything is
   written: the schema names and every setting before connecting (exit 2), a schema that holds
-  somebody else's relation right after taking the lock (exit 2, guards.py).
-- Every session of the run gets a lock timeout and a statement timeout (timeouts.py).
+  somebody else's relation right after taking the lock (exit 2, dbt/guards.py).
+- Every session of the run gets a lock timeout and a statement timeout (db/timeouts.py).
 - A dry run makes the real run's build in a scratch schema, `<SEEDTEST_DBT_SCHEMA>_dry_run`,
   whose incremental models start as copies of the real ones (so it computes what the real run
   would), dropped before and after it (the next real run cannot see it), with dbt's artifacts

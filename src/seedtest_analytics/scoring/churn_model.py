@@ -50,7 +50,8 @@ def lifetime_mean_gap_days(x: ChurnInputs) -> float:
 
 
 # The model's inputs by name. A stored model names its features, so a version keeps scoring
-# the same way when features are added here later. backtest.py has the numpy twins of these.
+# the same way when features are added here later. churn/evaluation.py has the numpy twins of
+# these.
 FEATURES: dict[str, Callable[[ChurnInputs], float]] = {
     "log_days_inactive": lambda x: math.log1p(x.days_inactive),
     "active_days": lambda x: float(x.active_days),
