@@ -1,0 +1,105 @@
+"""One run of a command that writes (run, aggregate, detect-inactivity, backfill): the checks
+before connecting, the lock, the checks before dbt, the job, and its row in the run history.
+
+- Everything a run could get wrong about where it writes is refused before anything is
+  written: the schema names and every setting before connecting (exit 2), a schema that holds
+  somebody else's relation right after taking the lock (exit 2, dbt/guards.py).
+- Every session of the run gets a lock timeout and a statement timeout (db/timeouts.py).
+- A dry run makes the real run's build in the project's own schema under other names
+  (`dry_run__<model>`, dbt/dry_run.py): its incremental models start as copies of the real
+  ones (so it computes what the real run would), and every relation it creates carries a
+  marker comment; it drops only marked relations, by name, never with cascade, before and
+  after it. Its dbt artifacts go to a target directory of its own (the last real run's stay
+  for `dbt retry`). Its one write outside its scratch relations is its row in the run
+  history. It needs no privilege beyond the real run's. On Spark it keeps a scratch database
+  (`<SEEDTEST_DBT_SCHEMA>_dry_run`, warehouse/spark.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from ..config import Settings
+from ..db import connection, history
+from ..db.connection import ConnectionParams, connect
+from ..db.failures import database_step
+from ..db.locking import lock_wait_seconds, pipeline_lock
+from ..db.timeouts import load_timeouts
+from ..dbt.guards import (
+    DRY_RUN_SUFFIX,
+    check_schema_names,
+    check_target_schema,
+    incremental_models,
+)
+from ..dbt import dry_run
+from ..dbt.paths import dbt_target_path
+from ..dbt.runner import TARGET_SCHEMA_ENV, environment, target_schema
+from ..errors import ConnectError, RunError, UsageError
+from ..warehouse import engine
+from ..warehouse import reader as warehouse
+from . import catch_up
+from .freshness import freshness_hours
+
+Job = Callable[[ConnectionParams, Settings], int]
+
+
+def execute(command: str, settings: Settings, job: Job) -> int:
+    """Run `job` for `command` under the run lock, after every check; returns its exit code."""
+    scope = target_schema()
+    check_schema_names(scope, settings.source_schema)
+    lock_wait_seconds()
+    freshness_hours()
+    timeouts = load_timeouts()
+    params = connection.resolve()
+    spark = engine.is_spark()
+    dbt_schema = scope + DRY_RUN_SUFFIX if settings.dry_run and spark else scope
+    env = {
+        TARGET_SCHEMA_ENV: dbt_schema,
+        "PGOPTIONS": timeouts.pgoptions(os.environ.get("PGOPTIONS", "")),
+        dry_run.ENV: "true" if settings.dry_run and not spark else "",
+    }
+    if settings.dry_run:
+        real = dbt_target_path()
+        env["DBT_TARGET_PATH"] = str(real.with_name(real.name + DRY_RUN_SUFFIX.replace("_", "-")))
+    history.begin(command, settings)
+    code, error = 1, None
+    try:
+        with environment(env), pipeline_lock(params, dbt_schema):
+            with database_step("the check of the project's schema"), connect(params) as conn:
+                check_target_schema(conn, dbt_schema)
+            if settings.dry_run:
+                if spark:  # the models, hence the copies, are in Spark
+                    warehouse.current().prepare_scratch(scope, dbt_schema, incremental_models())
+                else:  # a killed dry run's leftovers go (only its own, proved by the marker)
+                    dry_run.prepare(params, scope, [*incremental_models(), *dry_run.REGISTRIES])
+            if command in catch_up.COMMANDS and not spark:  # days missed by an outage
+                settings = catch_up.caught_up(params, settings, scope)
+            try:
+                code = job(params, settings)
+            finally:
+                if settings.dry_run:
+                    if spark:
+                        warehouse.current().drop_scratch(dbt_schema)
+                    else:
+                        dry_run.drop(params, scope)
+    except UsageError:
+        # Refused right after connecting (somebody else's relation in the schema): the run
+        # leaves no trace there either.
+        history.discard()
+        raise
+    except ConnectError as exc:
+        history.finish(1, str(exc))
+        history.discard()  # it never reached the database: nowhere to write the row
+        raise
+    except RunError as exc:
+        code, error = 1, str(exc)
+        raise
+    except KeyboardInterrupt:
+        code, error = 1, "interrupted"
+        raise
+    finally:
+        history.finish(code, error)
+        with environment({"PGOPTIONS": env["PGOPTIONS"]}):
+            history.write(params, scope)
+    return code
