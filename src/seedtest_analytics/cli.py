@@ -38,9 +38,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 DRY_RUN_HELP = (
-    "compute and report the same counts without touching the real tables: dbt builds into the "
-    "scratch schema <SEEDTEST_DBT_SCHEMA>_dry_run, dropped before and after; the only other "
-    "write is the run's row in seedtest_run_history"
+    "compute and report the same counts without touching the real tables: dbt builds "
+    "dry_run__<model> relations in SEEDTEST_DBT_SCHEMA, marked as the dry run's and dropped "
+    "before and after (on Spark: the scratch database <SEEDTEST_DBT_SCHEMA>_dry_run); the only "
+    "other write is the run's row in seedtest_run_history"
 )
 
 

@@ -18,7 +18,7 @@ import pytest
 from psycopg import sql
 
 from conftest import run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from test_privileges import ANCHOR, admin, grant_least, job_params, job_role, seed
 
 __all__ = ["job_role"]  # the fixture, shared with test_privileges

@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 
 from conftest import run_cli
 from ps_reference import phi
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from test_privileges import ANCHOR, WEEK, admin, at_day, seed
 
 

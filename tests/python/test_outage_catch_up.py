@@ -11,8 +11,8 @@ import pytest
 
 import reference
 from conftest import run_cli
-from seedtest_analytics.catch_up import MAX_CATCH_UP_DAYS
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
+from seedtest_analytics.jobs.catch_up import MAX_CATCH_UP_DAYS
 from test_privileges import add_exam, admin, at_day
 
 FIRST = dt.date(2025, 5, 20)

@@ -16,9 +16,9 @@ import pytest
 
 from background import wait_for
 from conftest import REPO, run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_analytics.errors import RunError
-from seedtest_analytics.inputs_check import check_inputs_anchor
+from seedtest_analytics.jobs.inputs_check import check_inputs_anchor
 from test_privileges import ANCHOR, admin, seed
 
 ENV = {"ACTIVITY_TIMEZONE": "UTC", "SEEDTEST_FRESHNESS_HOURS": "0"}

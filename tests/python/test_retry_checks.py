@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 
 from conftest import run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from test_privileges import ANCHOR, admin, seed
 
 ENV = {"ACTIVITY_TIMEZONE": "UTC", "SEEDTEST_FRESHNESS_HOURS": "0"}

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from conftest import REPO, run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from test_privileges import add_exam, admin, at_day
 
 FIRST = dt.date(2025, 6, 10)

@@ -26,13 +26,13 @@ from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
 from ..db.locking import lock_wait_seconds, pipeline_lock
 from ..db.timeouts import load_timeouts
+from ..dbt import dry_run
 from ..dbt.guards import (
     DRY_RUN_SUFFIX,
     check_schema_names,
     check_target_schema,
     incremental_models,
 )
-from ..dbt import dry_run
 from ..dbt.paths import dbt_target_path
 from ..dbt.runner import TARGET_SCHEMA_ENV, environment, target_schema
 from ..errors import ConnectError, RunError, UsageError
