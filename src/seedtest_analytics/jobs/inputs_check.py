@@ -14,10 +14,12 @@ from ..errors import RunError
 
 
 def check_inputs_anchor(conn: psycopg.Connection, schema: str, table: str, anchor: dt.date) -> None:
+    relation = sql.Identifier(schema, table)
+    found = conn.execute("select to_regclass(%s)", (relation.as_string(conn),)).fetchone()
+    if found is None or found[0] is None:
+        return  # nothing to check: the read that follows says it is missing
     row = conn.execute(
-        sql.SQL("select as_of from {} where as_of is distinct from %s limit 1").format(
-            sql.Identifier(schema, table)
-        ),
+        sql.SQL("select as_of from {} where as_of is distinct from %s limit 1").format(relation),
         (anchor,),
     ).fetchone()
     if row is not None:
