@@ -40,7 +40,9 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from . import __version__, log
+from .backtest_decisions import decision_report
 from .backtest_metrics import (
+    PROBABILITY_SCORERS,
     SCORERS,
     evaluate,
 )
@@ -196,13 +198,17 @@ _COLUMNS = (
     "tenure_days",
     "active_days_total",
     "days_to_return",
+    "user",
+    "last_active",
 )
+_FIT_COLUMNS = _COLUMNS[:-3]  # what a fit sees (the label comes from days_to_return)
 
 
 @dataclass
 class UserAnchors:
-    """Columns of churn_user_anchors; `anchor` as days since 1970-01-01, `days_to_return`
-    NaN where the user has not come back."""
+    """Columns of churn_user_anchors; `anchor` and `last_active` as days since 1970-01-01,
+    `days_to_return` NaN where the user has not come back, `user` a dense number per user
+    (in the order of the ids)."""
 
     anchor: Any
     days_inactive: Any
@@ -211,6 +217,8 @@ class UserAnchors:
     tenure_days: Any
     active_days_total: Any
     days_to_return: Any
+    user: Any
+    last_active: Any
 
     def __len__(self) -> int:
         return int(self.anchor.shape[0])
@@ -230,7 +238,7 @@ class UserAnchors:
         the label), so a fit is reproducible whatever order the database returned them in."""
         import numpy as np
 
-        keys = [getattr(self, n) for n in _COLUMNS[:-1]] + [self.churned(horizon)]
+        keys = [getattr(self, n) for n in _FIT_COLUMNS] + [self.churned(horizon)]
         return self.subset(np.lexsort(tuple(reversed(keys))))
 
 
@@ -242,7 +250,9 @@ def read_user_anchors(
 
     query = sql.SQL(
         "select anchor - date '1970-01-01', days_inactive, active_days, mean_gap_days::float8,"
-        " tenure_days, active_days_total, days_to_return from {} where anchor = any(%s)"
+        " tenure_days, active_days_total, days_to_return,"
+        " dense_rank() over (order by user_id), last_active_day - date '1970-01-01'"
+        " from {} where anchor = any(%s)"
     ).format(sql.Identifier(schema, CHURN_INPUTS))
     blocks = [np.empty((0, len(_COLUMNS)))]
     with conn.cursor(name="seedtest_backtest_read") as cur:
@@ -395,6 +405,16 @@ def evaluate_backtest(
         "horizon_days": horizon,
         "threshold_days": settings.threshold_days,
         "anchors_left_out": [a.isoformat() for a in left_out],
+        "decision": decision_report(
+            scores=scores,
+            probability=set(PROBABILITY_SCORERS),
+            churned=churned,
+            users=rows.user,
+            last_active=rows.last_active,
+            anchor=rows.anchor,
+            days_inactive=rows.days_inactive,
+            days_to_return=rows.days_to_return,
+        ),
         "results": results,
         "pooled": pooled,
         "logistic_model": window,

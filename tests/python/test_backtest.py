@@ -345,7 +345,18 @@ def truth(scenario: Scenario) -> dict[dt.date, list[Truth]]:
 def test_report_has_the_issue_shape(scenario: Scenario) -> None:
     report = scenario.report
     assert set(report) == {"horizon_days", "threshold_days", "anchors_left_out", "results",
-                           "pooled", "logistic_model"}
+                           "pooled", "logistic_model", "decision"}
+    decision = report["decision"]
+    assert set(decision) == {"resamples", "seed", "confidence", "buckets", "segments"}
+    assert list(decision["segments"]) == ["all", "inactive_7_13", "inactive_14_29",
+                                          "inactive_30_plus", "spells"]
+    for segment in decision["segments"].values():
+        assert set(segment) == {"rows", "users", "churned", "churned_came_back_later",
+                                "churned_came_back_later_share", "scorers", "differences"}
+        assert set(segment["scorers"]) == set(SCORERS)
+        assert set(segment["scorers"]["heuristic"]) == {
+            "rows", "auc", "auc_ci", "brier", "brier_ci", "calibration_error",
+            "calibration_error_ci"}
     assert (report["horizon_days"], report["threshold_days"]) == (HORIZON, THRESHOLD)
     result_keys = {"anchor", "scorer", "users", "churned", "auc", "brier", "calibration"}
     assert all(set(row) == result_keys for row in report["results"])
@@ -428,6 +439,49 @@ def test_metrics_equal_an_independent_computation(scenario: Scenario,
             sum(t.s for t in members) / len(members), abs=EXACT)
         assert entry["churn_rate"] == pytest.approx(
             sum(t.churned for t in members) / len(members), abs=EXACT)
+
+
+def test_decision_segments_equal_an_independent_computation(
+        scenario: Scenario, truth: dict[dt.date, list[Truth]]) -> None:
+    """Buckets of days inactive and one row per spell (the first kept anchor of each user's
+    (last active day)), from the raw rows; the intervals hold the figure."""
+    report, model = scenario.report, scenario.model
+    until = model["trained_until"]
+    everything = [t for rows in truth.values() for t in rows]
+    first: dict[tuple[str, dt.date], Truth] = {}
+    for t in everything:
+        if (t.user, t.last) not in first or t.anchor < first[(t.user, t.last)].anchor:
+            first[(t.user, t.last)] = t
+    wanted = {
+        "all": everything,
+        "inactive_7_13": [t for t in everything if 7 <= t.d <= 13],
+        "inactive_14_29": [t for t in everything if 14 <= t.d <= 29],
+        "inactive_30_plus": [t for t in everything if t.d >= 30],
+        "spells": list(first.values()),
+    }
+    segments = report["decision"]["segments"]
+    for name, rows in wanted.items():
+        segment = segments[name]
+        churned = [t for t in rows if t.churned]
+        later = [t for t in churned if t.next_day is not None]
+        assert (segment["rows"], segment["users"], segment["churned"]) == (
+            len(rows), len({t.user for t in rows}), len(churned)), name
+        assert segment["churned_came_back_later"] == len(later), name
+        assert len(later) > 0 or name == "inactive_7_13"
+        for scorer in SCORERS:
+            mine = [t for t in rows if scorer != "logistic" or t.anchor > until]
+            want = expected_metrics(scorer, mine, model)
+            got = segment["scorers"][scorer]
+            assert got["rows"] == len(mine), (name, scorer)
+            if want["auc"] is None:
+                assert got["auc"] is None
+                continue
+            assert got["auc"] == pytest.approx(want["auc"], abs=1e-9), (name, scorer)
+            low, high = got["auc_ci"]
+            assert low <= got["auc"] <= high and high - low < 0.5, (name, scorer)
+            if scorer != "days_inactive":
+                assert got["brier"] == pytest.approx(want["brier"], abs=1e-9), (name, scorer)
+    assert "Where outreach is decided" in scenario.html.split("Pooled over all anchors")[0]
 
 
 def test_logistic_beats_the_heuristic_where_the_truth_is_known(
