@@ -46,6 +46,7 @@ from .backtest_metrics import (
     SCORERS,
     evaluate,
 )
+from .churn_champion import Candidate
 from .churn_model import (
     CHURN_INPUTS,
     DEFAULT_FEATURES,
@@ -355,6 +356,7 @@ def evaluate_backtest(
     left_out: Sequence[dt.date],
     settings: Settings,
     model: ChurnModel | None,
+    champion: Candidate | None = None,
 ) -> Backtest:
     """Score every user-anchor with each scorer; per-anchor and pooled metrics."""
     import numpy as np
@@ -372,6 +374,13 @@ def evaluate_backtest(
         logistic = np.full(len(rows), np.nan)
         logistic[after_window] = logistic_scores(model, rows.subset(after_window))
         scores["logistic"] = logistic
+    if champion is not None:
+        from .churn_training import inputs_of, score
+
+        later = rows.anchor > (champion.trained_until - _EPOCH).days
+        default = np.full(len(rows), np.nan)
+        default[later] = score(champion, inputs_of(rows.subset(later)))
+        scores["champion"] = default
     order = np.argsort(rows.anchor, kind="mergesort")
     anchor_sorted = rows.anchor[order]
     results = []
@@ -407,7 +416,7 @@ def evaluate_backtest(
         "anchors_left_out": [a.isoformat() for a in left_out],
         "decision": decision_report(
             scores=scores,
-            probability=set(PROBABILITY_SCORERS),
+            probability={*PROBABILITY_SCORERS, "champion"},
             churned=churned,
             users=rows.user,
             last_active=rows.last_active,
@@ -418,6 +427,13 @@ def evaluate_backtest(
         "results": results,
         "pooled": pooled,
         "logistic_model": window,
+        "champion": None
+        if champion is None
+        else {
+            "candidate_id": champion.candidate_id,
+            "kind": champion.kind,
+            "trained_until": champion.trained_until.isoformat(),
+        },
     }
     return Backtest(report, rows, churned, scores, model, time.perf_counter() - started)
 
@@ -524,9 +540,10 @@ def run_backtest(
                 model = None
         else:
             log.info("No trained churn model (train-churn): logistic left out of the backtest")
+        champion = current_champion(conn, schema, settings)
         rows = read_user_anchors(conn, schema, kept)
         read = time.perf_counter()
-        backtest = evaluate_backtest(rows, kept, left_out, settings, model)
+        backtest = evaluate_backtest(rows, kept, left_out, settings, model, champion)
         staged = [(_stage(output, (json.dumps(backtest.report, indent=1) + "\n").encode()), output)]
         if html is not None:
             from .backtest_report import render_html
@@ -567,6 +584,16 @@ def run_backtest(
     )
     log.info(f"Report: {output.resolve()}" + (f" and {html.resolve()}" if html else ""))
     return backtest
+
+
+def current_champion(conn: psycopg.Connection, schema: str, settings: Settings) -> Candidate | None:
+    """The champion the nightly's auto mode would use on the run's anchor date (whatever its
+    age: the backtest evaluates it only on anchors after its training window)."""
+    from .churn_champion import champions, choose_champion
+
+    rows = champions(conn, schema)
+    conn.rollback()
+    return choose_champion(rows, settings, 36500)[0] if rows else None
 
 
 # --- training -------------------------------------------------------------------------------
@@ -743,6 +770,10 @@ def run_train(
                 Jsonb(metrics),
             ),
         ).fetchone()
+        conn.commit()
+        from .churn_training import train_candidates
+
+        train_candidates(conn, schema, rows, kept, settings, until)
         conn.commit()
     assert row is not None
     model = dataclasses.replace(candidate, version=row[0])

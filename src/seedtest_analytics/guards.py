@@ -35,9 +35,17 @@ DRY_RUN_SUFFIX = "_dry_run"
 # Tables the project keeps in its schema besides the models: the run history (history.py)
 # and the windows of the per-run tables (macros/run_window.sql).
 # Tables the Python side creates in the project's schema: the run history, dbt's per-run
-# window record, and the churn model's versions and backtest results (churn_model.py).
+# window record, the churn model's versions and backtest results (churn_model.py), and the
+# champion/challenger candidates and decisions (churn_champion.py).
 OWN_TABLES = frozenset(
-    {"seedtest_run_history", "run_windows", "churn_models", "churn_backtest_results"}
+    {
+        "seedtest_run_history",
+        "run_windows",
+        "churn_models",
+        "churn_backtest_results",
+        "churn_candidates",
+        "churn_decisions",
+    }
 )
 # Model names of earlier versions of the project: a schema built by one of them still holds
 # these relations (models renamed since then are left behind until dropped by hand).

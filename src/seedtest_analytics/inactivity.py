@@ -110,6 +110,11 @@ def score_and_write(
             from .churn_model import apply_model
 
             scores = apply_model(conn, scores, settings, schema)
+        elif settings.churn_model == "auto" and not engine.is_spark():
+            from .churn_champion import apply_champion
+
+            with database_step("reading the churn champion"):
+                scores = apply_champion(conn, scores, settings, schema)
         for user_id in failed_users:
             log.warn(f"Could not calculate P/S for user={shown(user_id)}")
         for score in scores[: 50 if settings.debug else 0]:
