@@ -177,6 +177,10 @@ def _locked(args: argparse.Namespace) -> int:
     """A job that writes: every check, then under the advisory lock of its database and dbt
     schema, with its row in the run history (runs.py)."""
     settings = _checked_settings(args)
+    if args.job in (run_pipeline, run_detect_inactivity):
+        from .holdout import holdout_share
+
+        holdout_share()  # a bad SEEDTEST_HOLDOUT_SHARE: one line, exit 2, before anything
     if settings.churn_model == "logistic" and args.job in (run_pipeline, run_detect_inactivity):
         from .churn_model import check_trained
 

@@ -620,7 +620,8 @@ def test_nightly_logistic_mode_writes_the_model_probability(
     assert score_and_write(params, settings).processed == len(rows)
     kpis = written()
     for t in rows:
-        assert kpis[t.user] == {"S": pytest.approx(t.s, abs=EXACT)}
+        assert kpis[t.user] == {"S": pytest.approx(t.s, abs=EXACT),
+                                "S_as_of": NIGHTLY.isoformat()}
 
 
 @dataclass

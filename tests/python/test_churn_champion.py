@@ -37,20 +37,22 @@ NEW_POINTS = ([7.0, 20.0], [0.3, 0.8])
 class World:
     params: ConnectionParams
     inactive: dict[str, tuple[int, int, float]]  # user: (d, k, g) from the truth
+    days: dict[str, list[dt.date]]
     first_run: subprocess.CompletedProcess[str]
 
 
-def truth(days: dict[str, list[dt.date]]) -> dict[str, tuple[int, int, float]]:
+def truth(days: dict[str, list[dt.date]], anchor: dt.date = NIGHTLY
+          ) -> dict[str, tuple[int, int, float]]:
     result = {}
-    window_first = NIGHTLY - dt.timedelta(days=LOOKBACK - 1)
+    window_first = anchor - dt.timedelta(days=LOOKBACK - 1)
     for user, all_days in days.items():
-        past = [d for d in all_days if d <= NIGHTLY]
-        if not past or (NIGHTLY - past[-1]).days < THRESHOLD:
+        past = [d for d in all_days if d <= anchor]
+        if not past or (anchor - past[-1]).days < THRESHOLD:
             continue
         window = [d for d in past if d >= window_first]
         k = len(window)
         g = (window[-1] - window[0]).days / (k - 1) if k >= 2 else 0.0
-        result[user] = ((NIGHTLY - past[-1]).days, k, g)
+        result[user] = ((anchor - past[-1]).days, k, g)
     return result
 
 
@@ -63,7 +65,8 @@ def world(server_params: ConnectionParams) -> Iterator[World]:
         first = run_cli(params, "detect-inactivity", "--date", NIGHTLY.isoformat(),
                         env={"SEEDTEST_FRESHNESS_HOURS": "0"})
         assert first.returncode == 0, first.stdout + first.stderr
-        yield World(params, truth(population.activity_days()), first)
+        days = population.activity_days()
+        yield World(params, truth(days), days, first)
     finally:
         drop_database(server_params, params)
 
@@ -201,3 +204,63 @@ def test_a_stale_or_foreign_champion_is_not_used(
     assert "the fixed-weight formula scores S" in warnings[0]
     written = kpis(world.params)
     assert all("S_model" not in row for row in written.values())
+
+
+def test_holdout_is_a_stable_hashed_share(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    def held(user: str, share: float) -> bool:
+        digest = hashlib.sha256(b"seedtest-holdout:" + user.encode()).digest()
+        return (int.from_bytes(digest[:7], "big") >> 4) / 2**52 < share
+
+    monkeypatch.setenv("SEEDTEST_HOLDOUT_SHARE", "0.3")
+    score_and_write(world.params, settings(churn_model="heuristic"))
+    written = kpis(world.params)
+    flagged = {user for user, row in written.items() if row["holdout"] is True}
+    assert all(row["holdout"] in (True, False) for row in written.values())
+    assert flagged == {user for user in world.inactive if held(user, 0.3)}
+    assert 0.15 < len(flagged) / len(written) < 0.45
+    monkeypatch.setenv("SEEDTEST_HOLDOUT_SHARE", "0.6")  # a larger share only adds users
+    score_and_write(world.params, settings(churn_model="heuristic"))
+    more = {user for user, row in kpis(world.params).items() if row["holdout"] is True}
+    assert flagged < more
+    bad = run_cli(world.params, "detect-inactivity", "--date", NIGHTLY.isoformat(),
+                  env={"SEEDTEST_HOLDOUT_SHARE": "1.5"})
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "SEEDTEST_HOLDOUT_SHARE" in bad.stderr
+
+
+def test_s_as_of_and_the_returners_of_the_week(world: World) -> None:
+    """Scored on Wednesday; some come back on Thursday: Thursday's run marks them
+    S_returned_on (their S and S_as_of stay), the others get Thursday's S."""
+    score_and_write(world.params, settings(churn_model="heuristic"))
+    before = kpis(world.params)
+    assert {row["S_as_of"] for row in before.values()} == {NIGHTLY.isoformat()}
+    thursday = NIGHTLY + dt.timedelta(days=1)
+    back = sorted(world.inactive)[::4]
+    with psycopg.connect(**world.params.psycopg_kwargs(), autocommit=True) as conn:
+        for i, user in enumerate(back):
+            at = dt.datetime(thursday.year, thursday.month, thursday.day, 12, tzinfo=dt.UTC)
+            conn.execute(
+                "insert into public.exam_results (id, session_id, user_id, result_json,"
+                " created_at, updated_at) values (gen_random_uuid(), %s, %s, %s, %s, %s)",
+                (f"back-{i}", user, '{"questions": [{"question_id": "q1", "topic": "algebra",'
+                 ' "is_correct": true}]}', at, at))
+    run = run_cli(world.params, "detect-inactivity", "--date", thursday.isoformat(),
+                  env={"SEEDTEST_FRESHNESS_HOURS": "0", "METRICS_CHURN_MODEL": "heuristic"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"{len(back)} user(s) scored earlier this week came back" in run.stdout
+    after = kpis(world.params)
+    later = truth({u: [*d, thursday] if u in back else d for u, d in world.days.items()},
+                  thursday)
+    assert set(after) == set(world.inactive) | set(later)  # some became inactive on Thursday
+    assert not set(back) & set(later)
+    for user, row in after.items():
+        if user in back:
+            assert row["S_returned_on"] == thursday.isoformat()
+            assert (row["S"], row["S_as_of"]) == (before[user]["S"], NIGHTLY.isoformat())
+        else:
+            assert "S_returned_on" not in row
+            d, k, g = later[user]
+            assert row["S_as_of"] == thursday.isoformat()
+            assert row["S"] == pytest.approx(ref.s_churn(d, k, g, HORIZON), abs=1e-12)
