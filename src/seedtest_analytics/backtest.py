@@ -357,6 +357,7 @@ def evaluate_backtest(
     settings: Settings,
     model: ChurnModel | None,
     champion: Candidate | None = None,
+    candidates: Sequence[Candidate] = (),
 ) -> Backtest:
     """Score every user-anchor with each scorer; per-anchor and pooled metrics."""
     import numpy as np
@@ -374,13 +375,15 @@ def evaluate_backtest(
         logistic = np.full(len(rows), np.nan)
         logistic[after_window] = logistic_scores(model, rows.subset(after_window))
         scores["logistic"] = logistic
-    if champion is not None:
+    scored = {} if champion is None else {"champion": champion}
+    scored.update({f"candidate_{c.kind}": c for c in candidates})
+    for name, candidate in scored.items():
         from .churn_training import inputs_of, score
 
-        later = rows.anchor > (champion.trained_until - _EPOCH).days
-        default = np.full(len(rows), np.nan)
-        default[later] = score(champion, inputs_of(rows.subset(later)))
-        scores["champion"] = default
+        later = rows.anchor > (candidate.trained_until - _EPOCH).days
+        values = np.full(len(rows), np.nan)
+        values[later] = score(candidate, inputs_of(rows.subset(later)))
+        scores[name] = values
     order = np.argsort(rows.anchor, kind="mergesort")
     anchor_sorted = rows.anchor[order]
     results = []
@@ -416,7 +419,7 @@ def evaluate_backtest(
         "anchors_left_out": [a.isoformat() for a in left_out],
         "decision": decision_report(
             scores=scores,
-            probability={*PROBABILITY_SCORERS, "champion"},
+            probability={*PROBABILITY_SCORERS, *scored},
             churned=churned,
             users=rows.user,
             last_active=rows.last_active,
@@ -541,9 +544,10 @@ def run_backtest(
         else:
             log.info("No trained churn model (train-churn): logistic left out of the backtest")
         champion = current_champion(conn, schema, settings)
+        candidates = latest_candidates(conn, schema)
         rows = read_user_anchors(conn, schema, kept)
         read = time.perf_counter()
-        backtest = evaluate_backtest(rows, kept, left_out, settings, model, champion)
+        backtest = evaluate_backtest(rows, kept, left_out, settings, model, champion, candidates)
         staged = [(_stage(output, (json.dumps(backtest.report, indent=1) + "\n").encode()), output)]
         if html is not None:
             from .backtest_report import render_html
@@ -596,6 +600,34 @@ def current_champion(conn: psycopg.Connection, schema: str, settings: Settings) 
     return choose_champion(rows, settings, 36500)[0] if rows else None
 
 
+def latest_candidates(conn: psycopg.Connection, schema: str) -> list[Candidate]:
+    """The valid candidates of the newest train-churn round (the backtest shows each)."""
+    from .churn_champion import (
+        _COLUMNS,
+        CANDIDATES_TABLE,
+        InvalidCandidate,
+        parse_candidate,
+        table_exists,
+    )
+
+    if not table_exists(conn, schema, CANDIDATES_TABLE):
+        return []
+    rows = conn.execute(
+        sql.SQL(
+            "select " + _COLUMNS + " from {} where created_at = (select max(created_at) from {})"
+            " order by candidate_id"
+        ).format(*[sql.Identifier(schema, CANDIDATES_TABLE)] * 2)
+    ).fetchall()
+    conn.rollback()
+    result = []
+    for row in rows:
+        try:
+            result.append(parse_candidate(row))
+        except (InvalidCandidate, TypeError, ValueError) as exc:
+            log.warn(f"churn candidate {row[0]} left out of the backtest: {exc}")
+    return result
+
+
 # --- training -------------------------------------------------------------------------------
 
 
@@ -640,6 +672,7 @@ def _as_model(
         threshold_days=settings.threshold_days,
         kpi_lookback_days=settings.kpi_lookback_days,
         package_version=__version__,
+        activity_timezone=settings.activity_timezone,
     )
 
 

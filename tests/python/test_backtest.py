@@ -353,7 +353,7 @@ def test_report_has_the_issue_shape(scenario: Scenario) -> None:
     for segment in decision["segments"].values():
         assert set(segment) == {"rows", "users", "churned", "churned_came_back_later",
                                 "churned_came_back_later_share", "scorers", "differences"}
-        assert set(segment["scorers"]) == set(SCORERS)
+        assert set(SCORERS) <= set(segment["scorers"])
         assert set(segment["scorers"]["heuristic"]) == {
             "rows", "auc", "auc_ci", "brier", "brier_ci", "calibration_error",
             "calibration_error_ci"}
@@ -675,6 +675,40 @@ def test_logistic_mode_without_a_usable_model_stops_before_anything(
     assert other.returncode == 2 and "METRICS_CHURN_HORIZON_DAYS=12" in other.stderr
     bad = cli_here(empty_db, "run", env={"METRICS_CHURN_MODEL": "forest"})
     assert bad.returncode == 2 and "METRICS_CHURN_MODEL" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("damage", "env", "message"),
+    [
+        ("coefficients[2] = 'NaN'", {}, "is invalid"),
+        ("coefficients[2] = 'Infinity'", {}, "is invalid"),
+        ("coefficients[2] = null", {}, "is invalid"),
+        ("intercept = 'NaN'", {}, "is invalid"),
+        ("coefficients = coefficients[1:3]", {}, "is invalid (2 coefficients for 6"),
+        ("version = version", {"INACTIVITY_THRESHOLD_DAYS": "2"}, "INACTIVITY_THRESHOLD_DAYS=6"),
+        ("version = version", {"ACTIVITY_TIMEZONE": "UTC"}, "ACTIVITY_TIMEZONE=Asia/Seoul"),
+    ],
+)
+def test_a_damaged_or_foreign_logistic_model_is_refused(
+        scenario: Scenario, server_params: ConnectionParams, damage: str,
+        env: dict[str, str], message: str) -> None:
+    """A stored model is checked before scoring: finite numbers, as many as its inputs, the
+    settings it was trained under. One line, exit 2, weekly_kpi untouched."""
+    params = clone(server_params, scenario.params)
+    try:
+        with connect(params) as conn:
+            conn.execute("update analytics.churn_models set " + damage
+                         + " where version = (select max(version) from analytics.churn_models)")
+            before = conn.execute("select count(*) from public.weekly_kpi").fetchone()
+        result = cli_here(params, "detect-inactivity", "--date", NIGHTLY.isoformat(),
+                          env={**ENV, "METRICS_CHURN_MODEL": "logistic", **env})
+        with connect(params) as conn:
+            after = conn.execute("select count(*) from public.weekly_kpi").fetchone()
+    finally:
+        drop_database(server_params, params)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().count("\n") == 0 and message in result.stderr, result.stderr
+    assert before == after
 
 
 @pytest.mark.parametrize(

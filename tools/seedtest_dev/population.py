@@ -102,11 +102,16 @@ class Population:
 
 
 def simulate(
-    students: int, start: dt.date, days: int, seed: int, timezone: str = "UTC"
+    students: int,
+    start: dt.date,
+    days: int,
+    seed: int,
+    timezone: str = "UTC",
+    calendar: Calendar | None = None,
 ) -> Population:
-    """The population in memory (nothing written)."""
+    """The population in memory (nothing written); the default calendar unless given."""
     rng = random.Random(seed)
-    calendar = default_calendar(start, days)
+    calendar = calendar or default_calendar(start, days)
     people: list[Student] = []
     for i in range(students):
         student = Student(
@@ -198,9 +203,10 @@ def write_population(
     seed: int,
     timezone: str = "UTC",
     schema: str = "public",
+    calendar: Calendar | None = None,
 ) -> Population:
     """Simulate and write the exams to schema.exam_results in one COPY (one transaction)."""
-    population = simulate(students, start, days, seed, timezone)
+    population = simulate(students, start, days, seed, timezone, calendar)
     rows = exam_rows(population, seed)
     statement = sql.SQL(
         "copy {} (id, session_id, user_id, result_json, created_at, updated_at) from stdin"
