@@ -49,6 +49,13 @@ def mark_returned(
         kpi=sql.Identifier(kpi_schema, "weekly_kpi"),
         last=sql.Identifier(dbt_schema, LAST_ACTIVITY),
     )
+    found = conn.execute(
+        "select to_regclass(%s) is not null",
+        (sql.Identifier(dbt_schema, LAST_ACTIVITY).as_string(conn),),
+    ).fetchone()
+    if not (found and found[0]):  # scores written without the dbt models (nothing to read)
+        conn.rollback()
+        return 0
     try:
         assert_held(conn, "the returners' mark in weekly_kpi")
         with conn.cursor() as cur:

@@ -27,7 +27,8 @@ UNTIL = DAY0 + dt.timedelta(days=120)
 NIGHTLY = DAY0 + dt.timedelta(days=125)
 WEEK = NIGHTLY - dt.timedelta(days=NIGHTLY.weekday())
 THRESHOLD, LOOKBACK, HORIZON = 7, 30, 14
-LINE = re.compile(r"^\[INFO\] Churn candidate (\d+) \((\w+)\): newly inactive AUC .*; (.+)$", re.M)
+LINE = re.compile(r"^\[INFO\] Churn candidate (\d+) \((\w+)\): newly inactive AUC .*"
+                  r"; calibration error \S+; (.+)$", re.M)
 
 
 @dataclass
