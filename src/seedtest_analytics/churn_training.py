@@ -2,11 +2,10 @@
 gates (numpy and scikit-learn, the [backtest] extra; the nightly scores them in pure Python,
 churn_champion.py).
 
-The anchors up to --until minus the horizon are cut in three, oldest first, each ending a
-horizon before the next one starts so that no outcome of a later part is known to an earlier
-one: training (up to the last EVALUATION_DAYS + CALIBRATION_DAYS + 2 horizons), calibration
-(CALIBRATION_DAYS of anchors: the latest complete window before the evaluation) and evaluation
-(the last EVALUATION_DAYS of anchors).
+The anchors up to --until minus the horizon are cut in two, a horizon apart so that no
+outcome of an evaluation anchor is known before it: the fit (up to a horizon before the
+evaluation), whose last CALIBRATION_DAYS of anchors (the latest complete window) also
+calibrate, and the evaluation (the last EVALUATION_DAYS of anchors).
 
 Candidates: `logistic` (a logistic regression on the activity inputs of CANDIDATE_FEATURES,
 each inactivity spell weighing one in total so the long gone do not dominate, then Platt
@@ -181,7 +180,9 @@ def windows(
     evaluation_first = last - dt.timedelta(days=EVALUATION_DAYS - 1)
     calibration_last = evaluation_first - dt.timedelta(days=horizon)
     calibration_first = calibration_last - dt.timedelta(days=CALIBRATION_DAYS - 1)
-    training_last = calibration_first - dt.timedelta(days=horizon)
+    # the logistic fit may see the calibration anchors too (a Platt fit on its own log-odds
+    # over 11 inputs barely overfits), but no outcome known only after the evaluation began
+    training_last = calibration_last
     parts = (
         [a for a in anchors if a <= training_last],
         [a for a in anchors if calibration_first <= a <= calibration_last],

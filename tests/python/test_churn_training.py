@@ -22,9 +22,9 @@ from seedtest_analytics.connection import ConnectionParams
 from seedtest_dev.population import Calendar, write_population
 
 DAY0 = dt.date(2026, 1, 5)
-DAYS = 150
-UNTIL = DAY0 + dt.timedelta(days=120)
-NIGHTLY = DAY0 + dt.timedelta(days=125)
+DAYS = 182
+UNTIL = DAY0 + dt.timedelta(days=150)
+NIGHTLY = DAY0 + dt.timedelta(days=155)
 WEEK = NIGHTLY - dt.timedelta(days=NIGHTLY.weekday())
 THRESHOLD, LOOKBACK, HORIZON = 7, 30, 14
 LINE = re.compile(r"^\[INFO\] Churn candidate (\d+) \((\w+)\): newly inactive AUC .*"
@@ -53,7 +53,7 @@ def trained(server_params: ConnectionParams) -> Iterator[Trained]:
     try:
         with psycopg.connect(**params.psycopg_kwargs()) as conn:
             # the holiday and the exams after --until: the mechanics here, not the seasons
-            calendar = Calendar(DAY0, DAYS, (128, 134), ((138, 147),))
+            calendar = Calendar(DAY0, DAYS, (158, 164), ((168, 177),))
             population = write_population(conn, students=4000, start=DAY0, days=DAYS, seed=21,
                                           calendar=calendar)
         env = {"ANCHOR_DATE": (DAY0 + dt.timedelta(days=DAYS - 1)).isoformat()}
@@ -83,9 +83,8 @@ def test_each_candidate_is_stored_with_its_decision_and_one_line(trained: Traine
         assert (candidate["horizon_days"], candidate["threshold_days"],
                 candidate["kpi_lookback_days"], candidate["activity_timezone"]) == (
             HORIZON, THRESHOLD, LOOKBACK, "UTC")
-        # the three parts of the anchors, a horizon apart, all before --until
-        assert candidate["train_last_anchor"] + dt.timedelta(days=HORIZON) <= candidate[
-            "calibration_first_anchor"]
+        # the fit, its latest window the calibration, a horizon before the evaluation
+        assert candidate["train_last_anchor"] == candidate["calibration_last_anchor"]
         evaluation = [dt.date.fromisoformat(x)
                       for x in candidate["metrics"]["windows"]["evaluation"]]
         assert candidate["calibration_last_anchor"] + dt.timedelta(days=HORIZON) <= evaluation[0]
