@@ -201,7 +201,7 @@ if ! DATABASE_URL="$url" .venv/bin/seedtest-dev generate --users "$users" --days
     cat "$work/generate.log" >&2
     die "seedtest-dev generate failed"
 fi
-info "$(tail -n 1 "$work/generate.log")"
+tail -n 1 "$work/generate.log"
 
 # --- run the image ---------------------------------------------------------------------------
 # As the CronJob: the ConfigMap's settings, uid 10001, /tmp as scratch space and dbt's
