@@ -17,7 +17,9 @@
 # the script cannot go on). Containers and the database server it started are removed on exit.
 #
 # Environment: SEEDTEST_IMAGE_DATE (anchor, default 2026-11-30), SEEDTEST_IMAGE_USERS (200),
-# SEEDTEST_DEBIAN_MIRROR (default: the first Debian URI of apt's sources), PG15_BINDIR.
+# SEEDTEST_DEBIAN_MIRROR (default: the first Debian URI of apt's sources), PG15_BINDIR,
+# SEEDTEST_IMAGE_BACKTEST=true (also build the image with the backtest extra and run the
+# train-churn CronJob's command in it).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -281,6 +283,35 @@ written="$(cd "$mnt" && find . -xdev -newer "$work/before-runs" \( -type f -o -t
 buildah umount "$ctr" >/dev/null 2>&1 || true
 
 summary="base image ${base_seconds} s, image build ${build_seconds} s, run --dry-run ${dry_seconds} s, run cold ${cold_seconds} s, run cached ${cached_seconds} s; ${inactive} inactive users scored"
+
+# --- optionally: the image with the backtest extra, running the train-churn CronJob's command -
+if [ "${SEEDTEST_IMAGE_BACKTEST:-false}" = true ]; then
+    info "building ${image}-backtest (--build-arg EXTRAS=backtest)"
+    started="$(now)"
+    if ! buildah bud --isolation chroot --layers --pull=never --network host \
+        --build-arg PYTHON_IMAGE="$base" --build-arg EXTRAS=backtest "${volumes[@]}" \
+        -t "${image}-backtest" -f Dockerfile . >"$work/build-backtest.log" 2>&1; then
+        grep -v '^ ' "$work/build-backtest.log" | tail -n 25 >&2
+        die "the backtest image build failed (the last lines of its log above)"
+    fi
+    summary="$summary; backtest image build $(since "$started") s"
+    bt="$(buildah from --pull=never "${image}-backtest")" || die "buildah from ${image}-backtest failed"
+    containers+=("$bt")
+    # The CronJob's command and arguments, verbatim (--until: yesterday in ACTIVITY_TIMEZONE).
+    mapfile -t train < <(.venv/bin/python -c '
+import yaml
+spec = yaml.safe_load(open("deploy/k8s/train-churn-cronjob.yaml"))["spec"]["jobTemplate"]["spec"]
+container = spec["template"]["spec"]["containers"][0]
+print("\n".join(container.get("command", []) + container["args"]))')
+    ctr="$bt"
+    started="$(now)"
+    in_image train.log env DBT_TARGET_PATH=/tmp/dbt/target "${train[@]}"
+    code=$?
+    summary="$summary, train-churn $(since "$started") s"
+    [ "$code" = 0 ] || fail "train-churn in the backtest image exited $code: $(grep -m1 '^\[ERROR\]' "$work/train.log" || tail -n 1 "$work/train.log")"
+    models="$(psql -c 'select count(*) from analytics.churn_models' 2>/dev/null)"
+    [ "${models:-0}" -ge 1 ] || fail "train-churn stored no model in analytics.churn_models"
+fi
 if [ "$failures" -gt 0 ]; then
     echo "[FAIL] $failures check(s) failed ($summary); logs were in $work" >&2
     exit "$failures"
