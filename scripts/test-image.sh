@@ -175,7 +175,7 @@ fi
 # --- the image -------------------------------------------------------------------------------
 info "building $image from the Dockerfile (PYTHON_IMAGE=$base)"
 started="$(now)"
-if ! buildah bud --isolation chroot --layers --pull=never --network host \
+if ! buildah bud --isolation chroot --layers --force-rm --pull=never --network host \
     --build-arg PYTHON_IMAGE="$base" "${volumes[@]}" -t "$image" -f Dockerfile . \
     >"$work/build.log" 2>&1; then
     grep -v '^ ' "$work/build.log" | tail -n 25 >&2
@@ -288,7 +288,7 @@ summary="base image ${base_seconds} s, image build ${build_seconds} s, run --dry
 if [ "${SEEDTEST_IMAGE_BACKTEST:-false}" = true ]; then
     info "building ${image}-backtest (--build-arg EXTRAS=backtest)"
     started="$(now)"
-    if ! buildah bud --isolation chroot --layers --pull=never --network host \
+    if ! buildah bud --isolation chroot --layers --force-rm --pull=never --network host \
         --build-arg PYTHON_IMAGE="$base" --build-arg EXTRAS=backtest "${volumes[@]}" \
         -t "${image}-backtest" -f Dockerfile . >"$work/build-backtest.log" 2>&1; then
         grep -v '^ ' "$work/build-backtest.log" | tail -n 25 >&2
