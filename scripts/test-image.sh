@@ -138,7 +138,7 @@ done < "$work/pip-mounts"
 
 if buildah inspect --type image "$base" >/dev/null 2>&1; then
     info "base image $base: cached"
-    base_seconds="cached"
+    base_text="cached"
 else
     info "building the base image $base (debootstrap $mirror bookworm)"
     started="$(now)"
@@ -168,8 +168,8 @@ else
         --label org.opencontainers.image.description="Debian bookworm python3 (debootstrap)" \
         "$ctr" || die "buildah config of the base image failed"
     buildah commit --quiet "$ctr" "$base" >/dev/null || die "buildah commit of the base image failed"
-    base_seconds="$(since "$started")"
-    info "base image built in ${base_seconds} s"
+    base_text="built in $(since "$started") s"
+    info "base image $base_text"
 fi
 
 # --- the image -------------------------------------------------------------------------------
@@ -282,7 +282,7 @@ written="$(cd "$mnt" && find . -xdev -newer "$work/before-runs" \( -type f -o -t
 [ -z "$written" ] || fail "the runs wrote into the image's root filesystem: $(echo $written)"
 buildah umount "$ctr" >/dev/null 2>&1 || true
 
-summary="base image ${base_seconds} s, image build ${build_seconds} s, run --dry-run ${dry_seconds} s, run cold ${cold_seconds} s, run cached ${cached_seconds} s; ${inactive} inactive users scored"
+summary="base image ${base_text}, image build ${build_seconds} s, run --dry-run ${dry_seconds} s, run cold ${cold_seconds} s, run cached ${cached_seconds} s; ${inactive} inactive users scored"
 
 # --- optionally: the image with the backtest extra, running the train-churn CronJob's command -
 if [ "${SEEDTEST_IMAGE_BACKTEST:-false}" = true ]; then
