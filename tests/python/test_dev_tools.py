@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from conftest import REPO, create_database, drop_database, run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 
 ANSI = re.compile(r"\x1b\[")
 

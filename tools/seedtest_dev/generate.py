@@ -12,8 +12,8 @@ import os
 
 from seedtest_analytics import log
 from seedtest_analytics.config import load_settings, parse_date, parse_int
-from seedtest_analytics.connection import parse_database_url
-from seedtest_analytics.db import connect, init_db, tables_with_rows
+from seedtest_analytics.db.app_schema import init_db, tables_with_rows
+from seedtest_analytics.db.connection import connect, parse_database_url
 from seedtest_analytics.errors import UsageError
 
 from .synthetic import generate_demo
