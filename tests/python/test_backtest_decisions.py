@@ -10,7 +10,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from seedtest_analytics.backtest_decisions import (
+from seedtest_analytics.churn.decisions import (
     SEED,
     decision_report,
     evaluate_segment,

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from conftest import create_database, drop_database, run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_dev.population import Calendar, write_population
 
 DAY0 = dt.date(2026, 1, 5)
