@@ -83,8 +83,9 @@ def test_each_candidate_is_stored_with_its_decision_and_one_line(trained: Traine
         assert (candidate["horizon_days"], candidate["threshold_days"],
                 candidate["kpi_lookback_days"], candidate["activity_timezone"]) == (
             HORIZON, THRESHOLD, LOOKBACK, "UTC")
-        # the fit, its latest window the calibration, a horizon before the evaluation
-        assert candidate["train_last_anchor"] == candidate["calibration_last_anchor"]
+        # the three parts of the anchors, a horizon apart, all before --until
+        assert candidate["train_last_anchor"] + dt.timedelta(days=HORIZON) == candidate[
+            "calibration_first_anchor"]
         evaluation = [dt.date.fromisoformat(x)
                       for x in candidate["metrics"]["windows"]["evaluation"]]
         assert candidate["calibration_last_anchor"] + dt.timedelta(days=HORIZON) <= evaluation[0]
