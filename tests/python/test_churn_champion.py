@@ -19,10 +19,10 @@ import pytest
 
 import ps_reference as ref
 from conftest import create_database, drop_database, run_cli
-from seedtest_analytics.scoring.churn_champion import ensure_tables
 from seedtest_analytics.config import Settings
 from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_analytics.jobs.inactivity import score_and_write
+from seedtest_analytics.scoring.churn_champion import ensure_tables
 from seedtest_dev.population import write_population
 
 DAY0 = dt.date(2026, 1, 5)
