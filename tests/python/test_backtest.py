@@ -345,7 +345,7 @@ def truth(scenario: Scenario) -> dict[dt.date, list[Truth]]:
 def test_report_has_the_issue_shape(scenario: Scenario) -> None:
     report = scenario.report
     assert set(report) == {"horizon_days", "threshold_days", "anchors_left_out", "results",
-                           "pooled", "logistic_model", "decision"}
+                           "pooled", "logistic_model", "decision", "champion"}
     decision = report["decision"]
     assert set(decision) == {"resamples", "seed", "confidence", "buckets", "segments"}
     assert list(decision["segments"]) == ["all", "inactive_7_13", "inactive_14_29",
@@ -684,9 +684,10 @@ def test_logistic_mode_without_a_usable_model_stops_before_anything(
         ("coefficients[2] = 'Infinity'", {}, "is invalid"),
         ("coefficients[2] = null", {}, "is invalid"),
         ("intercept = 'NaN'", {}, "is invalid"),
-        ("coefficients = coefficients[1:3]", {}, "is invalid (2 coefficients for 6"),
-        ("version = version", {"INACTIVITY_THRESHOLD_DAYS": "2"}, "INACTIVITY_THRESHOLD_DAYS=6"),
-        ("version = version", {"ACTIVITY_TIMEZONE": "UTC"}, "ACTIVITY_TIMEZONE=Asia/Seoul"),
+        ("coefficients = coefficients[1:3]", {}, "is invalid (3 coefficients for 6"),
+        ("intercept = intercept", {"INACTIVITY_THRESHOLD_DAYS": "2"},
+         "INACTIVITY_THRESHOLD_DAYS=6"),
+        ("intercept = intercept", {"ACTIVITY_TIMEZONE": "UTC"}, "ACTIVITY_TIMEZONE=Asia/Seoul"),
     ],
 )
 def test_a_damaged_or_foreign_logistic_model_is_refused(
