@@ -7,7 +7,7 @@
 -- anchor; only next_active_day / days_to_return look past it.
 --
 -- Anchors: churn_anchor_start, + churn_anchor_every, ... up to churn_anchor_end (vars; see
--- macros/churn_anchors.sql); without them the one day anchor_date. A table built by the run
+-- macros/vars/churn_anchor_spine.sql); without them the one day anchor_date. A table built by the run
 -- (a view would keep the run's dates in its definition): the backtest reads it once, the
 -- nightly P/S step reads it in the logistic mode.
 --
