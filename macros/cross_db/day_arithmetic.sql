@@ -1,4 +1,8 @@
-{# Whole days from `start_date_sql` to `end_date_sql` (dates), PostgreSQL's date - date. #}
+{#
+    Whole days from `start_date_sql` to `end_date_sql` (dates), PostgreSQL's date - date; null
+    when either is null. Not dbt.datediff: dbt-spark's raises an error on a null date (a user
+    who never came back has no next_active_day).
+#}
 {% macro days_between(start_date_sql, end_date_sql) -%}
     {{- adapter.dispatch('days_between', 'seedtest_analytics')(start_date_sql, end_date_sql) -}}
 {%- endmacro %}
