@@ -313,3 +313,15 @@ def test_macros_keep_a_dispatcher_and_its_variants_together(manifest: dict[str, 
         if patch and not patch.startswith("tests/") and Path(patch) != own:
             problems.append(f"{name} ({folder}) is documented in {patch}")
     assert not problems, "\n".join(problems)
+
+
+def test_names_fit_postgresql_identifiers(manifest: dict[str, Any]) -> None:
+    """A model's or unit test's name becomes a relation name (a unit test builds one named
+    after itself): PostgreSQL refuses identifiers longer than 63 bytes."""
+    names = [
+        node["name"] for node in [*manifest["nodes"].values(), *manifest["unit_tests"].values()]
+        if node["package_name"] == PROJECT and node["resource_type"] in ("model", "unit_test")
+    ]
+    assert len(names) >= 30
+    too_long = [name for name in names if len(name.encode()) > 63]
+    assert not too_long, too_long
