@@ -29,11 +29,10 @@ from dataclasses import dataclass
 
 import psycopg
 
-from . import log
-from .config import parse_int
-from .connection import ConnectionParams
-from .db import connect
-from .errors import RunError
+from .. import log
+from ..config import parse_int
+from ..errors import RunError
+from .connection import ConnectionParams, connect
 
 LOCK_WAIT_ENV = "SEEDTEST_LOCK_WAIT_SECONDS"
 # What the dbt hooks read (macros/hooks/run_lock.sql validates each before it reaches SQL).
