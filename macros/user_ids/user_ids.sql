@@ -14,8 +14,8 @@
 {#
     The application user id of `user_sql` (either form), given `ids_alias`, a left join of
     int_user_ids on `ids_alias.user_uuid = lower(user_sql)` (see join_user_ids). An id that
-    cannot be mapped keeps its own text. Used once per source, by the int_*_mapped models and
-    int_attempts_mapped; everything downstream reads ids that are already mapped.
+    cannot be mapped keeps its own text. Used once per source, by the int_*__mapped models and
+    int_attempts__windowed; everything downstream reads ids that are already mapped.
 #}
 {% macro app_user_id(user_sql, ids_alias='user_ids') -%}
     {%- if map_user_ids() -%}
