@@ -25,15 +25,11 @@ topic_theta as (
         theta,
         theta_se,
         estimated_at
-<<<<<<< HEAD:models/intermediate/int_topic_daily__theta.sql
-    from {{ ref('int_student_topic_thetas_mapped') }}
+    from {{ ref('int_student_topic_thetas__mapped') }}
     -- a NaN or infinite theta or error: the row is skipped (source check is_finite)
     where
         coalesce({{ is_finite_number('theta') }}, true)
         and coalesce({{ is_finite_number('theta_se') }}, true)
-=======
-    from {{ ref('int_student_topic_thetas__mapped') }}
->>>>>>> main:models/intermediate/int_topic_daily__theta_joined.sql
 ),
 
 user_ability as (
@@ -42,15 +38,11 @@ user_ability as (
         theta,
         theta_se,
         fitted_at
-<<<<<<< HEAD:models/intermediate/int_topic_daily__theta.sql
-    from {{ ref('int_mirt_abilities_mapped') }}
+    from {{ ref('int_mirt_abilities__mapped') }}
     -- a NaN or infinite theta or error: the row is skipped (source check is_finite)
     where
         coalesce({{ is_finite_number('theta') }}, true)
         and coalesce({{ is_finite_number('theta_se') }}, true)
-=======
-    from {{ ref('int_mirt_abilities__mapped') }}
->>>>>>> main:models/intermediate/int_topic_daily__theta_joined.sql
 ),
 
 topic_theta_ranked as (

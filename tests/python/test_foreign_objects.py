@@ -220,6 +220,12 @@ def test_marts_keep_their_views_and_grants_across_nights(
         assert conn.execute(
             "select obj_description('analytics.inactive_users'::regclass, 'pg_class')"
         ).fetchone() != (None,)
+        # the contract's constraints are on the table, enforcing every row inserted
+        row = conn.execute(
+            "select count(*) from pg_constraint where contype in ('c', 'p')"
+            " and conrelid = 'analytics.inactive_user_scoring_inputs'::regclass"
+        ).fetchone()
+        assert row is not None and row[0] >= 1
         # an upgrade that changes the mart's shape, with the view over it
         conn.execute("alter table analytics.inactive_users add column legacy int")
 
