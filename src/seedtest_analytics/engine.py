@@ -2,11 +2,13 @@
 
 SEEDTEST_ENGINE=spark builds the models with dbt-spark (`--target spark` of
 profiles/profiles.yml; method session runs Spark inside this process, pip extra
-`dbt-spark[session]`). The Spark database SEEDTEST_SPARK_SOURCE_SCHEMA (default `seedtest`)
-holds copies of the application tables (exam_results, attempt, weekly_kpi and the optional
-ones), kept up to date by the platform's ingestion. The P/S step and weekly_kpi stay on the
-application's PostgreSQL (DATABASE_URL): the step reads its inputs from Spark in one query
-through the SparkSession dbt used, and writes the same one-transaction merge.
+`dbt-spark[session]`), or with SEEDTEST_SPARK_METHOD=thrift through a Spark Thrift Server
+(`--target thrift`, spark_thrift.py). The Spark database SEEDTEST_SPARK_SOURCE_SCHEMA
+(default `seedtest`) holds copies of the application tables (exam_results, attempt,
+weekly_kpi and the optional ones), kept up to date by the platform's ingestion. The P/S
+step and weekly_kpi stay on the application's PostgreSQL (DATABASE_URL): the step reads its
+inputs from Spark in one query (through the SparkSession dbt used, or over the Thrift
+server), and writes the same one-transaction merge.
 
 The other Spark settings (all optional): SEEDTEST_SPARK_MASTER (default local[2]),
 SEEDTEST_SPARK_DIR (default <project>/.spark: warehouse and metastore of a local session),
@@ -25,9 +27,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import spark_thrift
 from .config import Settings, parse_identifier
 from .errors import RunError, UsageError
 from .scoring import ScoringInput
+from .spark_thrift import is_thrift
 
 ENGINE_ENV = "SEEDTEST_ENGINE"
 SPARK_SOURCE_SCHEMA_ENV = "SEEDTEST_SPARK_SOURCE_SCHEMA"
@@ -62,6 +66,7 @@ def validate(settings: Settings, command: str = "") -> None:
     if not is_spark():
         return
     spark_source_schema()
+    spark_thrift.validate()
     if command in ("backtest", "train-churn") or settings.churn_model == "logistic":
         raise UsageError(
             f"{ENGINE_ENV}=spark: the churn backtest and METRICS_CHURN_MODEL=logistic read"
@@ -71,7 +76,7 @@ def validate(settings: Settings, command: str = "") -> None:
 
 def dbt_target_args() -> list[str]:
     """The dbt arguments that choose the profile target of the engine."""
-    return ["--target", SPARK_TARGET] if is_spark() else []
+    return ["--target", spark_thrift.target()] if is_spark() else []
 
 
 def dbt_settings(settings: Settings) -> Settings:
@@ -86,7 +91,7 @@ def dbt_env(project_root: Path) -> dict[str, str]:
     """Environment for the Spark target of profiles/profiles.yml: absolute paths for a local
     session's warehouse and metastore (the profile's defaults are relative to the working
     directory), and a loopback driver address for a local master."""
-    if not is_spark():
+    if not is_spark() or is_thrift():  # a server has its own warehouse and metastore
         return {}
     base = Path(os.environ.get("SEEDTEST_SPARK_DIR") or project_root / ".spark").resolve()
     env = {
@@ -146,6 +151,8 @@ def _profile_spark_parameters() -> dict[str, str]:
 
 
 def _rows(query: str) -> Any:
+    if is_thrift():
+        return spark_thrift.rows(query)
     session = spark_session()
     try:
         return session.sql(query).toLocalIterator()
@@ -210,23 +217,39 @@ def window_counts(schema: str, since: dt.date, anchor: dt.date) -> tuple[int, in
 
 def table_exists(schema: str, table: str) -> bool:
     """Whether the Spark catalog has schema.table."""
+    if is_thrift():
+        found = _rows(f"show tables in `{parse_identifier('schema', schema)}` like '{table}'")
+        return any(row[1] == table for row in found)
     return bool(spark_session().catalog.tableExists(f"{schema}.{table}"))
+
+
+def _execute(*statements: str) -> None:
+    """Statements in order (on a Thrift server: in one session of their own)."""
+    if is_thrift():
+        spark_thrift.execute(*statements)
+        return
+    session = spark_session()
+    for statement in statements:
+        session.sql(statement)
 
 
 def prepare_scratch(real: str, scratch: str, models: Sequence[str]) -> None:
     """A dry run's scratch database in Spark (runs.py): the incremental models present in
     `real` copied into a fresh `scratch` (same columns, format and partitioning)."""
-    session = spark_session()
-    real_q, scratch_q = _table(real, "x").split(".")[0], _table(scratch, "x").split(".")[0]
-    session.sql(f"drop database if exists {scratch_q} cascade")
-    session.sql(f"create database {scratch_q}")
+    scratch_q = _table(scratch, "x").split(".")[0]
+    copies = []
     for name in models:
-        if session.catalog.tableExists(f"{real}.{name}"):
-            source, copy = f"{real_q}.{_table(real, name).split('.')[1]}", _table(scratch, name)
-            session.sql(f"create table {copy} like {source}")
-            session.sql(f"insert into {copy} select * from {source}")
+        if table_exists(real, name):
+            source, copy = _table(real, name), _table(scratch, name)
+            copies += [
+                f"create table {copy} like {source}",
+                f"insert into {copy} select * from {source}",
+            ]
+    _execute(
+        f"drop database if exists {scratch_q} cascade", f"create database {scratch_q}", *copies
+    )
 
 
 def drop_scratch(scratch: str) -> None:
     """Drops a dry run's scratch database in Spark."""
-    spark_session().sql(f"drop database if exists {_table(scratch, 'x').split('.')[0]} cascade")
+    _execute(f"drop database if exists {_table(scratch, 'x').split('.')[0]} cascade")
