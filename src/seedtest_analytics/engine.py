@@ -218,8 +218,10 @@ def window_counts(schema: str, since: dt.date, anchor: dt.date) -> tuple[int, in
 def table_exists(schema: str, table: str) -> bool:
     """Whether the Spark catalog has schema.table."""
     if is_thrift():
-        found = _rows(f"show tables in `{parse_identifier('schema', schema)}` like '{table}'")
-        return any(row[1] == table for row in found)
+        quoted = parse_identifier("schema", schema)
+        if not any(row[0] == schema for row in _rows(f"show databases like '{quoted}'")):
+            return False
+        return any(row[1] == table for row in _rows(f"show tables in `{quoted}` like '{table}'"))
     return bool(spark_session().catalog.tableExists(f"{schema}.{table}"))
 
 

@@ -21,6 +21,7 @@ import contextlib
 import datetime as dt
 import importlib
 import os
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -111,7 +112,9 @@ def _first_line(exc: BaseException) -> str:
     marker = "errorMessage="
     if marker in text:
         text = text.split(marker, 1)[1].strip("'\" ")
-    return text.splitlines()[0][:500] if text else type(exc).__name__
+        text = text.split("\\n", 1)[0].split("'), operationHandle=", 1)[0]
+        text = re.sub(r"^Error running query: |\b[\w.]+Exception: ", "", text)
+    return text.splitlines()[0][:500] if text.strip() else type(exc).__name__
 
 
 class Connection:
