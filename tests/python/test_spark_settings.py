@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import run_cli
-from seedtest_analytics import engine, spark_thrift
-from seedtest_analytics.dbt_runner import environment
+from seedtest_analytics.dbt.runner import environment
+from seedtest_analytics.warehouse import engine, spark_thrift
 
 UNREACHABLE_URL = "postgresql://nobody:NoSuchPassw0rd@/nodb?host=/nonexistent-seedtest-socket-dir"
 SPARK_ENV = ("SEEDTEST_ENGINE", "SEEDTEST_SPARK_HOST", "SEEDTEST_SPARK_PORT", "SEEDTEST_SPARK_USER",

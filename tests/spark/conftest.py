@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from seedtest_analytics.connection import ConnectionParams, parse_database_url
+from seedtest_analytics.db.connection import ConnectionParams, parse_database_url
 
 SESSION_TIMEZONE = "Pacific/Auckland"  # the databases' session time zone: not UTC, on purpose
 
@@ -102,7 +102,7 @@ class SparkSQL:
         self.session = session
         self.connection: Any = None
         if method == "thrift":
-            from seedtest_analytics import spark_thrift
+            from seedtest_analytics.warehouse import spark_thrift
 
             self.connection = spark_thrift.Connection()
 
@@ -129,7 +129,8 @@ class SparkSQL:
 def spark(isolated_dirs: None) -> Iterator[SparkSQL]:
     """Spark as the run reaches it: a Thrift session, or the process's SparkSession
     configured from the profile's spark target (dbt reuses it)."""
-    from seedtest_analytics import engine, spark_thrift
+    from seedtest_analytics.warehouse import engine, spark_thrift
+    from seedtest_analytics.warehouse.spark import spark_session
 
     method = spark_thrift.method()
     if method == spark_thrift.THRIFT:
@@ -148,7 +149,7 @@ def spark(isolated_dirs: None) -> Iterator[SparkSQL]:
     os.environ[engine.ENGINE_ENV] = engine.SPARK
     started = time.monotonic()
     try:
-        session = engine.spark_session()
+        session = spark_session()
     finally:
         if previous is None:
             os.environ.pop(engine.ENGINE_ENV, None)

@@ -33,8 +33,7 @@ from psycopg import sql
 
 from seedtest_analytics import log
 from seedtest_analytics.config import Settings, today_in
-from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.db import connect
+from seedtest_analytics.db.connection import ConnectionParams, connect
 
 from . import bench
 from .spark_load import APPLICATION_TABLES, load_tables
@@ -78,7 +77,7 @@ def _scored(params: ConnectionParams) -> int:
 
 
 def _spark_features(since: dt.date, anchor: dt.date) -> int:
-    from seedtest_analytics import spark_thrift
+    from seedtest_analytics.warehouse import spark_thrift
 
     rows = list(
         spark_thrift.rows(
@@ -131,7 +130,7 @@ def run(attempts: int, days: int, database: str, cores: str, ingest: Path) -> di
         results["postgres_nightly"] = night.breakdown()
 
         _engine_env("spark", Path(scratch) / "target-spark")
-        from seedtest_analytics import spark_thrift
+        from seedtest_analytics.warehouse import spark_thrift
 
         log.info("spark-bench: copying the application tables into Spark")
         started = time.perf_counter()
