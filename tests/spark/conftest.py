@@ -94,8 +94,8 @@ def drop_database(server: ConnectionParams, params: ConnectionParams) -> None:
 
 class SparkSQL:
     """Spark SQL for the test, whichever way Spark is reached: `rows(query)` (a list of
-    tuples) and `execute(statement)`. Over a Thrift server all statements share one session
-    (the loader's temporary views need that)."""
+    tuples) and `execute(statement)`. Over a Thrift server the statements share one session
+    (the loader's temporary views need that) and each read opens a new one."""
 
     def __init__(self, method: str, session: Any = None) -> None:
         self.method = method
@@ -108,7 +108,12 @@ class SparkSQL:
 
     def rows(self, query: str) -> list[tuple[Any, ...]]:
         if self.connection is not None:
-            return list(self.connection.rows(query))
+            # A session of its own, as the P/S step reads: a Thrift session keeps the file
+            # listing of each table it read, which a run's partition swap then makes stale
+            # (FILE_NOT_EXIST until `refresh table`).
+            from seedtest_analytics.warehouse import spark_thrift
+
+            return list(spark_thrift.rows(query))
         return [tuple(row) for row in self.session.sql(query).collect()]
 
     def execute(self, statement: str) -> None:
