@@ -8,7 +8,8 @@ or, with a Thrift server already running (SEEDTEST_SPARK_HOST / SEEDTEST_SPARK_P
 
 One dataset (synthetic.generate_bulk, as `seedtest-dev bench`) in one PostgreSQL database,
 copied (template) into a second one, the application database of the Spark deployment, whose
-tables are then copied into the Spark database `seedtest` (spark_load.py, timed apart). On
+tables are then copied into the Spark database `seedtest_bench_sources` (spark_load.py, timed
+apart); the models go to `seedtest_bench_analytics` (both dropped first). On
 each engine `seedtest-analytics run --date A-1` (first night: every day is built) and then
 `run --date A` (the nightly command, dbt data tests on), each a process of its own
 (bench.run_command). The two engines do not run at the same time. Afterwards the features
@@ -38,8 +39,10 @@ from seedtest_analytics.db.connection import ConnectionParams, connect
 from . import bench
 from .spark_load import APPLICATION_TABLES, load_tables
 
-SPARK_DATABASE = "seedtest"
-DBT_SCHEMA = "analytics"
+# The bench's own Spark databases (dropped and re-created by each run, like its PostgreSQL
+# databases): the copies of the application tables and the models.
+SPARK_DATABASE = "seedtest_bench_sources"
+DBT_SCHEMA = "seedtest_bench_analytics"
 
 
 def _clone(server: ConnectionParams, source: str, name: str) -> ConnectionParams:
@@ -92,13 +95,14 @@ def _engine_env(engine: str, target: Path) -> None:
     os.environ["SEEDTEST_ENGINE"] = engine
     os.environ["SEEDTEST_SPARK_METHOD"] = "thrift"
     os.environ["SEEDTEST_DBT_SCHEMA"] = DBT_SCHEMA
+    os.environ["SEEDTEST_SPARK_SOURCE_SCHEMA"] = SPARK_DATABASE
     target.mkdir(parents=True, exist_ok=True)
     os.environ["DBT_TARGET_PATH"] = str(target)
     os.environ["DBT_LOG_PATH"] = str(target / "logs")
 
 
 def run(attempts: int, days: int, database: str, cores: str, ingest: Path) -> dict[str, Any]:
-    server, _ = bench._server()
+    server = bench._server()[0].with_dbname("postgres")  # the maintenance database
     anchor = today_in("UTC") - dt.timedelta(days=1)
     first_night = anchor - dt.timedelta(days=1)
     since = Settings(anchor_date=anchor).since
@@ -135,6 +139,8 @@ def run(attempts: int, days: int, database: str, cores: str, ingest: Path) -> di
         log.info("spark-bench: copying the application tables into Spark")
         started = time.perf_counter()
         with spark_thrift.Connection() as spark, connect(spark_app, autocommit=True) as conn:
+            for database in (DBT_SCHEMA, SPARK_DATABASE):
+                spark.execute(f"drop database if exists {database} cascade")
             copied = load_tables(conn, spark.execute, ingest, SPARK_DATABASE, APPLICATION_TABLES)
         results["copy_s"] = time.perf_counter() - started
         results["copied_rows"] = copied
