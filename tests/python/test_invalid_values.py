@@ -50,7 +50,7 @@ def test_infinite_and_nan_values_are_skipped_counted_and_named(
     for named in ("stg_seedtest__exam_results.activity_at is_finite: 1 row",
                   "stg_seedtest__ability_estimates.ability_mean is_finite: 1 row",
                   "stg_seedtest__ability_estimates.ability_sd is_finite: 1 row",
-                  "stg_seedtest__student_topic_theta.theta is_finite: 1 row"):
+                  "stg_seedtest__student_topic_thetas.theta is_finite: 1 row"):
         assert f"[WARN] source check {named}" in out, (named, out[-5000:])
     with admin(fresh_db) as conn:
         thetas = conn.execute(
