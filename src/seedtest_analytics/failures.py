@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import psycopg
 
-from . import locking, log
+from . import locking, log, outcome
 from .dbt_runner import BuildSummary
 from .errors import RunError
 from .timeouts import LOCK_TIMEOUT_ENV, STATEMENT_TIMEOUT_ENV, load_timeouts
@@ -17,6 +17,7 @@ from .timeouts import LOCK_TIMEOUT_ENV, STATEMENT_TIMEOUT_ENV, load_timeouts
 _LOCK_TIMEOUT = "canceling statement due to lock timeout"
 _STATEMENT_TIMEOUT = "canceling statement due to statement timeout"
 _LOST = "seedtest-analytics lost its run lock"
+_HISTORY_NOTE = "the run's history row stays 'running' and reads as interrupted"
 
 
 def _message(exc: BaseException) -> str:
@@ -30,7 +31,15 @@ def _message(exc: BaseException) -> str:
 def database_error(exc: psycopg.Error, step: str) -> RunError:
     """One line for a database error inside a Python step; its transaction was rolled back."""
     lost = locking.current()
-    if lost is not None and locking.is_lost():
+    lock_gone = lost is not None and locking.is_lost()
+    if lock_gone or isinstance(exc, psycopg.OperationalError):
+        down = outcome.unreachable()  # the database itself, rather than a session of ours?
+        if down is not None:
+            return RunError(
+                f"{step}: the database stopped answering ({down}); rolled back, nothing of it "
+                f"was written; {_HISTORY_NOTE}"
+            )
+    if lost is not None and lock_gone:
         return RunError(lost.lost_message(f"finishing {step}"))
     if isinstance(exc, psycopg.errors.LockNotAvailable):
         seconds = load_timeouts().lock_seconds
@@ -72,7 +81,15 @@ def dbt_failure(summary: BuildSummary) -> str | None:
     """The one line that explains a failed dbt invocation when it has a single cause (lost
     lock, lock timeout, statement timeout); None when dbt's own error lines say it better."""
     lock = locking.current()
-    if lock is not None and (locking.is_lost() or any(_LOST in e for e in summary.errors)):
+    lock_gone = lock is not None and (locking.is_lost() or any(_LOST in e for e in summary.errors))
+    if lock_gone or any(outcome.classify(e) == "connection_lost" for e in summary.errors):
+        down = outcome.unreachable()  # the database stopped: not the lock's fault
+        if down is not None:
+            return (
+                f"dbt stopped: the database stopped answering ({down}); nothing half-written; "
+                f"{_HISTORY_NOTE}"
+            )
+    if lock is not None and lock_gone:
         return lock.lost_message("its next write")
     for message in summary.errors:
         if _LOCK_TIMEOUT in message:

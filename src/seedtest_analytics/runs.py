@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from psycopg import sql
 
-from . import connection, engine, history
+from . import connection, engine, history, metrics_push, outcome
 from .config import Settings
 from .connection import ConnectionParams
 from .db import connect
@@ -28,6 +28,7 @@ from .errors import ConnectError, RunError, UsageError
 from .failures import database_step
 from .guards import (
     DRY_RUN_SUFFIX,
+    allow_stale,
     check_schema_names,
     check_target_schema,
     freshness_hours,
@@ -36,6 +37,7 @@ from .guards import (
 from .locking import lock_wait_seconds, pipeline_lock
 from .paths import dbt_target_path
 from .timeouts import load_timeouts
+from .write_limits import load_limits
 
 Job = Callable[[ConnectionParams, Settings], int]
 
@@ -75,6 +77,8 @@ def execute(command: str, settings: Settings, job: Job) -> int:
     check_schema_names(scope, settings.source_schema)
     lock_wait_seconds()
     freshness_hours()
+    allow_stale()
+    load_limits()
     timeouts = load_timeouts()
     params = connection.resolve()
     dbt_schema = scope + DRY_RUN_SUFFIX if settings.dry_run else scope
@@ -86,8 +90,11 @@ def execute(command: str, settings: Settings, job: Job) -> int:
         real = dbt_target_path()
         env["DBT_TARGET_PATH"] = str(real.with_name(real.name + DRY_RUN_SUFFIX.replace("_", "-")))
     history.begin(command, settings)
+    outcome.set_database(params)
     code, error = 1, None
     try:
+        # The run's row first (status running), once the schema is known to be the project's.
+        history.start(params, scope, before=lambda conn: check_target_schema(conn, scope))
         with environment(env), pipeline_lock(params, dbt_schema):
             with database_step("the check of the project's schema"), connect(params) as conn:
                 check_target_schema(conn, dbt_schema)
@@ -102,17 +109,22 @@ def execute(command: str, settings: Settings, job: Job) -> int:
                     _drop_scratch(params, dbt_schema)
                     if engine.is_spark():
                         engine.drop_scratch(dbt_schema)
-    except UsageError:
+        record = history.current()
+        code = outcome.exit_code(code, record.error_class if record else None)
+    except UsageError as exc:
         # Refused right after connecting (somebody else's relation in the schema): the run
-        # leaves no trace there either.
-        history.discard()
+        # leaves no trace there either (refused before its row was written).
+        code, error = 2, str(exc)
+        if not history.started():
+            history.discard()
         raise
     except ConnectError as exc:
-        history.finish(1, str(exc))
-        history.discard()  # it never reached the database: nowhere to write the row
+        code, error = outcome.exit_code(1, outcome.classify(str(exc))), str(exc)
+        if not history.started():
+            history.discard()  # it never reached the database: nowhere to write the row
         raise
     except RunError as exc:
-        code, error = 1, str(exc)
+        code, error = outcome.exit_code(1, outcome.classify(str(exc))), str(exc)
         raise
     except KeyboardInterrupt:
         code, error = 1, "interrupted"
@@ -121,4 +133,5 @@ def execute(command: str, settings: Settings, job: Job) -> int:
         history.finish(code, error)
         with environment({"PGOPTIONS": env["PGOPTIONS"]}):
             history.write(params, scope)
+        metrics_push.push(command, history.last())
     return code
