@@ -268,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("interrupted")
         return 1
     finally:
+        outcome.uninstall()
         _before_exit()
 
 

@@ -33,7 +33,7 @@ from .connection import ConnectionParams
 from .db import connect
 from .dbt_runner import BuildSummary
 from .errors import ConnectError
-from .outcome import classify, one_line
+from .outcome import classify, on_error, one_line
 from .paths import dbt_target_path
 
 TABLE = "seedtest_run_history"
@@ -143,6 +143,13 @@ def note(**values: object) -> None:
         if name in ("error", "error_class") and getattr(_current, name) is not None:
             continue  # the first error is the cause; later ones follow from it
         setattr(_current, name, value)
+
+
+def _note_error(cause: str, error_class: str) -> None:
+    note(error=cause, error_class=error_class)
+
+
+on_error(_note_error)  # every [ERROR] line of a run: the first one is its cause
 
 
 def _last_invocation_id(since: dt.datetime) -> str | None:

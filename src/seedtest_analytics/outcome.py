@@ -2,7 +2,8 @@
 one means, and the one-line [ERROR] event.
 
 Every [ERROR] line of a command is one line (embedded line breaks are folded) and ends with
-its class, `[ERROR] <cause> [error_class=<class>]`; the run history keeps the first one's class
+its class, `[ERROR] <cause> [error_class=<class>]` (a usage or configuration error, exit 2, has
+no suffix: its exit code says it); the run history keeps the first one's class
 and cause (columns `error_class`, `error`). The classes:
 
 - database_unreachable: the database could not be reached (or stopped during the run);
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -146,11 +148,21 @@ class OneLineErrors(logging.Filter):
         message = record.getMessage()
         error_class = getattr(record, "error_class", None) or classify(message)
         cause = strip_class(message)
-        record.msg, record.args = f"{cause} [error_class={error_class}]", None
-        from . import history  # history imports dbt_runner; keep this module light
-
-        history.note(error=cause, error_class=error_class)
+        # A usage or configuration error is exit 2 and says so itself: no class to add.
+        shown = cause if error_class == "configuration" else f"{cause} [error_class={error_class}]"
+        record.msg, record.args = shown, None
+        for sink in _sinks:
+            sink(cause, error_class)
         return True
+
+
+# Where a run's first error goes besides the log: the run history registers itself here.
+_sinks: list[Callable[[str, str], None]] = []
+
+
+def on_error(sink: Callable[[str, str], None]) -> None:
+    if sink not in _sinks:
+        _sinks.append(sink)
 
 
 _signalled = False
@@ -189,3 +201,10 @@ def install(*, dbt: bool = True) -> None:
         logger.addFilter(OneLineErrors())
     if dbt:
         _dbt_end_of_run()
+
+
+def uninstall() -> None:
+    """The command is over: log lines of the same process (a caller's) are left as they are."""
+    logger = logging.getLogger("seedtest_analytics")
+    for found in [f for f in logger.filters if isinstance(f, OneLineErrors)]:
+        logger.removeFilter(found)

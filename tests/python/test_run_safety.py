@@ -240,7 +240,8 @@ def test_a_locked_weekly_kpi_ends_the_run_after_the_lock_timeout(scenario: Scena
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr
     assert one_error(result.stderr) == (
         "[ERROR] the weekly_kpi write waited more than 2 s for a lock held by another session "
-        "(SEEDTEST_LOCK_TIMEOUT_SECONDS=2); rolled back, nothing of it was written"
+        "(SEEDTEST_LOCK_TIMEOUT_SECONDS=2); rolled back, nothing of it was written "
+        "[error_class=timeout]"
     )
     found = re.search(r"Found (\d+) inactive users", result.stdout)
     assert found, result.stdout[-3000:]
@@ -281,7 +282,7 @@ def test_a_trigger_that_raises_is_one_error_line_and_the_summary(scenario: Scena
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr
     assert one_error(result.stderr) == (
         "[ERROR] the weekly_kpi write failed: weekly_kpi is frozen for maintenance [P0001]; "
-        "rolled back, nothing of it was written"
+        "rolled back, nothing of it was written [error_class=failed]"
     )
     found = re.search(r"Found (\d+) inactive users", result.stdout)
     assert found
