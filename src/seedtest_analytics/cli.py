@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from . import __version__, connection, engine, log, outcome, targets
+from . import __version__, cli_help, connection, engine, log, outcome, targets
 from .aggregate import run_aggregate
 from .config import Settings, load_settings, parse_int
 from .db import init_db
@@ -26,6 +26,7 @@ from .guards import ALLOW_STALE_ENV
 from .inactivity import run_detect_inactivity
 from .locking import lock_wait_seconds
 from .pipeline import backfill_settings, run_backfill, run_pipeline
+from .rebuild import run_rebuild
 from .retry import retry_settings, run_dbt_retry
 from .runs import execute
 
@@ -101,10 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
         "backfill", help="fill features_topic_daily for a date range in one dbt invocation"
     )
     backfill.add_argument(
-        "--start", required=True, metavar="YYYY-MM-DD", help="first day (required)"
+        "--start",
+        required=True,
+        metavar="YYYY-MM-DD",
+        help="first day (required); like the nightly run of that day, it also rewrites the "
+        "AGG_LOOKBACK_DAYS days before it",
     )
     backfill.add_argument("--end", required=True, metavar="YYYY-MM-DD", help="last day (required)")
+    backfill.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     backfill.set_defaults(func=_locked, job=run_backfill, settings=_backfill_settings)
+
+    rebuild = commands.add_parser(
+        "rebuild",
+        help="rebuild every model of the nightly run from all history (dbt build "
+        "--full-refresh), under the run lock, recorded in the run history: after a change of "
+        "ACTIVITY_TIMEZONE, AGG_LOOKBACK_DAYS or AGG_INCLUDE_THETA; weekly_kpi is not touched",
+    )
+    _add_common(rebuild)
+    rebuild.set_defaults(func=_locked, job=run_rebuild)
 
     backtest = commands.add_parser(
         "backtest", help="is S right? score past anchors as the nightly run would have"
@@ -160,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the command --max-age checks (default: run)",
     )
     status.set_defaults(func=_status)
+    cli_help.describe(commands)
     return parser
 
 
@@ -172,7 +188,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _backfill_settings(args: argparse.Namespace) -> Settings:
-    return backfill_settings(load_settings(date=args.end), args.start)
+    return backfill_settings(load_settings(date=args.end, dry_run=args.dry_run), args.start)
 
 
 def _checked_settings(args: argparse.Namespace) -> Settings:

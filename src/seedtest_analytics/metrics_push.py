@@ -12,7 +12,7 @@ rules are written on them):
 - seedtest_exit_class: 1 for the class of the run that ended (label `exit_class`: success, or
   a failure class of outcome.py), 0 for every other class.
 
-A push that fails is a warning: the run's outcome stands.
+A dry run pushes nothing. A push that fails is a warning: the run's outcome stands.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def exit_class(record: RunRecord) -> str:
 def push(command: str, record: RunRecord | None) -> None:
     """Push the metrics of `record` (the run of `command` that just ended), if configured."""
     url = os.environ.get(PUSHGATEWAY_ENV, "").strip()
-    if not url or record is None:
-        return
+    if not url or record is None or record.dry_run:
+        return  # a dry run is not a night: it would stand for the command's last run
     try:
         from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
     except ImportError:
@@ -66,8 +66,8 @@ def push(command: str, record: RunRecord | None) -> None:
     gauge("seedtest_users_failed", "Users not scored or written", record.users_failed or 0)
     gauge(
         "seedtest_rows_written",
-        "weekly_kpi rows written by the last run (0 on a dry run)",
-        0 if record.dry_run else (record.users_scored or 0),
+        "weekly_kpi rows written by the last run",
+        record.users_scored or 0,
     )
     classes = gauge(
         "seedtest_exit_class", "1 for how the last run ended, 0 otherwise", 0, "exit_class"

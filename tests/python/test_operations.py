@@ -412,3 +412,79 @@ def test_a_database_that_stops_is_named_not_the_lock(tmp_path: Path) -> None:
     assert lines[0].endswith("[error_class=database_unreachable]"), lines
     assert re.search(r"^\[INFO\] Summary: processed=0, failed=1, threshold=7 days",
                      run.stdout, re.M), run.output()
+
+
+# --- rebuild, backfill --dry-run ------------------------------------------------------------------
+
+FEATURES_UP_TO = ("select * from analytics.features_topic_daily where activity_date <= %s"
+                  " order by 1, 2, 3")
+
+
+def test_rebuild_and_backfill_dry_runs_write_nothing_and_rebuild_gives_the_same_rows(
+    ops: Ops,
+) -> None:
+    before = ops.rows(FEATURES_UP_TO, ANCHOR)
+    storage = ops.rows("select relfilenode from pg_class where oid ="
+                       " 'analytics.features_topic_daily'::regclass")
+    assert before
+    dry = ops.run("rebuild-dry", "rebuild", "--date", ANCHOR.isoformat(), "--dry-run")
+    assert dry.returncode == 0, output(dry)
+    assert re.search(r"^\[INFO\] Rebuild: models built=\d+, .*full refresh, dry_run=True, ",
+                     dry.stdout, re.M), dry.stdout[-3000:]
+    backfill = ops.run("backfill-dry", "backfill", "--start", (ANCHOR - dt.timedelta(days=3))
+                       .isoformat(), "--end", ANCHOR.isoformat(), "--dry-run")
+    assert backfill.returncode == 0, output(backfill)
+    # Nothing of the real tables moved.
+    assert ops.rows(FEATURES_UP_TO, ANCHOR) == before
+    assert ops.rows("select relfilenode from pg_class where oid ="
+                    " 'analytics.features_topic_daily'::regclass") == storage
+    real = ops.run("rebuild", "rebuild", "--date", ANCHOR.isoformat())
+    assert real.returncode == 0, output(real)
+    # Every day rebuilt from all history equals what the nights built incrementally.
+    assert ops.rows(FEATURES_UP_TO, ANCHOR) == before
+    history = ops.rows("select command, dry_run, status from analytics.seedtest_run_history"
+                       " where command in ('rebuild', 'backfill') order by started_at")
+    assert history == [("rebuild", True, "success"), ("backfill", True, "success"),
+                       ("rebuild", False, "success")]
+
+
+def test_plain_dbt_without_the_connection_settings_fails_clearly(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("SEEDTEST_PG", "DBT_ENV_SECRET"))}
+    env.update(DBT_TARGET_PATH=str(tmp_path / "target"), DBT_LOG_PATH=str(tmp_path / "logs"))
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "debug", "--project-dir", str(REPO),
+         "--profiles-dir", str(REPO / "profiles")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode != 0, result.stdout
+    assert "Env var required but not provided: 'SEEDTEST_PGHOST'" in result.stdout, \
+        result.stdout[-3000:]
+    assert "localhost" not in result.stdout
+
+
+# --- every subcommand's --help --------------------------------------------------------------------
+
+def test_every_subcommand_says_what_it_does_and_what_it_reads(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from seedtest_analytics import cli
+
+    parser = cli.build_parser()
+    [commands] = [a for a in parser._actions if a.dest == "command"]
+    names = sorted(commands.choices)  # type: ignore[arg-type]
+    assert {"run", "status", "rebuild", "backtest", "train-churn", "dbt-retry"} <= set(names)
+    for name in names:
+        with pytest.raises(SystemExit) as stopped:
+            cli.main([name, "--help"])
+        assert stopped.value.code == 0
+        text = capsys.readouterr().out
+        usage_end = text.index("\n\n")
+        description = text[usage_end:].strip().split("\n\n")[0]
+        assert len(description) > 20 and not description.startswith(("options", "-")), \
+            (name, text)
+        assert "environment variables read: DATABASE_URL" in text, (name, text)
+        assert "exit codes: 0 success" in text, (name, text)
+    with pytest.raises(SystemExit):
+        cli.main(["backfill", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "also rewrites the AGG_LOOKBACK_DAYS days before it" in text, text
