@@ -21,7 +21,7 @@ import os
 import time
 
 from . import log
-from .history import RunRecord
+from .db.history import RunRecord
 from .outcome import KNOWN
 
 PUSHGATEWAY_ENV = "SEEDTEST_PUSHGATEWAY_URL"

@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from .connection import ConnectionParams
+from .db.connection import ConnectionParams
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a run-time failure: a retry may succeed

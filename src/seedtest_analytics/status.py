@@ -17,10 +17,9 @@ import psycopg
 from psycopg import sql
 
 from . import log
-from .connection import ConnectionParams
-from .db import connect
+from .db.connection import ConnectionParams, connect
+from .db.history import TABLE
 from .errors import RunError, UsageError
-from .history import TABLE
 from .outcome import one_line
 
 EXIT_OK = 0

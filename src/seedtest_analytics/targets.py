@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .paths import dbt_target_path
+from .dbt.paths import dbt_target_path
 
 NIGHTLY = frozenset({"run", "aggregate", "detect-inactivity", "backfill", "rebuild", "dbt-retry"})
 WITH_DBT = frozenset({"docs", "backtest", "train-churn"})

@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from conftest import REPO, run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from test_privileges import ANCHOR, WEEK, admin, job_params, job_role, seed
 
 __all__ = ["job_role"]  # the fixture, used by name below

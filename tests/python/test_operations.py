@@ -29,7 +29,7 @@ from psycopg import sql
 
 import background
 from conftest import REPO, create_database, drop_database
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_dev.synthetic import generate_demo
 
 ANCHOR = dt.date(2025, 11, 1)  # a Saturday, the last day of the demo data
@@ -375,7 +375,7 @@ def test_a_missing_privilege_is_configuration_exit_2(ops: Ops, bare_role: str) -
 # --- the database stops during a run ------------------------------------------------------------
 
 def test_a_database_that_stops_is_named_not_the_lock(tmp_path: Path) -> None:
-    from seedtest_analytics.db import init_db
+    from seedtest_analytics.db.app_schema import init_db
     from seedtest_dev import embedded
 
     pgdata = Path(tempfile.mkdtemp(prefix="seedtest-test-stop-"))

@@ -1,0 +1,55 @@
+"""Every statement of a run has a lock timeout and a statement timeout.
+
+A write that waits on another session's lock (a `lock table weekly_kpi`, a long transaction
+of another job) or a statement that never ends would otherwise hold the run until the
+CronJob's activeDeadlineSeconds kills it, without a word in the log. The values reach every
+session of the run, dbt's and the package's, through libpq's PGOPTIONS (appended to any the
+operator set), and a timeout ends the run with one clear line and exit code 1; the statement's
+transaction is rolled back, so nothing is half-written.
+
+Defaults:
+- SEEDTEST_LOCK_TIMEOUT_SECONDS = 120: longer than any lock another job or the application
+  should hold on weekly_kpi or on the project's tables (their transactions take seconds), and
+  short enough that a stuck night fails early enough for the Job's retries.
+- SEEDTEST_STATEMENT_TIMEOUT_SECONDS = 3600: the slowest statement measured (the full build
+  of features_topic_daily at 10M attempts) takes under 3 minutes, so an hour means something
+  is stuck; it fires before the CronJob's activeDeadlineSeconds (2 h), so the log says why.
+
+The sessions also switch idle_session_timeout off: dbt keeps connections open between
+models, and a server-side idle timeout would end them (and the run lock's session) mid-run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..config import LOCK_TIMEOUT, STATEMENT_TIMEOUT, IntVar
+
+LOCK_TIMEOUT_ENV = LOCK_TIMEOUT.env
+STATEMENT_TIMEOUT_ENV = STATEMENT_TIMEOUT.env
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    lock_seconds: int
+    statement_seconds: int
+
+    def pgoptions(self, existing: str = "") -> str:
+        ours = (
+            f"-c lock_timeout={self.lock_seconds}s -c statement_timeout={self.statement_seconds}s"
+            " -c idle_session_timeout=0"
+        )
+        return f"{existing.strip()} {ours}".strip()
+
+
+def _seconds(var: IntVar) -> int:
+    raw = os.environ.get(var.env, "").strip() or var.default
+    return var.parse(raw)
+
+
+def load_timeouts() -> Timeouts:
+    """The configured timeouts; a bad value is a usage error (exit 2, before connecting)."""
+    return Timeouts(
+        lock_seconds=_seconds(LOCK_TIMEOUT), statement_seconds=_seconds(STATEMENT_TIMEOUT)
+    )

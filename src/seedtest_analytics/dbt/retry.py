@@ -1,0 +1,92 @@
+"""`dbt-retry`: dbt retry of the last dbt invocation's failed and skipped nodes.
+
+dbt keeps what its last invocation did in DBT_TARGET_PATH (run_results.json, manifest.json);
+the CronJob keeps that directory on a persistent volume, so after a failed night this re-runs
+only what failed, with the same settings (the same anchor date), under the run lock and its
+checks like any run. The P/S step is the CLI's, not dbt's: when the failed invocation was a
+`run` or `detect-inactivity`, run `detect-inactivity --date <anchor>` afterwards (or simply
+the failed command again: every run is idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from .. import log
+from ..config import DBT_VAR_ENV, Settings, load_settings
+from ..db.connection import ConnectionParams
+from ..db.history import note, note_build
+from ..errors import RunError, UsageError
+from .failures import report_build_failure
+from .paths import dbt_target_path
+from .runner import _summarise, dbt_env, environment, project_root, settings_file
+
+
+def last_run_results() -> dict[str, Any]:
+    path = dbt_target_path() / "run_results.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"no dbt run results in {path.parent}: nothing to retry") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} is not dbt run results")
+    return data
+
+
+def last_settings() -> dict[str, str]:
+    """The settings the last invocation passed to dbt (dbt_runner.invoke keeps them beside
+    run_results.json): the same environment makes `dbt retry` compute the same window."""
+    path = settings_file()
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict) or set(data) - set(DBT_VAR_ENV.values()):
+        raise UsageError(f"{path} is not the settings of a seedtest-analytics run")
+    return {str(key): str(value) for key, value in data.items()}
+
+
+def retry_settings() -> Settings:
+    """The settings of the invocation to retry: its anchor date, else the default."""
+    last_run_results()  # nothing to retry without them
+    anchor = last_settings().get(DBT_VAR_ENV["anchor_date"])
+    return load_settings(date=anchor or None)
+
+
+def run_dbt_retry(params: ConnectionParams, settings: Settings) -> int:
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(dbt_env(params))
+    root = project_root()
+    failed_before = [
+        str(result.get("unique_id"))
+        for result in last_run_results().get("results") or []
+        if isinstance(result, dict) and result.get("status") in ("error", "fail", "skipped")
+    ]
+    log.info(
+        f"Retrying {len(failed_before)} failed or skipped dbt nodes of the last invocation "
+        f"(anchor {settings.anchor_date.isoformat()})"
+    )
+    try:
+        with environment(last_settings()):
+            result = dbtRunner().invoke(
+                ["retry", "--project-dir", str(root), "--profiles-dir", str(root / "profiles")]
+            )
+    except Exception as exc:  # dbt raises for a broken project or connection set-up
+        raise RunError(f"dbt retry failed: {exc}") from None
+    summary = _summarise(result)
+    note_build(summary)
+    if not summary.success:
+        note(error=report_build_failure(summary, "dbt retry failed"))
+        return 1
+    log.info(
+        f"Retry: {summary.line()}; for the P/S step run: seedtest-analytics "
+        f"detect-inactivity --date {settings.anchor_date.isoformat()}"
+    )
+    return 0

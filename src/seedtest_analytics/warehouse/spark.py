@@ -1,0 +1,172 @@
+"""The Spark reader of the models (SEEDTEST_ENGINE=spark): dbt's results read through the
+SparkSession dbt-spark (method session) started in this process, and a dry run's scratch
+database. The P/S write stays on the application's PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import os
+from array import array
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from ..config import parse_identifier
+from ..db.connection import ConnectionParams
+from ..errors import RunError
+from ..scoring.inputs import ScoringInput
+from .engine import ENGINE_ENV, SPARK_TARGET, dbt_env
+
+
+def spark_session() -> Any:
+    """The SparkSession of this process: the one dbt-spark (method session) started, else a
+    new one with the spark target's server_side_parameters."""
+    try:  # optional: installed with dbt-spark[session] (not a dependency of the package)
+        SparkContext = importlib.import_module("pyspark").SparkContext
+        SparkSession = importlib.import_module("pyspark.sql").SparkSession
+    except ImportError:
+        raise RunError(
+            f"{ENGINE_ENV}=spark needs pyspark: pip install 'dbt-spark[session]~=1.11'"
+        ) from None
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if SparkContext._active_spark_context is not None:  # started by dbt in another thread
+        return SparkSession.builder.getOrCreate()
+    builder = SparkSession.builder.enableHiveSupport()
+    for key, value in _profile_spark_parameters().items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _profile_spark_parameters() -> dict[str, str]:
+    """server_side_parameters of the spark target, rendered as dbt renders profiles.yml."""
+    from dbt.config.profile import read_profile
+    from dbt.config.renderer import ProfileRenderer
+    from dbt_common.context import set_invocation_context
+
+    from ..dbt.paths import project_root
+
+    root = project_root()
+    os.environ.update(dbt_env(root))
+    set_invocation_context(dict(os.environ))  # what env_var() in profiles.yml reads
+    output = read_profile(str(root / "profiles"))["seedtest_analytics"]["outputs"][SPARK_TARGET]
+    rendered = ProfileRenderer({}).render_data(output.get("server_side_parameters") or {})
+    parameters = {str(key): str(value) for key, value in rendered.items()}
+    parameters["spark.sql.ansi.enabled"] = "false"  # as dbt-spark forces it
+    return parameters
+
+
+def _rows(query: str) -> Any:
+    session = spark_session()
+    try:
+        return session.sql(query).toLocalIterator()
+    except Exception as exc:  # pyspark's AnalysisException and friends
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunError(f"reading from Spark failed: {message}") from None
+
+
+def _table(schema: str, table: str) -> str:
+    return f"`{parse_identifier('schema', schema)}`.`{parse_identifier('table', table)}`"
+
+
+def read_scoring_inputs(schema: str, table: str) -> list[ScoringInput]:
+    """All rows of the scoring-input model in one Spark query (as scoring.read_scoring_inputs)."""
+    query = (
+        "select cast(user_id as string), cast(week_start as date), cast(days_inactive as int),"
+        " coalesce(cast(active_days as int), 0), coalesce(cast(mean_gap_days as double), 0d),"
+        " cast(ability_mean as double), cast(ability_sd as double), cast(target as double)"
+        f" from {_table(schema, table)}"
+    )
+    weeks: dict[dt.date, dt.date] = {}
+    return [
+        ScoringInput(
+            row[0],
+            weeks.setdefault(row[1], row[1]),
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+        )
+        for row in _rows(query)
+    ]
+
+
+def read_prior_means(schema: str, table: str) -> Sequence[float]:
+    """The finite ability means of the ability model (as scoring.read_prior_means)."""
+    query = (
+        "select cast(ability_mean as double) from "
+        f"{_table(schema, table)} where ability_mean is not null"
+        " and not isnan(ability_mean) and abs(ability_mean) < double('infinity')"
+    )
+    return array("d", (row[0] for row in _rows(query)))
+
+
+def window_counts(schema: str, since: dt.date, anchor: dt.date) -> tuple[int, int, int]:
+    """aggregate.window_counts on Spark: (user, topic, day) combinations with valid attempts
+    in the window, attempts skipped for a null user, topic or time, and for a too long key."""
+    days = f"between date '{since.isoformat()}' and date '{anchor.isoformat()}'"
+    query = (
+        f"select (select count(*) from {_table(schema, 'int_topic_daily__aggregated')}"
+        f" where activity_date {days}),"
+        " count(*) filter (where invalid_reason in ('no_user', 'no_topic', 'no_time')),"
+        " count(*) filter (where invalid_reason in ('topic_too_long', 'user_id_too_long'))"
+        f" from {_table(schema, 'int_attempts__windowed')}"
+        f" where not is_valid and (activity_date is null or activity_date {days})"
+    )
+    row = next(iter(_rows(query)))
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def table_exists(schema: str, table: str) -> bool:
+    """Whether the Spark catalog has schema.table."""
+    return bool(spark_session().catalog.tableExists(f"{schema}.{table}"))
+
+
+def prepare_scratch(real: str, scratch: str, models: Sequence[str]) -> None:
+    """A dry run's scratch database in Spark (runs.py): the incremental models present in
+    `real` copied into a fresh `scratch` (same columns, format and partitioning)."""
+    session = spark_session()
+    real_q, scratch_q = _table(real, "x").split(".")[0], _table(scratch, "x").split(".")[0]
+    session.sql(f"drop database if exists {scratch_q} cascade")
+    session.sql(f"create database {scratch_q}")
+    for name in models:
+        if session.catalog.tableExists(f"{real}.{name}"):
+            source, copy = f"{real_q}.{_table(real, name).split('.')[1]}", _table(scratch, name)
+            session.sql(f"create table {copy} like {source}")
+            session.sql(f"insert into {copy} select * from {source}")
+
+
+def drop_scratch(scratch: str) -> None:
+    """Drops a dry run's scratch database in Spark."""
+    spark_session().sql(f"drop database if exists {_table(scratch, 'x').split('.')[0]} cascade")
+
+
+class SparkWarehouse:
+    """The models on Spark (the Warehouse of SEEDTEST_ENGINE=spark)."""
+
+    def read_scoring(
+        self, conn: psycopg.Connection, schema: str, *, inputs: str, abilities: str | None
+    ) -> tuple[list[ScoringInput], Sequence[float] | None]:
+        """The scoring inputs and, when `abilities` is given, the prior means: one Spark
+        query each (`conn`, the application's PostgreSQL, is not used)."""
+        rows = read_scoring_inputs(schema, inputs)
+        return rows, None if abilities is None else read_prior_means(schema, abilities)
+
+    def window_counts(
+        self, params: ConnectionParams, schema: str, since: dt.date, anchor: dt.date
+    ) -> tuple[int, int, int]:
+        return window_counts(schema, since, anchor)
+
+    def table_exists(self, params: ConnectionParams, schema: str, table: str) -> bool:
+        return table_exists(schema, table)
+
+    def prepare_scratch(self, real: str, scratch: str, models: Sequence[str]) -> None:
+        prepare_scratch(real, scratch, models)
+
+    def drop_scratch(self, scratch: str) -> None:
+        drop_scratch(scratch)
