@@ -2,7 +2,7 @@
 
 Every value is checked before any connection is made; a bad one raises UsageError with one
 clear line (exit 2). The validated values become dbt vars, which the dbt project validates
-again (macros/validate_vars.sql), so nothing unchecked reaches SQL whichever way dbt runs.
+again (macros/vars/), so nothing unchecked reaches SQL whichever way dbt runs.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ MIN_DATE = dt.date(1900, 1, 1)
 class Var:
     """One setting: its environment variable, the dbt var it becomes (None: used in Python
     only), and its default as an environment would hold it. The single definition of the
-    defaults and bounds: macros/validate_vars.sql, the README and the ConfigMap are checked
+    defaults and bounds: macros/vars/, the README and the ConfigMap are checked
     against these (tests/python/test_settings.py)."""
 
     env: str
@@ -61,7 +61,7 @@ MAP_USER_IDS = Var("MAP_USER_IDS", "map_user_ids", "true")
 ATTEMPTS_FROM_EXAM_RESULTS = Var(
     "ATTEMPTS_FROM_EXAM_RESULTS", "attempts_from_exam_results", "false"
 )
-CHURN_MODEL = Var("METRICS_CHURN_MODEL", None, "heuristic")
+CHURN_MODEL = Var("METRICS_CHURN_MODEL", None, "auto")
 DEBUG = Var("DEBUG", None, "false")
 # Read by dbt/runner.py (the profile's schema, and whether a build runs the data tests).
 DBT_SCHEMA = Var("SEEDTEST_DBT_SCHEMA", None, "analytics")
@@ -93,7 +93,7 @@ VARS: tuple[Var, ...] = (
     FRESHNESS_HOURS,
 )
 
-# Each dbt var and the environment variable macros/validate_vars.sql reads when it is not
+# Each dbt var and the environment variable macros/vars/ reads when it is not
 # given with --vars (_var_env_names there; a test checks both agree).
 DBT_VAR_ENV: dict[str, str] = {
     "anchor_date": "ANCHOR_DATE",
@@ -124,7 +124,9 @@ class Settings:
     attempts_from_exam_results: bool = ATTEMPTS_FROM_EXAM_RESULTS.default == "true"
     debug: bool = DEBUG.default == "true"
     dry_run: bool = False
-    churn_model: str = CHURN_MODEL.default  # heuristic (the fixed-weight S) or logistic
+    # auto (the promoted champion, else the fixed-weight S), heuristic (the fixed-weight S)
+    # or logistic (the latest trained logistic model)
+    churn_model: str = CHURN_MODEL.default
 
     def dbt_vars(self) -> dict[str, object]:
         """The project's dbt vars: what `dbt build --vars` would take for this run."""
@@ -143,7 +145,7 @@ class Settings:
 
     def dbt_env(self) -> dict[str, str]:
         """The dbt vars as the environment variables the project falls back to
-        (macros/validate_vars.sql): how the CLI hands its settings to dbt. A --vars value that
+        (macros/vars/): how the CLI hands its settings to dbt. A --vars value that
         changes (the anchor date, every night) makes dbt re-parse the whole project; an
         environment variable read only when the models compile does not."""
         return {
@@ -190,7 +192,7 @@ def parse_float(name: str, raw: str) -> float:
     return value
 
 
-CHURN_MODELS = ("heuristic", "logistic")
+CHURN_MODELS = ("auto", "heuristic", "logistic")
 
 
 def parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
@@ -201,7 +203,7 @@ def parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
 
 
 def parse_date(name: str, raw: str) -> dt.date:
-    """A date by the project's one date rule, the same as macros/validate_vars.sql's
+    """A date by the project's one date rule, the same as macros/vars/validators.sql's
     date_problem (tests/python/test_var_injection.py runs both over the same texts): YYYY-MM-DD
     in ASCII digits, a real calendar date, on or after MIN_DATE."""
     text = raw.strip()
@@ -217,7 +219,7 @@ def parse_date(name: str, raw: str) -> dt.date:
 
 
 def _dbt_timezones() -> Container[str] | None:
-    """The zone names macros/validate_vars.sql accepts (pytz's list; pytz comes with dbt)."""
+    """The zone names macros/vars/ accepts (pytz's list; pytz comes with dbt)."""
     try:
         import pytz
     except ImportError:  # pragma: no cover - a dependency of dbt-core

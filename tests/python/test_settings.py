@@ -1,6 +1,6 @@
 """The defaults and bounds of the settings are defined once, in seedtest_analytics.config;
 every other place that states them is checked against that definition:
-macros/validate_vars.sql (the dbt project validates the vars again), profiles/profiles.yml,
+the macros of macros/vars/ (the dbt project validates the vars again), profiles/profiles.yml,
 the README's and deploy/README.md's tables, and the ConfigMap."""
 
 from __future__ import annotations
@@ -20,7 +20,11 @@ BY_DBT_VAR = {var.dbt_var: var for var in VARS if var.dbt_var}
 
 
 def _macros() -> str:
-    return (REPO / "macros" / "validate_vars.sql").read_text(encoding="utf-8")
+    """The var macros (the anchor spine's vars, read the same way, have no environment)."""
+    return "".join(
+        (REPO / "macros" / "vars" / name).read_text(encoding="utf-8")
+        for name in ("var_text.sql", "validators.sql", "project_vars.sql")
+    )
 
 
 def _table(path: str) -> dict[str, str]:
