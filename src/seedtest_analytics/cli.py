@@ -1,18 +1,21 @@
 """The seedtest-analytics command line: a thin layer over the job modules.
 
-Exit codes: 0 success, 1 a failure at run time (nothing half-written), 2 bad usage or
-configuration (found before anything is written).
+Exit codes: 0 success, 1 a failure at run time (nothing half-written; a retry may succeed),
+2 bad usage or configuration, a refused login or a missing privilege (a retry cannot help),
+3 the source is stale (see --allow-stale). Every [ERROR] line is one line,
+`[ERROR] <class>: <cause>`; the run history keeps the class and cause of the first one.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
-from . import __version__, log
+from . import __version__, cli_help, log, outcome, targets
 from .config import Settings, load_settings, parse_int
 from .db import connection
 from .db.app_schema import setup_app_schema
@@ -22,8 +25,10 @@ from .dbt.retry import retry_settings, run_dbt_retry
 from .dbt.runner import target_schema
 from .errors import RunError, UsageError
 from .jobs.features import run_aggregate
+from .jobs.freshness import ALLOW_STALE_ENV
 from .jobs.inactivity import run_detect_inactivity
 from .jobs.pipeline import backfill_settings, run_backfill, run_pipeline
+from .jobs.rebuild import run_rebuild
 from .jobs.runs import execute
 from .scoring.churn_scorer import churn_scorer
 from .warehouse import engine
@@ -53,6 +58,12 @@ def _add_common(parser: argparse.ArgumentParser, *, threshold: bool = False) -> 
     )
     parser.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     if threshold:
+        parser.add_argument(
+            "--allow-stale",
+            action="store_true",
+            help="score even when the source looks stale, for this run only (the same as "
+            "SEEDTEST_ALLOW_STALE=true)",
+        )
         parser.add_argument(
             "--threshold",
             metavar="DAYS",
@@ -95,10 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
         "backfill", help="fill features_topic_daily for a date range in one dbt invocation"
     )
     backfill.add_argument(
-        "--start", required=True, metavar="YYYY-MM-DD", help="first day (required)"
+        "--start",
+        required=True,
+        metavar="YYYY-MM-DD",
+        help="first day (required); like the nightly run of that day, it also rewrites the "
+        "AGG_LOOKBACK_DAYS days before it",
     )
     backfill.add_argument("--end", required=True, metavar="YYYY-MM-DD", help="last day (required)")
+    backfill.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     backfill.set_defaults(func=_locked, job=run_backfill, settings=_backfill_settings)
+
+    rebuild = commands.add_parser(
+        "rebuild",
+        help="rebuild every model of the nightly run from all history (dbt build "
+        "--full-refresh), under the run lock, recorded in the run history: after a change of "
+        "ACTIVITY_TIMEZONE, AGG_LOOKBACK_DAYS or AGG_INCLUDE_THETA; weekly_kpi is not touched",
+    )
+    _add_common(rebuild)
+    rebuild.set_defaults(func=_locked, job=run_rebuild)
 
     backtest = commands.add_parser(
         "backtest", help="is S right? score past anchors as the nightly run would have"
@@ -135,6 +160,26 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--serve", action="store_true", help="serve it on 127.0.0.1")
     docs.add_argument("--port", default="8080", help="port of --serve, 1-65535 (default: 8080)")
     docs.set_defaults(func=_docs)
+
+    status = commands.add_parser(
+        "status",
+        help="the last successful run of each command and the runs since that did not "
+        "succeed, from the run history; with --max-age, exit 1 when the checked command's "
+        "last success is older (exit 2: the history cannot be read)",
+    )
+    status.add_argument(
+        "--max-age",
+        metavar="HOURS",
+        help="exit 1 when --command last succeeded more than HOURS ago (or never)",
+    )
+    status.add_argument(
+        "--command",
+        default="run",
+        dest="checked_command",
+        help="the command --max-age checks (default: run)",
+    )
+    status.set_defaults(func=_status)
+    cli_help.describe(commands)
     return parser
 
 
@@ -147,7 +192,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _backfill_settings(args: argparse.Namespace) -> Settings:
-    return backfill_settings(load_settings(date=args.end), args.start)
+    return backfill_settings(load_settings(date=args.end, dry_run=args.dry_run), args.start)
 
 
 def _checked_settings(args: argparse.Namespace) -> Settings:
@@ -201,6 +246,20 @@ def _locked(args: argparse.Namespace) -> int:
     return execute(args.command, settings, args.job)
 
 
+def _status(args: argparse.Namespace) -> int:
+    from .config import parse_float
+    from .status import run_status
+
+    max_age = None
+    if args.max_age is not None:
+        max_age = parse_float("--max-age", args.max_age)
+        if max_age <= 0:
+            raise UsageError(f"--max-age must be a positive number of hours (got {args.max_age})")
+    return run_status(
+        connection.resolve(), target_schema(), max_age=max_age, command=args.checked_command
+    )
+
+
 def _backtest(args: argparse.Namespace) -> int:
     """backtest and train-churn: they write only their own tables, under the same lock."""
     from .churn.commands import run_command
@@ -212,29 +271,37 @@ def _backtest(args: argparse.Namespace) -> int:
 def _terminate(signum: int, frame: object) -> None:
     # As a container's first process, SIGTERM is ignored unless handled: treat it like Ctrl-C,
     # so open transactions roll back and the pod stops promptly.
+    outcome.interrupted()
     raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    outcome.install(dbt=args.command not in ("status", "init-db"))
+    targets.own_target(args.command)
+    if getattr(args, "allow_stale", False):
+        os.environ[ALLOW_STALE_ENV] = "true"
     try:
         code: int = args.func(args)
         return code
     except UsageError as exc:
-        log.error(str(exc))
+        log.error(str(exc), extra={"error_class": "configuration"})
         return 2
     except RunError as exc:
-        log.error(str(exc))
-        return 1
+        error_class = outcome.classify(str(exc))
+        log.error(str(exc), extra={"error_class": error_class})
+        return outcome.exit_code(1, error_class)
     except KeyboardInterrupt:
         log.error("interrupted")
         return 1
     finally:
+        outcome.uninstall()
         _before_exit()
 
 

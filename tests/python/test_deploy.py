@@ -44,6 +44,7 @@ SECRET_NAME = "seedtest-analytics-db"
 SECRET_KEY = "database-url"
 CONTAINER_NAME = "seedtest-analytics"
 CONFIG_EXIT_CODE = 2
+STALE_EXIT_CODE = 3  # the source is stale: retrying within the hour cannot help
 
 # Custom resources (their CRDs are not part of Kubernetes' schemas; checked by their own
 # tests below): apiVersion -> kind.
@@ -330,7 +331,7 @@ def test_config_errors_fail_the_job_without_retries(resource: dict[str, Any]) ->
     assert len(fail_job) == 1
     on_exit = fail_job[0]["onExitCodes"]
     assert on_exit["operator"] == "In"
-    assert on_exit["values"] == [CONFIG_EXIT_CODE]
+    assert on_exit["values"] == [CONFIG_EXIT_CODE, STALE_EXIT_CODE]
     assert on_exit.get("containerName", CONTAINER_NAME) == CONTAINER_NAME
     for rule in rules:
         codes = rule.get("onExitCodes")

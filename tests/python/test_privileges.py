@@ -28,7 +28,7 @@ lock (pg_try_advisory_lock) is open to every role.
 
 Credentials: a password given in DATABASE_URL never shows in the output or in dbt's logs and
 artifacts, and a wrong password, host, port or database name ends the run with exit code 1
-and one line, without the password.
+and one line, without the password (exit 2 for a refused login: a retry cannot fix it).
 """
 
 from __future__ import annotations
@@ -181,9 +181,10 @@ def files_containing(root: Path, needle: str) -> list[Path]:
     return found
 
 
-def one_error_line(result: subprocess.CompletedProcess[str], *secrets_: str) -> str:
+def one_error_line(result: subprocess.CompletedProcess[str], *secrets_: str, code: int = 1
+                   ) -> str:
     output = f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    assert result.returncode == 1, output
+    assert result.returncode == code, output
     assert "Traceback" not in result.stdout + result.stderr, output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("[ERROR] "), output
@@ -319,7 +320,7 @@ def test_wrong_password_is_one_line_without_the_password(
     fresh_db: ConnectionParams, job_role: tuple[str, str]
 ) -> None:
     """With password authentication switched on for the job's role only (the test server
-    trusts local connections otherwise), a wrong password ends the run with exit 1 and one
+    trusts local connections otherwise), a wrong password ends the run with exit 2 and one
     line that names the failure but neither password."""
     role, password = job_role
     hba = _hba_file(fresh_db)
@@ -338,8 +339,10 @@ def test_wrong_password_is_one_line_without_the_password(
             conn.execute("select 1")
         wrong = f"Wrong-{secrets.token_hex(6)}-Visible"
         result = run_cli(job_params(fresh_db, role, wrong), "run", "--date", ANCHOR.isoformat())
-        line = one_error_line(result, wrong, password)
+        # A refused login is configuration: exit 2, which the CronJob does not retry.
+        line = one_error_line(result, wrong, password, code=2)
         assert "password authentication failed" in line, line
+        assert line.endswith("[error_class=authentication]"), line
         assert line.startswith(f"[ERROR] cannot connect to postgresql://{role}@"), line
     finally:
         hba.write_text(original)

@@ -240,7 +240,8 @@ def test_a_locked_weekly_kpi_ends_the_run_after_the_lock_timeout(scenario: Scena
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr
     assert one_error(result.stderr) == (
         "[ERROR] the weekly_kpi write waited more than 2 s for a lock held by another session "
-        "(SEEDTEST_LOCK_TIMEOUT_SECONDS=2); rolled back, nothing of it was written"
+        "(SEEDTEST_LOCK_TIMEOUT_SECONDS=2); rolled back, nothing of it was written "
+        "[error_class=timeout]"
     )
     found = re.search(r"Found (\d+) inactive users", result.stdout)
     assert found, result.stdout[-3000:]
@@ -281,7 +282,7 @@ def test_a_trigger_that_raises_is_one_error_line_and_the_summary(scenario: Scena
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr
     assert one_error(result.stderr) == (
         "[ERROR] the weekly_kpi write failed: weekly_kpi is frozen for maintenance [P0001]; "
-        "rolled back, nothing of it was written"
+        "rolled back, nothing of it was written [error_class=failed]"
     )
     found = re.search(r"Found (\d+) inactive users", result.stdout)
     assert found
@@ -309,7 +310,8 @@ def test_a_connection_terminated_inside_the_upsert(scenario: Scenario) -> None:
     error = one_error(run.stderr)
     assert error.startswith(
         "[ERROR] the weekly_kpi write: the database connection was lost ("), error
-    assert error.endswith("); rolled back, nothing of it was written"), error
+    assert error.endswith("); rolled back, nothing of it was written "
+                          "[error_class=connection_lost]"), error
     found = re.search(r"Found (\d+) inactive users", run.stdout)
     assert found
     assert DETECT_SUMMARY.findall(run.stdout) == [("0", found.group(1))]
@@ -348,7 +350,8 @@ def test_a_user_id_with_a_newline_stays_on_one_line(scenario: Scenario) -> None:
         with connect(scenario.params) as conn:
             conn.execute("delete from public.weekly_kpi where user_id = %s", (user,))
             conn.execute("delete from public.exam_results where user_id = %s", (user,))
-    assert result.returncode == 1, result.stdout[-3000:] + result.stderr  # failed=1
+    # failed=1, a warning: one user of 14 is within SEEDTEST_MAX_FAILED_SHARE/USERS
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     expected = (
         '[WARN] kpis of user="evil\\nuser [INFO] Summary: processed=999" '
         f"week={WEEK.isoformat()} is not a JSON object; left untouched"

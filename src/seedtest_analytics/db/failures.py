@@ -8,9 +8,12 @@ from collections.abc import Iterator
 
 import psycopg
 
+from .. import outcome
 from ..errors import RunError
 from . import locking
 from .timeouts import LOCK_TIMEOUT_ENV, STATEMENT_TIMEOUT_ENV, load_timeouts
+
+HISTORY_NOTE = "the run's history row stays 'running' and reads as interrupted"
 
 
 def _message(exc: BaseException) -> str:
@@ -24,7 +27,15 @@ def _message(exc: BaseException) -> str:
 def database_error(exc: psycopg.Error, step: str) -> RunError:
     """One line for a database error inside a Python step; its transaction was rolled back."""
     lost = locking.current()
-    if lost is not None and locking.is_lost():
+    lock_gone = lost is not None and locking.is_lost()
+    if lock_gone or isinstance(exc, psycopg.OperationalError):
+        down = outcome.unreachable()  # the database itself, rather than a session of ours?
+        if down is not None:
+            return RunError(
+                f"{step}: the database stopped answering ({down}); rolled back, nothing of it "
+                f"was written; {HISTORY_NOTE}"
+            )
+    if lost is not None and lock_gone:
         return RunError(lost.lost_message(f"finishing {step}"))
     if isinstance(exc, psycopg.errors.LockNotAvailable):
         seconds = load_timeouts().lock_seconds

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 
-from .. import log
+from .. import log, outcome
 from ..db import locking
+from ..db.failures import HISTORY_NOTE
 from ..db.timeouts import LOCK_TIMEOUT_ENV, STATEMENT_TIMEOUT_ENV, load_timeouts
 from .runner import BuildSummary
 
@@ -27,7 +28,15 @@ def dbt_failure(summary: BuildSummary) -> str | None:
     """The one line that explains a failed dbt invocation when it has a single cause (lost
     lock, lock timeout, statement timeout); None when dbt's own error lines say it better."""
     lock = locking.current()
-    if lock is not None and (locking.is_lost() or any(_LOST in e for e in summary.errors)):
+    lock_gone = lock is not None and (locking.is_lost() or any(_LOST in e for e in summary.errors))
+    if lock_gone or any(outcome.classify(e) == "connection_lost" for e in summary.errors):
+        down = outcome.unreachable()  # the database stopped: not the lock's fault
+        if down is not None:
+            return (
+                f"dbt stopped: the database stopped answering ({down}); nothing half-written; "
+                f"{HISTORY_NOTE}"
+            )
+    if lock is not None and lock_gone:
         return lock.lost_message("its next write")
     for message in summary.errors:
         refused = _REFUSED.search(message)

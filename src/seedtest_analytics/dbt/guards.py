@@ -30,6 +30,7 @@ from .paths import project_root
 OWN_TABLES = frozenset(
     {
         "seedtest_run_history",
+        "seedtest_run_status",
         "run_windows",
         "incremental_settings",
         "churn_models",

@@ -1,5 +1,7 @@
 """Whether the source is fresh enough to score anybody: the newest exam_results row up to
-the end of the anchor day, against SEEDTEST_FRESHNESS_HOURS."""
+the end of the anchor day, against SEEDTEST_FRESHNESS_HOURS, and whether a day without exams
+is a quiet weekday (the same weekday of the weeks before had none either) rather than a
+stalled source. SEEDTEST_ALLOW_STALE (or --allow-stale) scores anyway, for one run."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from ..config import FRESHNESS_HOURS, Settings
 from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
 from ..db.history import note
+from ..errors import UsageError
 
 FRESHNESS_ENV = FRESHNESS_HOURS.env
 # A live platform records exams every day; a whole anchor day without one is what a stalled
@@ -28,6 +31,25 @@ def freshness_hours() -> int:
     return FRESHNESS_HOURS.parse(raw)
 
 
+ALLOW_STALE_ENV = "SEEDTEST_ALLOW_STALE"
+# A day without exams is only suspicious when that weekday usually has them: of the same
+# weekday in the USUAL_WEEKS weeks before, at least USUAL_MIN had an exam (a school without
+# weekend exams has quiet Saturdays, not a stalled ingest).
+USUAL_WEEKS = 4
+USUAL_MIN = 2
+
+
+def allow_stale() -> bool:
+    """SEEDTEST_ALLOW_STALE (or the --allow-stale flag, which sets it): score even on a stale
+    source, for one run."""
+    raw = os.environ.get(ALLOW_STALE_ENV, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise UsageError(f"{ALLOW_STALE_ENV} must be true or false (got {raw!r})")
+
+
 @dataclass(frozen=True)
 class Freshness:
     """How fresh exam_results was at the end of the anchor day (in activity_timezone)."""
@@ -38,12 +60,23 @@ class Freshness:
     hours: int
     anchor: dt.date
     timezone: str
+    usual: int = USUAL_WEEKS  # of the same weekday in the weeks before, how many had exams
 
     @property
-    def stale(self) -> bool:
+    def late(self) -> bool:
+        """No row within `hours` of the end of the anchor day."""
         if self.hours == 0:
             return False
         return self.newest is None or self.newest < self.end_of_day - dt.timedelta(hours=self.hours)
+
+    @property
+    def quiet(self) -> bool:
+        """Late, but that weekday is usually quiet: not a stale source."""
+        return self.late and self.usual < USUAL_MIN
+
+    @property
+    def stale(self) -> bool:
+        return self.late and not self.quiet
 
     def line(self) -> str:
         newest = (
@@ -54,26 +87,47 @@ class Freshness:
         return (
             f"source {self.source} looks stale: {newest}, more than {self.hours} h before the "
             f"end of the anchor day {self.anchor.isoformat()} ({self.timezone}) "
-            f"({FRESHNESS_ENV}={self.hours})"
+            f"({FRESHNESS_ENV}={self.hours}), while {self.usual} of the {USUAL_WEEKS} same "
+            "weekdays before had exams"
+        )
+
+    def override(self) -> str:
+        return (
+            f"if the source is right (a quiet day), score anyway for this one run with "
+            f"--allow-stale or {ALLOW_STALE_ENV}=true"
+        )
+
+    def quiet_line(self) -> str:
+        return (
+            f"no exams in {self.source} on the anchor day {self.anchor.isoformat()} "
+            f"({self.timezone}), a quiet weekday ({self.usual} of the {USUAL_WEEKS} same "
+            "weekdays before had exams): not a stale source"
         )
 
 
 def check_freshness(params: ConnectionParams, settings: Settings) -> Freshness:
-    """The newest exam_results row up to the end of the anchor day, in one query (an index
-    on coalesce(updated_at, created_at) makes it one index probe), recorded in the run
-    history. A run for an old date sees the data as it was then, and today's clock plays no
-    part, so a backfill is never stopped by it."""
+    """The newest exam_results row up to the end of the anchor day, and on how many of the
+    same weekday of the weeks before there were exams, in one query of index probes (an index
+    on coalesce(updated_at, created_at) makes each one probe), recorded in the run history.
+    A run for an old date sees the data as it was then, and today's clock plays no part, so a
+    backfill is never stopped by it."""
     hours = freshness_hours()
-    end = dt.datetime.combine(
-        settings.anchor_date + dt.timedelta(days=1), dt.time(), ZoneInfo(settings.activity_timezone)
-    )
+    zone = ZoneInfo(settings.activity_timezone)
+    end = dt.datetime.combine(settings.anchor_date + dt.timedelta(days=1), dt.time(), zone)
+    days = [settings.anchor_date - dt.timedelta(days=7 * k) for k in range(1, USUAL_WEEKS + 1)]
+    starts = [dt.datetime.combine(day, dt.time(), zone) for day in days]
+    ends = [dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone) for day in days]
     source = f"{settings.source_schema}.exam_results"
+    table = sql.Identifier(settings.source_schema, "exam_results")
     query = sql.SQL(
-        "select max(coalesce(updated_at, created_at)) from {}"
-        " where coalesce(updated_at, created_at) < %s"
-    ).format(sql.Identifier(settings.source_schema, "exam_results"))
+        "select (select max(coalesce(updated_at, created_at)) from {table}"
+        " where coalesce(updated_at, created_at) < %s),"
+        " (select count(*) from unnest(%s::timestamptz[], %s::timestamptz[]) as w (s, e)"
+        " where exists (select from {table} where coalesce(updated_at, created_at) >= w.s"
+        " and coalesce(updated_at, created_at) < w.e))"
+    ).format(table=table)
     with database_step(f"the freshness check of {source}"), connect(params) as conn:
-        row = conn.execute(query, (end,)).fetchone()
+        row = conn.execute(query, (end, starts, ends)).fetchone()
     newest = row[0] if row else None
     freshness = Freshness(
         source=source,
@@ -82,6 +136,7 @@ def check_freshness(params: ConnectionParams, settings: Settings) -> Freshness:
         hours=hours,
         anchor=settings.anchor_date,
         timezone=settings.activity_timezone,
+        usual=int(row[1]) if row else 0,
     )
     note(source_newest_at=newest, source_fresh=not freshness.stale)
     return freshness

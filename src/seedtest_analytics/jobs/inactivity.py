@@ -37,8 +37,9 @@ from ..scoring.holdout import holdout_share
 from ..scoring.inputs import Score, score_users
 from ..warehouse import engine
 from ..warehouse import reader as warehouse
+from ..write_limits import load_limits
 from .features import selector_args
-from .freshness import Freshness, check_freshness
+from .freshness import ALLOW_STALE_ENV, Freshness, allow_stale, check_freshness
 from .inputs_check import check_inputs_anchor
 
 SCORING_INPUTS = "inactive_user_scoring_inputs"
@@ -50,10 +51,6 @@ class InactivityResult:
     found: int = 0
     processed: int = 0
     failed: int = 0
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
 
 
 def shown(user_id: str) -> str:
@@ -203,9 +200,17 @@ def log_summary(result: InactivityResult, settings: Settings, started: float) ->
 
 def stop_if_stale(freshness: Freshness, settings: Settings, started: float) -> bool:
     """The freshness guard of the P/S step: True (and the lines logged) when it must stop."""
+    if freshness.quiet:
+        log.info(freshness.quiet_line())
     if not freshness.stale:
         return False
-    message = f"{freshness.line()}; stopping before the P/S step, weekly_kpi untouched"
+    if allow_stale():
+        log.warn(f"{freshness.line()}; scoring anyway ({ALLOW_STALE_ENV} or --allow-stale)")
+        return False
+    message = (
+        f"{freshness.line()}; stopping before the P/S step, weekly_kpi untouched; "
+        f"{freshness.override()}"
+    )
     log.error(message)
     note(error=message)
     log_summary(InactivityResult(failed=1), settings, started)
@@ -252,6 +257,15 @@ def score_check_and_report(
         if result.processed == 0:
             result.failed = max(result.found, 1)
         checked = False
+    code = 0 if checked else 1
+    if checked and result.failed:
+        limits = load_limits()
+        too_many = limits.exceeded(result.failed, result.found)
+        if too_many is not None:
+            log.error(too_many)
+            code = 1
+        else:
+            log.warn(limits.tolerated(result.failed, result.found))
     note(users_scored=result.processed, users_failed=result.failed)
     log_summary(result, settings, started)
-    return result, (result.exit_code if checked else 1)
+    return result, code

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from .. import metrics_push, outcome
 from ..config import Settings
 from ..db import connection, history
 from ..db.connection import ConnectionParams, connect
@@ -38,8 +39,9 @@ from ..dbt.runner import TARGET_SCHEMA_ENV, environment, target_schema
 from ..errors import ConnectError, RunError, UsageError
 from ..warehouse import engine
 from ..warehouse import reader as warehouse
+from ..write_limits import load_limits
 from . import catch_up
-from .freshness import freshness_hours
+from .freshness import allow_stale, freshness_hours
 
 Job = Callable[[ConnectionParams, Settings], int]
 
@@ -50,6 +52,8 @@ def execute(command: str, settings: Settings, job: Job) -> int:
     check_schema_names(scope, settings.source_schema)
     lock_wait_seconds()
     freshness_hours()
+    allow_stale()
+    load_limits()
     timeouts = load_timeouts()
     params = connection.resolve()
     spark = engine.is_spark()
@@ -63,8 +67,11 @@ def execute(command: str, settings: Settings, job: Job) -> int:
         real = dbt_target_path()
         env["DBT_TARGET_PATH"] = str(real.with_name(real.name + DRY_RUN_SUFFIX.replace("_", "-")))
     history.begin(command, settings)
+    outcome.set_database(params)
     code, error = 1, None
     try:
+        # The run's row first (status running), once the schema is known to be the project's.
+        history.start(params, scope, before=lambda conn: check_target_schema(conn, scope))
         with environment(env), pipeline_lock(params, dbt_schema):
             with database_step("the check of the project's schema"), connect(params) as conn:
                 check_target_schema(conn, dbt_schema)
@@ -83,17 +90,22 @@ def execute(command: str, settings: Settings, job: Job) -> int:
                         warehouse.current().drop_scratch(dbt_schema)
                     else:
                         dry_run.drop(params, scope)
-    except UsageError:
+        record = history.current()
+        code = outcome.exit_code(code, record.error_class if record else None)
+    except UsageError as exc:
         # Refused right after connecting (somebody else's relation in the schema): the run
-        # leaves no trace there either.
-        history.discard()
+        # leaves no trace there either (refused before its row was written).
+        code, error = 2, str(exc)
+        if not history.started():
+            history.discard()
         raise
     except ConnectError as exc:
-        history.finish(1, str(exc))
-        history.discard()  # it never reached the database: nowhere to write the row
+        code, error = outcome.exit_code(1, outcome.classify(str(exc))), str(exc)
+        if not history.started():
+            history.discard()  # it never reached the database: nowhere to write the row
         raise
     except RunError as exc:
-        code, error = 1, str(exc)
+        code, error = outcome.exit_code(1, outcome.classify(str(exc))), str(exc)
         raise
     except KeyboardInterrupt:
         code, error = 1, "interrupted"
@@ -102,4 +114,5 @@ def execute(command: str, settings: Settings, job: Job) -> int:
         history.finish(code, error)
         with environment({"PGOPTIONS": env["PGOPTIONS"]}):
             history.write(params, scope)
+        metrics_push.push(command, history.last())
     return code
