@@ -38,8 +38,13 @@ INFRA_FILES = {
     "test_layout.py",
 }
 SLOW_FILES = {"test_bench_run.py"}
-# Files whose tests run dbt or a command's process without a database fixture.
-INTEGRATION_FILES = {"test_sql_lint.py", "test_var_injection.py"}
+# Files whose tests run dbt, or many of the command's processes, without a database fixture.
+INTEGRATION_FILES = {
+    "test_app_safety.py",
+    "test_selection_safety.py",
+    "test_sql_lint.py",
+    "test_var_injection.py",
+}
 DATABASE_FIXTURE = "server_params"
 
 
