@@ -1,5 +1,5 @@
 {#
-    No write after the run lost its lock (seedtest_analytics/locking.py). The CLI holds an
+    No write after the run lost its lock (seedtest_analytics/db/locking.py). The CLI holds an
     advisory lock in a session of its own and passes that session's pid, application_name and
     lock key in SEEDTEST_LOCK_PID / SEEDTEST_LOCK_NAME / SEEDTEST_LOCK_KEY. This hook runs at
     the start of the run (on-run-start) and first in every model's transaction (pre-hook): it

@@ -12,18 +12,21 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from . import __version__, connection, engine, log
-from .aggregate import run_aggregate
+from . import __version__, log
 from .config import Settings, load_settings, parse_int
-from .db import init_db
-from .dbt_runner import target_schema
-from .docs import run_docs
+from .db import connection
+from .db.app_schema import init_db
+from .db.locking import lock_wait_seconds
+from .dbt.docs import run_docs
+from .dbt.retry import retry_settings, run_dbt_retry
+from .dbt.runner import target_schema
 from .errors import RunError, UsageError
-from .inactivity import run_detect_inactivity
-from .locking import lock_wait_seconds
-from .pipeline import backfill_settings, run_backfill, run_pipeline
-from .retry import retry_settings, run_dbt_retry
-from .runs import execute
+from .jobs.features import run_aggregate
+from .jobs.inactivity import run_detect_inactivity
+from .jobs.pipeline import backfill_settings, run_backfill, run_pipeline
+from .jobs.runs import execute
+from .scoring.churn_scorer import churn_scorer
+from .warehouse import engine
 
 
 class _Parser(argparse.ArgumentParser):
@@ -153,7 +156,10 @@ def _checked_settings(args: argparse.Namespace) -> Settings:
     log.set_debug(settings.debug)
     target_schema()
     lock_wait_seconds()
-    engine.validate(settings, getattr(args, "command", ""))
+    engine.validate(
+        getattr(args, "command", ""),
+        needs_postgres_models=churn_scorer(settings).needs_postgres_models,
+    )
     return settings
 
 
@@ -177,16 +183,16 @@ def _locked(args: argparse.Namespace) -> int:
     """A job that writes: every check, then under the advisory lock of its database and dbt
     schema, with its row in the run history (runs.py)."""
     settings = _checked_settings(args)
-    if settings.churn_model == "logistic" and args.job in (run_pipeline, run_detect_inactivity):
-        from .churn_model import check_trained
-
-        check_trained(connection.resolve(), settings)  # no trained model: one line, exit 2
+    if args.job in (run_pipeline, run_detect_inactivity):
+        scorer = churn_scorer(settings)
+        if scorer.needs_postgres_models:
+            scorer.check(connection.resolve(), settings)
     return execute(args.command, settings, args.job)
 
 
 def _backtest(args: argparse.Namespace) -> int:
     """backtest and train-churn: they write only their own tables, under the same lock."""
-    from .backtest import run_command
+    from .churn.commands import run_command
 
     settings = _checked_settings(args)
     return execute(args.command, settings, lambda params, s: run_command(args, params, s))

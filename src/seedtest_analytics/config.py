@@ -151,7 +151,7 @@ DEBUG = Var(
     group="dbt",
     doc="debug log lines (for example a sample of the scores)",
 )
-# Read by dbt_runner (the profile's schema, and whether a build runs the data tests).
+# Read by dbt/runner.py (the profile's schema, and whether a build runs the data tests).
 DBT_SCHEMA = Var(
     "SEEDTEST_DBT_SCHEMA",
     None,
@@ -168,7 +168,7 @@ DBT_TESTS = Var(
     doc="`false` builds the models without their dbt data tests (development and the test"
     " suite only; the nightly run keeps them)",
 )
-# Read by timeouts.py and guards.py (the reasons for the defaults are there).
+# Read by db/timeouts.py and jobs/freshness.py (the reasons for the defaults are there).
 LOCK_TIMEOUT = IntVar(
     "SEEDTEST_LOCK_TIMEOUT_SECONDS",
     None,
@@ -624,3 +624,14 @@ def load_settings(
         dry_run=dry_run,
         churn_model=parse_choice(CHURN_MODEL.env, get(CHURN_MODEL), CHURN_MODELS),
     )
+
+
+# The suffix of a dry run's scratch schema (and of its dbt target path): `<schema>_dry_run`.
+DRY_RUN_SUFFIX = "_dry_run"
+
+
+def target_schema() -> str:
+    """The dbt schema: SEEDTEST_DBT_SCHEMA, else `analytics`; a plain lowercase identifier,
+    since dbt puts it into SQL between double quotes without escaping them."""
+    raw = os.environ.get(DBT_SCHEMA.env, "")
+    return parse_identifier(DBT_SCHEMA.env, raw) if raw.strip() else DBT_SCHEMA.default

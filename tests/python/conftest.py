@@ -19,8 +19,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from seedtest_analytics.connection import ConnectionParams, parse_database_url
-from seedtest_analytics.db import init_db
+from seedtest_analytics.db.app_schema import init_db
+from seedtest_analytics.db.connection import ConnectionParams, parse_database_url
 
 REPO = Path(__file__).resolve().parents[2]
 SESSION_TIMEZONE = "Pacific/Auckland"

@@ -25,7 +25,7 @@ import pytest
 
 import reference
 from conftest import create_database, drop_database, run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_dev.synthetic import generate_demo
 
 ANCHOR = dt.date(2025, 9, 30)

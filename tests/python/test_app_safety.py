@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from conftest import create_database, drop_database, run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 
 # An application whose attempt view and app_user_uuid() differ from the ones init-db would
 # create (another column expression, a filter, another body), and that lacks our index.
@@ -177,7 +177,7 @@ def test_the_guard_knows_every_table_the_macros_create() -> None:
     """A table a macro creates in the project's schema (identifier='...') is one the guard
     accepts, or every run after the first would be refused."""
     from conftest import REPO
-    from seedtest_analytics.guards import managed_names
+    from seedtest_analytics.dbt.guards import managed_names
 
     created = {
         name for path in (REPO / "macros").rglob("*.sql")

@@ -7,7 +7,7 @@ import json
 import psycopg
 
 from conftest import create_database, drop_database, run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_dev.rules import app_user_uuid
 
 TABLES = {

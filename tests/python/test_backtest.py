@@ -45,8 +45,8 @@ from psycopg.types.json import Jsonb
 import ps_reference as ref
 from conftest import SESSION_TIMEZONE, create_database, drop_database, run_cli
 from seedtest_analytics.config import Settings
-from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.inactivity import score_and_write
+from seedtest_analytics.db.connection import ConnectionParams
+from seedtest_analytics.jobs.inactivity import score_and_write
 
 TZ = "Asia/Seoul"
 THRESHOLD = 6

@@ -11,23 +11,24 @@ import random
 import numpy as np
 import pytest
 
-from seedtest_analytics.backtest import (
-    UserAnchors,
-    anchor_spine,
+from seedtest_analytics.churn.anchors import UserAnchors, anchor_spine, split_anchors
+from seedtest_analytics.churn.evaluation import (
+    auc,
+    brier,
+    calibration,
     feature_matrix,
     heuristic_scores,
     logistic_scores,
-    split_anchors,
+    roc_curve,
 )
-from seedtest_analytics.backtest_metrics import auc, brier, calibration, roc_curve
-from seedtest_analytics.churn_model import (
+from seedtest_analytics.scoring.churn_model import (
     DEFAULT_FEATURES,
     FEATURES,
     ChurnInputs,
     ChurnModel,
     sigmoid,
 )
-from seedtest_analytics.metrics import churn_risk
+from seedtest_analytics.scoring.formulas import churn_risk
 
 
 def pairwise_auc(scores: list[float], churned: list[bool]) -> float:

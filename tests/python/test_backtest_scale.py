@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import create_database, drop_database, run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 
 USERS = 100_000
 DAYS = 150

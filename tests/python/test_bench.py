@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from conftest import run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_dev.bench import BEGIN_MARK, END_MARK, floor_sql, write_report
 from seedtest_dev.rules import improvement_index, improvement_sql
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_dev.bench import BEGIN_MARK, END_MARK
 from test_bench import _drop, _table_rows
 

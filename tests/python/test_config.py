@@ -31,7 +31,7 @@ import yaml
 from conftest import REPO, run_cli
 from seedtest_analytics.cli import main
 from seedtest_analytics.config import load_settings
-from seedtest_analytics.connection import ConnectionParams, parse_database_url
+from seedtest_analytics.db.connection import ConnectionParams, parse_database_url
 from seedtest_analytics.errors import UsageError
 
 UNREACHABLE_URL = "postgresql://nobody:NoSuchPassw0rd@/nodb?host=/nonexistent-seedtest-socket-dir"

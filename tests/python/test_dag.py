@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from conftest import REPO, create_database, drop_database
-from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.dbt_runner import dbt_env, target_schema
+from seedtest_analytics.db.connection import ConnectionParams
+from seedtest_analytics.dbt.runner import dbt_env, target_schema
 
 PROJECT = "seedtest_analytics"
 LAYERS = {"staging": 0, "intermediate": 1, "marts": 2}

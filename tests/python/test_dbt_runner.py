@@ -14,12 +14,12 @@ import psycopg
 import pytest
 
 from seedtest_analytics import log
-from seedtest_analytics.backtest import AnchorSettings
+from seedtest_analytics.churn.anchors import AnchorSettings
 from seedtest_analytics.config import DBT_VAR_ENV, Settings
-from seedtest_analytics.connection import ConnectionParams, parse_database_url
-from seedtest_analytics.dbt_runner import POST_WRITE_TAG, dbt_args, invoke
+from seedtest_analytics.db.connection import ConnectionParams, parse_database_url
+from seedtest_analytics.db.locking import pipeline_lock
+from seedtest_analytics.dbt.runner import POST_WRITE_TAG, dbt_args, invoke
 from seedtest_analytics.errors import UsageError
-from seedtest_analytics.locking import pipeline_lock
 
 SETTINGS = Settings(anchor_date=dt.date(2025, 6, 18))
 ROOT = Path("/project")

@@ -395,8 +395,8 @@ def test_dbt_target_is_on_the_persistent_volume(resource: dict[str, Any]) -> Non
 def test_timeouts_end_a_stuck_night_before_the_job_deadline() -> None:
     """A statement that never ends is stopped by the statement timeout, with a line saying
     so, before Kubernetes kills the pod at activeDeadlineSeconds without a word."""
-    from seedtest_analytics.dbt_runner import environment
-    from seedtest_analytics.timeouts import load_timeouts
+    from seedtest_analytics.db.timeouts import load_timeouts
+    from seedtest_analytics.dbt.runner import environment
 
     data = load_one("configmap.yaml")["data"]
     with environment(data):
@@ -477,7 +477,7 @@ def test_secret_is_only_an_example() -> None:
 
 
 def test_example_secret_url_is_accepted_by_the_package() -> None:
-    from seedtest_analytics.connection import parse_database_url
+    from seedtest_analytics.db.connection import parse_database_url
 
     params = parse_database_url(load_one("secret.example.yaml")["stringData"][SECRET_KEY])
     assert params.port == 5432
@@ -601,7 +601,7 @@ def test_dockerfile_parses_the_dbt_project_at_build_time() -> None:
     assert any(k == "COPY" and "/app" in r for k, r in before)
     assert any(k == "USER" for k, _ in before)
     # Dummy connection values for the variables the package hands to profiles.yml.
-    from seedtest_analytics.connection import ConnectionParams
+    from seedtest_analytics.db.connection import ConnectionParams
 
     expected = set(ConnectionParams("h", 5432, "u", "p", "d").dbt_env())
     dummies = build_parse_env(command)
@@ -666,7 +666,7 @@ def test_build_time_dbt_parse_succeeds(tmp_path: Path) -> None:
     # With the image's environment, the package runs dbt on that project.
     located = subprocess.run(
         [sys.executable, "-c",
-         "from seedtest_analytics.dbt_runner import project_root; print(project_root())"],
+         "from seedtest_analytics.dbt.runner import project_root; print(project_root())"],
         env=env, cwd=scratch, capture_output=True, text=True, check=False,
     )
     assert located.stdout.strip() == str(app), located.stderr

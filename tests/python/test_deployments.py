@@ -50,8 +50,8 @@ from psycopg.types.json import Jsonb
 import ps_reference as ps
 import reference
 from conftest import create_database, drop_database, run_cli
-from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.db import init_db
+from seedtest_analytics.db.app_schema import init_db
+from seedtest_analytics.db.connection import ConnectionParams
 
 TZ = "Europe/Berlin"
 ANCHOR = dt.date(2025, 11, 1)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from conftest import create_database, drop_database, run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 
 PROJECT = "seedtest_analytics"
 EXPOSURE = f"exposure.{PROJECT}.ps_scoring_step"

@@ -24,7 +24,7 @@ import pytest
 
 import reference  # tests/python is on sys.path, as for conftest
 from conftest import run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_dev.rules import app_user_uuid as md5_uuid
 
 UTC = dt.UTC

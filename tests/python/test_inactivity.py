@@ -38,10 +38,11 @@ from psycopg.types.json import Jsonb
 
 import ps_reference as ref
 from conftest import SESSION_TIMEZONE, create_database, drop_database, run_cli
-from seedtest_analytics import inactivity
 from seedtest_analytics.config import Settings
-from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.scoring import ScoringInput, score_users
+from seedtest_analytics.db.connection import ConnectionParams
+from seedtest_analytics.jobs import inactivity
+from seedtest_analytics.scoring.inputs import ScoringInput, score_users
+from seedtest_analytics.warehouse import postgres
 
 TZ = "Asia/Seoul"
 ANCHOR = dt.date(2025, 11, 5)  # a Wednesday
@@ -645,7 +646,7 @@ def test_user_without_p_and_s_is_reported_and_the_rest_written(
     assert scores[1].p == pytest.approx(ref.p_normal(0.5, 1.0, 0.0), abs=TOLERANCE)
     assert scores[0].s == pytest.approx(ref.s_churn(9, 2, 3.0, 14), abs=TOLERANCE)
 
-    monkeypatch.setattr(inactivity, "read_scoring_inputs", lambda *args: rows)
+    monkeypatch.setattr(postgres, "read_scoring_inputs", lambda *args: rows)
     settings = Settings(anchor_date=ANCHOR)
     result = inactivity.score_and_write(fresh_db, settings)
     out = capsys.readouterr().out

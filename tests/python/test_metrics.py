@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from seedtest_analytics.metrics import (
+from seedtest_analytics.scoring.formulas import (
     churn_risk,
     goal_probability,
     goal_probability_bayes,
@@ -18,7 +18,7 @@ from seedtest_analytics.metrics import (
     population_prior,
     posterior,
 )
-from seedtest_analytics.scoring import Score, ScoringInput, score_users
+from seedtest_analytics.scoring.inputs import Score, ScoringInput, score_users
 
 WEEK = dt.date(2025, 10, 27)
 

@@ -20,7 +20,7 @@ import pytest
 from psycopg import sql
 
 from conftest import SESSION_TIMEZONE, create_database, drop_database, run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_dev.synthetic import generate_demo
 
 ANCHOR = dt.date(2025, 11, 1)  # a Saturday: weekly_kpi week_start 2025-10-27

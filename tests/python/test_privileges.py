@@ -50,7 +50,7 @@ from psycopg.types.json import Jsonb
 import reference
 from conftest import run_cli
 from ps_reference import phi, s_churn
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 
 UTC = dt.UTC
 ANCHOR = dt.date(2025, 6, 18)

@@ -37,7 +37,7 @@ import background
 import reference  # tests/python is on sys.path, as for conftest
 from background import Background, wait_for
 from ps_reference import phi, s_churn
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 
 UTC = dt.UTC
 ANCHOR = dt.date(2025, 6, 18)  # a Wednesday

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 
 from conftest import REPO, create_database, drop_database
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_dev.synthetic import generate_demo
 
 ANCHOR = dt.date(2025, 11, 1)

@@ -36,7 +36,7 @@ import pytest
 import background
 from background import Background, wait_for
 from conftest import REPO, create_database, drop_database, run_cli
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_dev.synthetic import generate_demo
 
 ANCHOR = dt.date(2025, 11, 1)
@@ -361,10 +361,10 @@ def test_a_user_id_with_a_newline_stays_on_one_line(scenario: Scenario) -> None:
 def test_the_weekly_kpi_write_checks_the_lock_first(fresh_db: ConnectionParams) -> None:
     """In-process: a run whose lock session was terminated cannot write weekly_kpi (the write
     checks in its own transaction), and a new run takes the lock only after that."""
+    from seedtest_analytics.db.kpi_writer import write_scores
+    from seedtest_analytics.db.locking import pipeline_lock
     from seedtest_analytics.errors import RunError
-    from seedtest_analytics.kpi_writer import write_scores
-    from seedtest_analytics.locking import pipeline_lock
-    from seedtest_analytics.scoring import Score
+    from seedtest_analytics.scoring.inputs import Score
 
     scores = [Score("u1", WEEK, 0.5, 0.25)]
     with pipeline_lock(fresh_db, "analytics") as lock, connect(fresh_db) as admin, \
@@ -385,9 +385,9 @@ def rows_of(params: ConnectionParams, query: str) -> list[tuple[Any, ...]]:
 def test_a_database_error_in_the_window_report_is_one_line(fresh_db: ConnectionParams) -> None:
     """In-process: the window report's query fails on the server (here: the models it reads
     were never built); the caller gets one RunError line naming the step, no traceback."""
-    from seedtest_analytics.aggregate import report_window
     from seedtest_analytics.config import load_settings
     from seedtest_analytics.errors import RunError
+    from seedtest_analytics.jobs.features import report_window
 
     settings = load_settings({"ACTIVITY_TIMEZONE": "UTC"}, date=ANCHOR.isoformat())
     with pytest.raises(RunError) as caught:

@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 from conftest import REPO
-from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.dbt_runner import dbt_env
+from seedtest_analytics.db.connection import ConnectionParams
+from seedtest_analytics.dbt.runner import dbt_env
 
 
 def test_sqlfluff_reports_no_violations(fresh_db: ConnectionParams) -> None:

@@ -14,8 +14,8 @@ import pytest
 from psycopg import sql
 
 from conftest import REPO, create_database, drop_database
-from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.db import init_db
+from seedtest_analytics.db.app_schema import init_db
+from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_dev.rules import app_user_uuid
 from seedtest_dev.synthetic import DemoSummary, generate_bulk, generate_demo
 

@@ -42,7 +42,7 @@ import pytest
 
 from conftest import REPO, create_database, drop_database, run_cli
 from seedtest_analytics.config import parse_date
-from seedtest_analytics.connection import ConnectionParams
+from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_analytics.errors import UsageError
 
 VAR_ENV = {

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from seedtest_analytics.connection import ConnectionParams, parse_database_url
+from seedtest_analytics.db.connection import ConnectionParams, parse_database_url
 
 SESSION_TIMEZONE = "Pacific/Auckland"  # the databases' session time zone: not UTC, on purpose
 
@@ -93,7 +93,7 @@ def drop_database(server: ConnectionParams, params: ConnectionParams) -> None:
 @pytest.fixture(scope="session")
 def spark(isolated_dirs: None) -> Any:
     """The process's SparkSession, configured from the profile's spark target (dbt reuses it)."""
-    from seedtest_analytics import engine
+    from seedtest_analytics.warehouse import engine
 
     previous = os.environ.get(engine.ENGINE_ENV)
     os.environ[engine.ENGINE_ENV] = engine.SPARK

@@ -38,8 +38,8 @@ import psycopg
 import pytest
 
 from conftest import REPORT, create_database, drop_database
-from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.dbt_runner import environment
+from seedtest_analytics.db.connection import ConnectionParams
+from seedtest_analytics.dbt.runner import environment
 from seedtest_dev.synthetic import generate_demo
 
 pytestmark = pytest.mark.spark
@@ -354,7 +354,7 @@ def day_rows(d: Deployments, day: dt.date) -> tuple[int, int, list[str]]:
 @pytest.fixture(scope="module")
 def deployments(server_params: ConnectionParams, spark: Any,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployments]:
-    from seedtest_analytics.db import init_db
+    from seedtest_analytics.db.app_schema import init_db
 
     postgres = create_database(server_params)
     spark_app: ConnectionParams | None = None

@@ -43,13 +43,15 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from seedtest_analytics import connection, log, profiling
+from seedtest_analytics import log
 from seedtest_analytics.config import Settings, parse_identifier, parse_int, today_in
-from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.db import connect, init_db
-from seedtest_analytics.dbt_runner import project_root, target_schema
+from seedtest_analytics.db import connection
+from seedtest_analytics.db.app_schema import init_db
+from seedtest_analytics.db.connection import ConnectionParams, connect
+from seedtest_analytics.dbt import profiling
+from seedtest_analytics.dbt.runner import project_root, target_schema
 from seedtest_analytics.errors import RunError, UsageError
-from seedtest_analytics.inactivity import score_and_write
+from seedtest_analytics.jobs.inactivity import score_and_write
 
 from . import embedded, legacy
 from .rules import improvement_sql

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from seedtest_analytics import log
-from seedtest_analytics.dbt_runner import project_root
+from seedtest_analytics.dbt.runner import project_root
 from seedtest_analytics.errors import RunError, UsageError
 
 from . import embedded

@@ -20,12 +20,12 @@ from psycopg import sql
 
 from seedtest_analytics import log
 from seedtest_analytics.config import Settings, load_settings, parse_int
-from seedtest_analytics.connection import ConnectionParams, resolve
-from seedtest_analytics.db import connect, init_db, tables_with_rows
-from seedtest_analytics.dbt_runner import progress, target_schema
+from seedtest_analytics.db.app_schema import init_db, tables_with_rows
+from seedtest_analytics.db.connection import ConnectionParams, connect, resolve
+from seedtest_analytics.db.locking import pipeline_lock
+from seedtest_analytics.dbt.runner import progress, target_schema
 from seedtest_analytics.errors import UsageError
-from seedtest_analytics.locking import pipeline_lock
-from seedtest_analytics.pipeline import run_pipeline
+from seedtest_analytics.jobs.pipeline import run_pipeline
 
 from . import embedded
 from .synthetic import DemoSummary, generate_demo
@@ -261,7 +261,7 @@ def run_demo(*, users: str, days: str, seed: str) -> int:
         print("\n".join(explain(data, outcome, settings, params, on_embedded)), flush=True)
         # Is S right on this data? Train the churn model on the first part of it, backtest
         # the three scorers on the rest, and say where the report is.
-        from seedtest_analytics.backtest import demo_backtest
+        from seedtest_analytics.churn.commands import demo_backtest
 
         with pipeline_lock(params, target_schema()):
             code = demo_backtest(

@@ -3,7 +3,7 @@
 `seedtest-dev db stop`.
 
 The runtime package finds it through the entry point `seedtest_analytics.database` (see
-`seedtest_analytics.connection.resolve`) when DATABASE_URL is not set; it never imports
+`seedtest_analytics.db.connection.resolve`) when DATABASE_URL is not set; it never imports
 this module.
 """
 
@@ -19,9 +19,8 @@ from pathlib import Path
 
 from psycopg import sql
 
-from seedtest_analytics.connection import ConnectionParams
-from seedtest_analytics.db import connect
-from seedtest_analytics.dbt_runner import project_root
+from seedtest_analytics.db.connection import ConnectionParams, connect
+from seedtest_analytics.dbt.runner import project_root
 from seedtest_analytics.errors import RunError
 
 DATABASE = "seedtest"

@@ -3,7 +3,7 @@
 The old `aggregate_features_daily` asked the attempt view for the distinct (user, topic,
 date) combinations of its window, then, for EACH combination, ran its own aggregate query,
 its own improvement query (and a theta query when AGG_INCLUDE_THETA was on), upserted one row
-and committed (SPEC 7 item 9). The old `detect_inactivity` did the same per inactive user:
+and committed. The old `detect_inactivity` did the same per inactive user:
 one query per activity source, one for the ability, one for the goal, one for the activity
 days, then its own weekly_kpi upsert and commit.
 
@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from seedtest_analytics.metrics import churn_risk, goal_probability
+from seedtest_analytics.scoring.formulas import churn_risk, goal_probability
 
 from .rules import app_user_uuid, improvement_index
 

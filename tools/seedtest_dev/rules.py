@@ -18,7 +18,7 @@ _UUID_SHAPED = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
 )
 
-# The improvement index (SPEC 3.3): recent window = the day and the 13 before it, previous
+# The improvement index: recent window = the day and the 13 before it, previous
 # window = the 14 days before that.
 RECENT_DAYS = 14
 PREVIOUS_DAYS = 14
@@ -33,7 +33,7 @@ def is_uuid_shaped(user_id: str) -> bool:
 
 
 def app_user_uuid(user_id: str) -> str:
-    """The uuid form of an application user id, as lowercase uuid text (SPEC 2.1): a
+    """The uuid form of an application user id, as lowercase uuid text: a
     uuid-shaped id (8-4-4-4-12 hex digits, any case) is itself; any other id is
     `md5(user_id)` shaped as a uuid."""
     if is_uuid_shaped(user_id):

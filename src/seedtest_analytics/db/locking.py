@@ -29,11 +29,10 @@ from dataclasses import dataclass
 
 import psycopg
 
-from . import log
-from .config import LOCK_WAIT
-from .connection import ConnectionParams
-from .db import connect
-from .errors import RunError
+from .. import log
+from ..config import LOCK_WAIT
+from ..errors import RunError
+from .connection import ConnectionParams, connect
 
 LOCK_WAIT_ENV = LOCK_WAIT.env
 # What the dbt hooks read (macros/run_lock.sql validates each before it reaches SQL).

@@ -1,44 +1,16 @@
-"""Connections and the application schema."""
+"""The application schema (init-db): app_schema.sql, one section per object, created where
+missing and never replaced."""
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
 from psycopg import sql
 
-from .connection import ConnectionParams
-from .errors import ConnectError
-
-
-def _reason(exc: Exception, params: ConnectionParams) -> str:
-    """libpq's message as one clean line: its lines joined, tabs and the `connection failed:`
-    prefix dropped, the password (should a message ever hold it) masked."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = "; ".join(lines) or type(exc).__name__
-    text = re.sub(r"^connection (failed|is bad): ", "", text)
-    if params.password:
-        text = text.replace(params.password, "***")
-    return text
-
-
-@contextlib.contextmanager
-def connect(params: ConnectionParams, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-    """A psycopg connection; connection failures become one clear RunError line."""
-    try:
-        conn = psycopg.connect(**params.psycopg_kwargs(), autocommit=autocommit, connect_timeout=15)
-    except psycopg.OperationalError as exc:
-        reason = _reason(exc, params)
-        raise ConnectError(f"cannot connect to {params.redacted()}: {reason}") from None
-    try:
-        yield conn
-    finally:
-        conn.close()
-
+from .connection import ConnectionParams, connect
 
 _SECTION = re.compile(r"^-- object: (schema|table|view|function) (\S+)$", re.M)
 
@@ -52,7 +24,7 @@ class SchemaObject:
 
 def app_schema_sql(schema: str = "public") -> str:
     """The whole application schema as one script (for an empty database)."""
-    text = resources.files("seedtest_analytics").joinpath("app_schema.sql").read_text()
+    text = resources.files("seedtest_analytics.db").joinpath("app_schema.sql").read_text()
     return text.format(schema=sql.Identifier(schema).as_string(None))
 
 

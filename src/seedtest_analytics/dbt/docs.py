@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-from . import log
-from .config import Settings
-from .connection import ConnectionParams
-from .dbt_runner import invoke, project_root
-
-
-def target_path() -> Path:
-    """Where dbt writes the site: DBT_TARGET_PATH (relative to the project) or target/."""
-    configured = Path(os.environ.get("DBT_TARGET_PATH", "").strip() or "target")
-    return configured if configured.is_absolute() else project_root() / configured
+from .. import log
+from ..config import Settings
+from ..db.connection import ConnectionParams
+from .paths import dbt_target_path
+from .runner import invoke
 
 
 def run_docs(params: ConnectionParams, settings: Settings, *, serve: bool, port: str) -> int:
@@ -24,7 +16,7 @@ def run_docs(params: ConnectionParams, settings: Settings, *, serve: bool, port:
         for message in summary.errors:
             log.error(message)
         return 1
-    target = target_path()
+    target = dbt_target_path()
     log.info(
         f"Docs site generated: {target / 'index.html'} (single page: "
         f"{target / 'static_index.html'})"

@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
-from . import log
-from .config import Settings
-from .connection import ConnectionParams
-from .db import connect
-from .dbt_runner import BuildSummary
-from .paths import dbt_target_path
+from .. import log
+from ..config import Settings
+from ..dbt.paths import dbt_target_path
+from ..dbt.runner import BuildSummary
+from .connection import ConnectionParams, connect
 
 TABLE = "seedtest_run_history"
 

@@ -10,16 +10,16 @@ from collections.abc import Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from .backtest_metrics import PROBABILITY_SCORERS, SCORERS, auc, brier, roc_curve
+from .evaluation import PROBABILITY_SCORERS, SCORERS, auc, brier, roc_curve
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .backtest import Backtest
+    from .evaluation import Backtest
 
 COLOURS = {"heuristic": "#d62728", "days_inactive": "#7f7f7f", "logistic": "#1f77b4"}
 LABELS = {
-    "heuristic": "heuristic (the SPEC's S)",
+    "heuristic": "heuristic (the nightly's S)",
     "days_inactive": "days inactive (baseline)",
     "logistic": "logistic (learned)",
 }

@@ -1,4 +1,4 @@
-"""The learned churn model (issue 14): its inputs, its table of versions, the nightly hook.
+"""The learned churn model: its inputs, its table of versions, the nightly hook.
 
 `seedtest-analytics train-churn` fits a logistic regression and stores it here as a new
 version (one row of <dbt schema>.churn_models). With METRICS_CHURN_MODEL=logistic the nightly
@@ -21,13 +21,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .config import Settings
-from .connection import ConnectionParams
-from .db import connect
-from .dbt_runner import target_schema
-from .errors import RunError, UsageError
-from .guards import DRY_RUN_SUFFIX
-from .scoring import Score
+from ..config import DRY_RUN_SUFFIX, Settings, target_schema
+from ..db.connection import ConnectionParams, connect
+from ..errors import RunError, UsageError
+from .inputs import Score
 
 CHURN_INPUTS = "churn_user_anchors"  # the dbt model (a view over the anchor spine)
 MODELS_TABLE = "churn_models"
@@ -53,7 +50,8 @@ def lifetime_mean_gap_days(x: ChurnInputs) -> float:
 
 
 # The model's inputs by name. A stored model names its features, so a version keeps scoring
-# the same way when features are added here later. backtest.py has the numpy twins of these.
+# the same way when features are added here later. churn/evaluation.py has the numpy twins of
+# these.
 FEATURES: dict[str, Callable[[ChurnInputs], float]] = {
     "log_days_inactive": lambda x: math.log1p(x.days_inactive),
     "active_days": lambda x: float(x.active_days),

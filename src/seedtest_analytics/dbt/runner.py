@@ -12,23 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import engine, log, profiling
-from .config import DBT_SCHEMA, DBT_TESTS, Settings, parse_identifier
-from .connection import ConnectionParams
-from .errors import RunError
+from .. import log
+from ..config import DBT_SCHEMA, DBT_TESTS, Settings
+from ..config import target_schema as target_schema
+from ..db.connection import ConnectionParams
+from ..errors import RunError
+from ..warehouse import engine
+from . import profiling
 from .paths import dbt_target_path
 from .paths import project_root as project_root
 
 TARGET_SCHEMA_ENV = DBT_SCHEMA.env
 POST_WRITE_TAG = "post_write"
 DATA_TESTS_ENV = DBT_TESTS.env
-
-
-def target_schema() -> str:
-    """The dbt schema: SEEDTEST_DBT_SCHEMA, else `analytics`; a plain lowercase identifier,
-    since dbt puts it into SQL between double quotes without escaping them."""
-    raw = os.environ.get(TARGET_SCHEMA_ENV, "")
-    return parse_identifier(TARGET_SCHEMA_ENV, raw) if raw.strip() else DBT_SCHEMA.default
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .metrics import churn_risk, goal_probability_bayes, population_prior
+from .formulas import churn_risk, goal_probability_bayes, population_prior
 
 _BATCH_ROWS = 10_000
 
@@ -39,7 +39,7 @@ class Score:
     week_start: dt.date
     p: float | None
     s: float | None
-    s_model: int | None = None  # the churn model version behind S (None: the SPEC's S)
+    s_model: int | None = None  # the churn model version behind S (None: the heuristic S)
 
 
 def score_users(

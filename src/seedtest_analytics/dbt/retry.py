@@ -14,14 +14,14 @@ import json
 import os
 from typing import Any
 
-from . import log
-from .config import DBT_VAR_ENV, Settings, load_settings
-from .connection import ConnectionParams
-from .dbt_runner import _summarise, dbt_env, environment, project_root, settings_file
-from .errors import RunError, UsageError
+from .. import log
+from ..config import DBT_VAR_ENV, Settings, load_settings
+from ..db.connection import ConnectionParams
+from ..db.history import note, note_build
+from ..errors import RunError, UsageError
 from .failures import report_build_failure
-from .history import note, note_build
 from .paths import dbt_target_path
+from .runner import _summarise, dbt_env, environment, project_root, settings_file
 
 
 def last_run_results() -> dict[str, Any]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .config import LOCK_TIMEOUT, STATEMENT_TIMEOUT, IntVar
+from ..config import LOCK_TIMEOUT, STATEMENT_TIMEOUT, IntVar
 
 LOCK_TIMEOUT_ENV = LOCK_TIMEOUT.env
 STATEMENT_TIMEOUT_ENV = STATEMENT_TIMEOUT.env

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from ..scoring.inputs import Score
 from .locking import assert_held
-from .scoring import Score
 
 _TEMP_TABLE = "seedtest_kpi_scores"
 
@@ -82,7 +82,7 @@ def write_scores(
                                now(), now()
                         from {temp}
                         on conflict (user_id, week_start) do update
-                            -- a new S drops the S_model of the old one (the SPEC's S has none)
+                            -- a new S drops the S_model of the old one (the heuristic S has none)
                             set kpis = case when excluded.kpis ? 'S'
                                             then k.kpis - 'S_model' else k.kpis end
                                        || excluded.kpis,

@@ -3,8 +3,8 @@ before connecting, the lock, the checks before dbt, the job, and its row in the 
 
 - Everything a run could get wrong about where it writes is refused before anything is
   written: the schema names and every setting before connecting (exit 2), a schema that holds
-  somebody else's relation right after taking the lock (exit 2, guards.py).
-- Every session of the run gets a lock timeout and a statement timeout (timeouts.py).
+  somebody else's relation right after taking the lock (exit 2, dbt/guards.py).
+- Every session of the run gets a lock timeout and a statement timeout (db/timeouts.py).
 - A dry run makes the real run's build in a scratch schema, `<SEEDTEST_DBT_SCHEMA>_dry_run`,
   whose incremental models start as copies of the real ones (so it computes what the real run
   would), dropped before and after it (the next real run cannot see it), with dbt's artifacts
@@ -19,23 +19,23 @@ from collections.abc import Callable
 
 from psycopg import sql
 
-from . import connection, engine, history
-from .config import Settings
-from .connection import ConnectionParams
-from .db import connect
-from .dbt_runner import TARGET_SCHEMA_ENV, environment, target_schema
-from .errors import ConnectError, RunError, UsageError
-from .failures import database_step
-from .guards import (
+from ..config import Settings
+from ..db import connection, history
+from ..db.connection import ConnectionParams, connect
+from ..db.failures import database_step
+from ..db.locking import lock_wait_seconds, pipeline_lock
+from ..db.timeouts import load_timeouts
+from ..dbt.guards import (
     DRY_RUN_SUFFIX,
     check_schema_names,
     check_target_schema,
-    freshness_hours,
     incremental_models,
 )
-from .locking import lock_wait_seconds, pipeline_lock
-from .paths import dbt_target_path
-from .timeouts import load_timeouts
+from ..dbt.paths import dbt_target_path
+from ..dbt.runner import TARGET_SCHEMA_ENV, environment, target_schema
+from ..errors import ConnectError, RunError, UsageError
+from ..warehouse import reader as warehouse
+from .freshness import freshness_hours
 
 Job = Callable[[ConnectionParams, Settings], int]
 
@@ -93,15 +93,13 @@ def execute(command: str, settings: Settings, job: Job) -> int:
                 check_target_schema(conn, dbt_schema)
             if settings.dry_run:
                 _prepare_scratch(params, scope, dbt_schema)  # a killed dry run's leftovers go
-                if engine.is_spark():  # the models, hence the copies, are in Spark
-                    engine.prepare_scratch(scope, dbt_schema, incremental_models())
+                warehouse.current().prepare_scratch(scope, dbt_schema, incremental_models())
             try:
                 code = job(params, settings)
             finally:
                 if settings.dry_run:
                     _drop_scratch(params, dbt_schema)
-                    if engine.is_spark():
-                        engine.drop_scratch(dbt_schema)
+                    warehouse.current().drop_scratch(dbt_schema)
     except UsageError:
         # Refused right after connecting (somebody else's relation in the schema): the run
         # leaves no trace there either.

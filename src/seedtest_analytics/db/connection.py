@@ -11,8 +11,10 @@ PostgreSQL there); the runtime never imports them, and without them that is a us
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import Any
@@ -21,7 +23,7 @@ from urllib.parse import quote, urlencode
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from .errors import RunError, UsageError
+from ..errors import ConnectError, RunError, UsageError
 
 DATABASE_PROVIDERS = "seedtest_analytics.database"
 _SCHEME = re.compile(r"^(postgresql|postgres)(\+psycopg2|\+psycopg)?://", re.IGNORECASE)
@@ -143,3 +145,28 @@ def resolve(database_url: str | None = None) -> ConnectionParams:
     if url.strip():
         return parse_database_url(url)
     return parse_database_url(default_database_url())
+
+
+def _reason(exc: Exception, params: ConnectionParams) -> str:
+    """libpq's message as one clean line: its lines joined, tabs and the `connection failed:`
+    prefix dropped, the password (should a message ever hold it) masked."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = "; ".join(lines) or type(exc).__name__
+    text = re.sub(r"^connection (failed|is bad): ", "", text)
+    if params.password:
+        text = text.replace(params.password, "***")
+    return text
+
+
+@contextlib.contextmanager
+def connect(params: ConnectionParams, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    """A psycopg connection; connection failures become one clear RunError line."""
+    try:
+        conn = psycopg.connect(**params.psycopg_kwargs(), autocommit=autocommit, connect_timeout=15)
+    except psycopg.OperationalError as exc:
+        reason = _reason(exc, params)
+        raise ConnectError(f"cannot connect to {params.redacted()}: {reason}") from None
+    try:
+        yield conn
+    finally:
+        conn.close()

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import time
 
-from psycopg import sql
-
-from . import engine, log
-from .config import Settings
-from .connection import ConnectionParams
-from .db import connect
-from .dbt_runner import BuildSummary, invoke, target_schema
-from .errors import RunError
-from .failures import database_step, report_build_failure
-from .guards import check_freshness
-from .history import note, note_build
+from .. import log
+from ..config import Settings
+from ..db.connection import ConnectionParams
+from ..db.history import note, note_build
+from ..dbt.failures import report_build_failure
+from ..dbt.runner import BuildSummary, invoke, target_schema
+from ..errors import RunError
+from ..warehouse import reader as warehouse
+from .freshness import check_freshness
 
 FEATURES = "features_topic_daily"
 
@@ -22,39 +20,14 @@ FEATURES = "features_topic_daily"
 def window_counts(params: ConnectionParams, settings: Settings) -> tuple[int, int, int]:
     """(user, topic, day) combinations with valid attempts in the window, attempts skipped for
     a null user, topic or time, and attempts skipped because a key is too long to index."""
-    if engine.is_spark():
-        return engine.window_counts(target_schema(), settings.since, settings.anchor_date)
-    schema = sql.Identifier(target_schema())
-    query = sql.SQL(
-        """
-        select
-            (select count(*) from {schema}.int_topic_daily__aggregated
-             where activity_date between %(since)s and %(anchor)s),
-            count(*) filter (where invalid_reason in ('no_user', 'no_topic', 'no_time')),
-            count(*) filter (where invalid_reason in ('topic_too_long', 'user_id_too_long'))
-        from {schema}.int_attempts__windowed
-        where not is_valid
-            and (activity_date is null or activity_date between %(since)s and %(anchor)s)
-        """
-    ).format(schema=schema)
-    with database_step("the window report"), connect(params) as conn:
-        row = conn.execute(
-            query, {"since": settings.since, "anchor": settings.anchor_date}
-        ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1]), int(row[2])
+    return warehouse.current().window_counts(
+        params, target_schema(), settings.since, settings.anchor_date
+    )
 
 
 def features_exist(params: ConnectionParams) -> bool:
     """Whether features_topic_daily has been built in this database."""
-    if engine.is_spark():
-        return engine.table_exists(target_schema(), FEATURES)
-    with database_step("looking for features_topic_daily"), connect(params) as conn:
-        row = conn.execute(
-            "select to_regclass(%s) is not null",
-            (sql.Identifier(target_schema(), FEATURES).as_string(conn),),
-        ).fetchone()
-    return bool(row and row[0])
+    return warehouse.current().table_exists(params, target_schema(), FEATURES)
 
 
 def selector_args(params: ConnectionParams, settings: Settings, name: str) -> list[str]:

@@ -5,20 +5,19 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from . import log
-from .aggregate import log_summary as log_aggregate_summary
-from .aggregate import report_window, selector_args
-from .config import LOOKBACK_DAYS, Settings, parse_date
-from .connection import ConnectionParams
-from .dbt_runner import BuildSummary, invoke
-from .errors import ReportedError, RunError, UsageError
-from .failures import report_build_failure
-from .guards import check_freshness
-from .history import note, note_build
+from .. import log
+from ..config import LOOKBACK_DAYS, Settings, parse_date
+from ..db.connection import ConnectionParams
+from ..db.history import note, note_build
+from ..dbt.failures import report_build_failure
+from ..dbt.runner import BuildSummary, invoke
+from ..errors import ReportedError, RunError, UsageError
+from .features import log_summary as log_aggregate_summary
+from .features import report_window, selector_args
+from .freshness import check_freshness
 from .inactivity import InactivityResult, score_check_and_report, stop_if_stale
 from .inactivity import log_summary as log_detect_summary
 
-ACTIVITY = "int_activity_daily"
 MAX_LOOKBACK_DAYS = LOOKBACK_DAYS.maximum
 
 

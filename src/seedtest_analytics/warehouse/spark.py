@@ -1,109 +1,23 @@
-"""Where the dbt models run: the application's PostgreSQL (default) or Apache Spark.
-
-SEEDTEST_ENGINE=spark builds the models with dbt-spark (`--target spark` of
-profiles/profiles.yml; method session runs Spark inside this process, pip extra
-`dbt-spark[session]`). The Spark database SEEDTEST_SPARK_SOURCE_SCHEMA (default `seedtest`)
-holds copies of the application tables (exam_results, attempt, weekly_kpi and the optional
-ones), kept up to date by the platform's ingestion. The P/S step and weekly_kpi stay on the
-application's PostgreSQL (DATABASE_URL): the step reads its inputs from Spark in one query
-through the SparkSession dbt used, and writes the same one-transaction merge.
-
-The other Spark settings (all optional): SEEDTEST_SPARK_MASTER (default local[2]),
-SEEDTEST_SPARK_DIR (default <project>/.spark: warehouse and metastore of a local session),
-SEEDTEST_SPARK_WAREHOUSE, SEEDTEST_SPARK_METASTORE, SEEDTEST_SPARK_DRIVER_MEMORY,
-SEEDTEST_SPARK_SHUFFLE_PARTITIONS.
-"""
+"""The Spark reader of the models (SEEDTEST_ENGINE=spark): dbt's results read through the
+SparkSession dbt-spark (method session) started in this process, and a dry run's scratch
+database. The P/S write stays on the application's PostgreSQL."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import importlib
 import os
 from array import array
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from .config import ENGINE, SPARK_MASTER, SPARK_SOURCE_SCHEMA, Settings, parse_identifier
-from .errors import RunError, UsageError
-from .scoring import ScoringInput
+import psycopg
 
-ENGINE_ENV = ENGINE.env
-SPARK_SOURCE_SCHEMA_ENV = SPARK_SOURCE_SCHEMA.env
-POSTGRES = "postgres"
-SPARK = "spark"
-SPARK_TARGET = "spark"
-_ALIASES = {"postgres": POSTGRES, "postgresql": POSTGRES, "spark": SPARK}
-
-
-def engine() -> str:
-    """SEEDTEST_ENGINE: `postgres` (default) or `spark`; anything else is a usage error."""
-    raw = os.environ.get(ENGINE_ENV, "").strip().lower()
-    if not raw:
-        return POSTGRES
-    if raw not in _ALIASES:
-        raise UsageError(f"{ENGINE_ENV} must be postgres or spark (got {raw!r})")
-    return _ALIASES[raw]
-
-
-def is_spark() -> bool:
-    return engine() == SPARK
-
-
-def spark_source_schema() -> str:
-    """The Spark database holding the copies of the application tables."""
-    raw = os.environ.get(SPARK_SOURCE_SCHEMA_ENV, "").strip() or SPARK_SOURCE_SCHEMA.default
-    return parse_identifier(SPARK_SOURCE_SCHEMA_ENV, raw)
-
-
-def validate(settings: Settings, command: str = "") -> None:
-    """Checks the engine settings before anything connects (a bad value is exit code 2)."""
-    if not is_spark():
-        return
-    spark_source_schema()
-    if command in ("backtest", "train-churn") or settings.churn_model == "logistic":
-        raise UsageError(
-            f"{ENGINE_ENV}=spark: the churn backtest and METRICS_CHURN_MODEL=logistic read"
-            " churn_user_anchors on PostgreSQL; on Spark only the heuristic S is supported"
-        )
-
-
-def dbt_target_args() -> list[str]:
-    """The dbt arguments that choose the profile target of the engine."""
-    return ["--target", SPARK_TARGET] if is_spark() else []
-
-
-def dbt_settings(settings: Settings) -> Settings:
-    """The settings dbt gets: on Spark the sources are read from the Spark database (the P/S
-    write keeps settings.source_schema, the application's PostgreSQL schema)."""
-    if is_spark():
-        return dataclasses.replace(settings, source_schema=spark_source_schema())
-    return settings
-
-
-def dbt_env(project_root: Path) -> dict[str, str]:
-    """Environment for the Spark target of profiles/profiles.yml: absolute paths for a local
-    session's warehouse and metastore (the profile's defaults are relative to the working
-    directory), and a loopback driver address for a local master."""
-    if not is_spark():
-        return {}
-    base = Path(os.environ.get("SEEDTEST_SPARK_DIR") or project_root / ".spark").resolve()
-    env = {
-        "SEEDTEST_SPARK_DIR": str(base),
-        "SEEDTEST_SPARK_WAREHOUSE": os.environ.get("SEEDTEST_SPARK_WAREHOUSE")
-        or str(base / "warehouse"),
-        "SEEDTEST_SPARK_METASTORE": os.environ.get("SEEDTEST_SPARK_METASTORE")
-        or str(base / "metastore_db"),
-    }
-    base.mkdir(parents=True, exist_ok=True)
-    master = os.environ.get(SPARK_MASTER.env, SPARK_MASTER.default)
-    if master.startswith("local") and not os.environ.get("SPARK_LOCAL_IP"):
-        env["SPARK_LOCAL_IP"] = "127.0.0.1"
-    return env
-
-
-# --- reading dbt's results on Spark --------------------------------------------------------
+from ..config import parse_identifier
+from ..db.connection import ConnectionParams
+from ..errors import RunError
+from ..scoring.inputs import ScoringInput
+from .engine import ENGINE_ENV, SPARK_TARGET, dbt_env
 
 
 def spark_session() -> Any:
@@ -133,7 +47,7 @@ def _profile_spark_parameters() -> dict[str, str]:
     from dbt.config.renderer import ProfileRenderer
     from dbt_common.context import set_invocation_context
 
-    from .paths import project_root
+    from ..dbt.paths import project_root
 
     root = project_root()
     os.environ.update(dbt_env(root))
@@ -230,3 +144,29 @@ def prepare_scratch(real: str, scratch: str, models: Sequence[str]) -> None:
 def drop_scratch(scratch: str) -> None:
     """Drops a dry run's scratch database in Spark."""
     spark_session().sql(f"drop database if exists {_table(scratch, 'x').split('.')[0]} cascade")
+
+
+class SparkWarehouse:
+    """The models on Spark (the Warehouse of SEEDTEST_ENGINE=spark)."""
+
+    def read_scoring(
+        self, conn: psycopg.Connection, schema: str, *, inputs: str, abilities: str | None
+    ) -> tuple[list[ScoringInput], Sequence[float] | None]:
+        """The scoring inputs and, when `abilities` is given, the prior means: one Spark
+        query each (`conn`, the application's PostgreSQL, is not used)."""
+        rows = read_scoring_inputs(schema, inputs)
+        return rows, None if abilities is None else read_prior_means(schema, abilities)
+
+    def window_counts(
+        self, params: ConnectionParams, schema: str, since: dt.date, anchor: dt.date
+    ) -> tuple[int, int, int]:
+        return window_counts(schema, since, anchor)
+
+    def table_exists(self, params: ConnectionParams, schema: str, table: str) -> bool:
+        return table_exists(schema, table)
+
+    def prepare_scratch(self, real: str, scratch: str, models: Sequence[str]) -> None:
+        prepare_scratch(real, scratch, models)
+
+    def drop_scratch(self, scratch: str) -> None:
+        drop_scratch(scratch)

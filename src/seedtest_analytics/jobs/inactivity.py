@@ -15,28 +15,31 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from . import engine, log, profiling
-from .aggregate import selector_args
-from .config import Settings
-from .connection import ConnectionParams
-from .db import connect
-from .dbt_runner import (
+from .. import log
+from ..config import Settings
+from ..db.connection import ConnectionParams, connect
+from ..db.failures import database_step
+from ..db.history import note, note_build
+from ..db.kpi_writer import write_scores
+from ..dbt import profiling
+from ..dbt.failures import report_build_failure
+from ..dbt.runner import (
     POST_WRITE_TAG,
     BuildSummary,
     data_tests_enabled,
     invoke,
     target_schema,
 )
-from .errors import RunError
-from .failures import database_step, report_build_failure
-from .guards import Freshness, check_freshness
-from .history import note, note_build
-from .kpi_writer import write_scores
-from .scoring import Score, read_prior_means, read_scoring_inputs, score_users
+from ..errors import RunError
+from ..scoring.churn_scorer import churn_scorer
+from ..scoring.inputs import Score, score_users
+from ..warehouse import engine
+from ..warehouse import reader as warehouse
+from .features import selector_args
+from .freshness import Freshness, check_freshness
 
 SCORING_INPUTS = "inactive_user_scoring_inputs"
 ABILITIES = "user_ability_as_of"
-FEATURES = "features_topic_daily"
 
 
 @dataclass
@@ -78,18 +81,13 @@ def score_and_write(
     threshold = settings.threshold_days
     schema = target_schema()
     with connect(params) as conn:
-        if engine.is_spark():  # the models are on Spark; weekly_kpi stays on PostgreSQL
-            inputs = engine.read_scoring_inputs(schema, SCORING_INPUTS)
-            prior_means = (
-                engine.read_prior_means(schema, ABILITIES) if settings.use_bayesian else None
-            )
-        else:
-            with database_step("reading the scoring inputs"):
-                inputs = read_scoring_inputs(conn, schema, SCORING_INPUTS)
-                prior_means = (
-                    read_prior_means(conn, schema, ABILITIES) if settings.use_bayesian else None
-                )
-                conn.rollback()
+        # The models are on the engine's warehouse; weekly_kpi stays on PostgreSQL (conn).
+        inputs, prior_means = warehouse.current().read_scoring(
+            conn,
+            schema,
+            inputs=SCORING_INPUTS,
+            abilities=ABILITIES if settings.use_bayesian else None,
+        )
         result.found = len(inputs)
         note(users_found=len(inputs))
         if not inputs:
@@ -106,10 +104,7 @@ def score_and_write(
             horizon_days=settings.churn_horizon_days,
             prior_means=prior_means,
         )
-        if settings.churn_model == "logistic":
-            from .churn_model import apply_model
-
-            scores = apply_model(conn, scores, settings, schema)
+        scores = churn_scorer(settings).apply(conn, scores, settings, schema)
         for user_id in failed_users:
             log.warn(f"Could not calculate P/S for user={shown(user_id)}")
         for score in scores[: 50 if settings.debug else 0]:

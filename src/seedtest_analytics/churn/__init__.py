@@ -1,0 +1,1 @@
+"""The churn backtest (optional extra): anchors, evaluation, report, training, commands."""

@@ -1,0 +1,55 @@
+"""dbt failures as one clear line when they have one cause (the run lost its lock, a lock or
+statement timeout); else dbt's own error lines."""
+
+from __future__ import annotations
+
+import re
+
+from .. import log
+from ..db import locking
+from ..db.timeouts import LOCK_TIMEOUT_ENV, STATEMENT_TIMEOUT_ENV, load_timeouts
+from .runner import BuildSummary
+
+_LOCK_TIMEOUT = "canceling statement due to lock timeout"
+_STATEMENT_TIMEOUT = "canceling statement due to statement timeout"
+_LOST = "seedtest-analytics lost its run lock"
+
+
+def _node(message: str) -> str:
+    match = re.match(r"(model|test|unit_test|hook) (\S+?):", message)
+    return f"dbt {match.group(1)} {match.group(2)}" if match else "a dbt statement"
+
+
+def dbt_failure(summary: BuildSummary) -> str | None:
+    """The one line that explains a failed dbt invocation when it has a single cause (lost
+    lock, lock timeout, statement timeout); None when dbt's own error lines say it better."""
+    lock = locking.current()
+    if lock is not None and (locking.is_lost() or any(_LOST in e for e in summary.errors)):
+        return lock.lost_message("its next write")
+    for message in summary.errors:
+        if _LOCK_TIMEOUT in message:
+            seconds = load_timeouts().lock_seconds
+            return (
+                f"{_node(message)} waited more than {seconds} s for a lock held by another "
+                f"session ({LOCK_TIMEOUT_ENV}={seconds}); its transaction was rolled back"
+            )
+        if _STATEMENT_TIMEOUT in message:
+            seconds = load_timeouts().statement_seconds
+            return (
+                f"{_node(message)} took more than {seconds} s ({STATEMENT_TIMEOUT_ENV}="
+                f"{seconds}); its transaction was rolled back"
+            )
+    return None
+
+
+def report_build_failure(summary: BuildSummary, consequence: str | None = None) -> str:
+    """Log why a dbt invocation failed: one line when it has one cause (lost lock, timeout),
+    else dbt's error lines (and `consequence`). Returns the first error line."""
+    line = dbt_failure(summary)
+    if line is not None:
+        log.error(line)
+        return line
+    messages = [*summary.errors, *([consequence] if consequence else [])]
+    for message in messages:
+        log.error(message)
+    return messages[0] if messages else "dbt failed"

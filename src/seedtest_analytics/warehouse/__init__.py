@@ -1,0 +1,1 @@
+"""Where the models live: PostgreSQL or Spark, chosen once per run."""

@@ -1,0 +1,98 @@
+"""Where the dbt models run: the application's PostgreSQL (default) or Apache Spark.
+
+SEEDTEST_ENGINE=spark builds the models with dbt-spark (`--target spark` of
+profiles/profiles.yml; method session runs Spark inside this process, pip extra
+`dbt-spark[session]`). The Spark database SEEDTEST_SPARK_SOURCE_SCHEMA (default `seedtest`)
+holds copies of the application tables (exam_results, attempt, weekly_kpi and the optional
+ones), kept up to date by the platform's ingestion. The P/S step and weekly_kpi stay on the
+application's PostgreSQL (DATABASE_URL): the step reads its inputs from Spark in one query
+through the SparkSession dbt used, and writes the same one-transaction merge.
+
+The other Spark settings (all optional): SEEDTEST_SPARK_MASTER (default local[2]),
+SEEDTEST_SPARK_DIR (default <project>/.spark: warehouse and metastore of a local session),
+SEEDTEST_SPARK_WAREHOUSE, SEEDTEST_SPARK_METASTORE, SEEDTEST_SPARK_DRIVER_MEMORY,
+SEEDTEST_SPARK_SHUFFLE_PARTITIONS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from ..config import ENGINE, SPARK_MASTER, SPARK_SOURCE_SCHEMA, Settings, parse_identifier
+from ..errors import UsageError
+
+ENGINE_ENV = ENGINE.env
+SPARK_SOURCE_SCHEMA_ENV = SPARK_SOURCE_SCHEMA.env
+POSTGRES = "postgres"
+SPARK = "spark"
+SPARK_TARGET = "spark"
+_ALIASES = {"postgres": POSTGRES, "postgresql": POSTGRES, "spark": SPARK}
+
+
+def engine() -> str:
+    """SEEDTEST_ENGINE: `postgres` (default) or `spark`; anything else is a usage error."""
+    raw = os.environ.get(ENGINE_ENV, "").strip().lower()
+    if not raw:
+        return POSTGRES
+    if raw not in _ALIASES:
+        raise UsageError(f"{ENGINE_ENV} must be postgres or spark (got {raw!r})")
+    return _ALIASES[raw]
+
+
+def is_spark() -> bool:
+    return engine() == SPARK
+
+
+def spark_source_schema() -> str:
+    """The Spark database holding the copies of the application tables."""
+    raw = os.environ.get(SPARK_SOURCE_SCHEMA_ENV, "").strip() or SPARK_SOURCE_SCHEMA.default
+    return parse_identifier(SPARK_SOURCE_SCHEMA_ENV, raw)
+
+
+def validate(command: str = "", *, needs_postgres_models: bool = False) -> None:
+    """Checks the engine settings before anything connects (a bad value is exit code 2).
+    `needs_postgres_models`: the run's churn scorer reads churn_user_anchors on PostgreSQL."""
+    if not is_spark():
+        return
+    spark_source_schema()
+    if command in ("backtest", "train-churn") or needs_postgres_models:
+        raise UsageError(
+            f"{ENGINE_ENV}=spark: the churn backtest and METRICS_CHURN_MODEL=logistic read"
+            " churn_user_anchors on PostgreSQL; on Spark only the heuristic S is supported"
+        )
+
+
+def dbt_target_args() -> list[str]:
+    """The dbt arguments that choose the profile target of the engine."""
+    return ["--target", SPARK_TARGET] if is_spark() else []
+
+
+def dbt_settings(settings: Settings) -> Settings:
+    """The settings dbt gets: on Spark the sources are read from the Spark database (the P/S
+    write keeps settings.source_schema, the application's PostgreSQL schema)."""
+    if is_spark():
+        return dataclasses.replace(settings, source_schema=spark_source_schema())
+    return settings
+
+
+def dbt_env(project_root: Path) -> dict[str, str]:
+    """Environment for the Spark target of profiles/profiles.yml: absolute paths for a local
+    session's warehouse and metastore (the profile's defaults are relative to the working
+    directory), and a loopback driver address for a local master."""
+    if not is_spark():
+        return {}
+    base = Path(os.environ.get("SEEDTEST_SPARK_DIR") or project_root / ".spark").resolve()
+    env = {
+        "SEEDTEST_SPARK_DIR": str(base),
+        "SEEDTEST_SPARK_WAREHOUSE": os.environ.get("SEEDTEST_SPARK_WAREHOUSE")
+        or str(base / "warehouse"),
+        "SEEDTEST_SPARK_METASTORE": os.environ.get("SEEDTEST_SPARK_METASTORE")
+        or str(base / "metastore_db"),
+    }
+    base.mkdir(parents=True, exist_ok=True)
+    master = os.environ.get(SPARK_MASTER.env, SPARK_MASTER.default)
+    if master.startswith("local") and not os.environ.get("SPARK_LOCAL_IP"):
+        env["SPARK_LOCAL_IP"] = "127.0.0.1"
+    return env

@@ -1,0 +1,63 @@
+"""The PostgreSQL reader of the models (the default engine): dbt's results read from the
+application's database, each read one set-based query."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import psycopg
+from psycopg import sql
+
+from ..db.connection import ConnectionParams, connect
+from ..db.failures import database_step
+from ..scoring.inputs import ScoringInput, read_prior_means, read_scoring_inputs
+
+_WINDOW_COUNTS = """
+        select
+            (select count(*) from {schema}.int_topic_daily__aggregated
+             where activity_date between %(since)s and %(anchor)s),
+            count(*) filter (where invalid_reason in ('no_user', 'no_topic', 'no_time')),
+            count(*) filter (where invalid_reason in ('topic_too_long', 'user_id_too_long'))
+        from {schema}.int_attempts__windowed
+        where not is_valid
+            and (activity_date is null or activity_date between %(since)s and %(anchor)s)
+        """
+
+
+class PostgresWarehouse:
+    """The models on the application's PostgreSQL (the Warehouse of the default engine)."""
+
+    def read_scoring(
+        self, conn: psycopg.Connection, schema: str, *, inputs: str, abilities: str | None
+    ) -> tuple[list[ScoringInput], Sequence[float] | None]:
+        """The scoring inputs and, when `abilities` is given, the prior means, on `conn`;
+        the read transaction is ended before the caller goes on."""
+        with database_step("reading the scoring inputs"):
+            rows = read_scoring_inputs(conn, schema, inputs)
+            means = None if abilities is None else read_prior_means(conn, schema, abilities)
+            conn.rollback()
+        return rows, means
+
+    def window_counts(
+        self, params: ConnectionParams, schema: str, since: dt.date, anchor: dt.date
+    ) -> tuple[int, int, int]:
+        query = sql.SQL(_WINDOW_COUNTS).format(schema=sql.Identifier(schema))
+        with database_step("the window report"), connect(params) as conn:
+            row = conn.execute(query, {"since": since, "anchor": anchor}).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def table_exists(self, params: ConnectionParams, schema: str, table: str) -> bool:
+        with database_step(f"looking for {table}"), connect(params) as conn:
+            row = conn.execute(
+                "select to_regclass(%s) is not null",
+                (sql.Identifier(schema, table).as_string(conn),),
+            ).fetchone()
+        return bool(row and row[0])
+
+    def prepare_scratch(self, real: str, scratch: str, models: Sequence[str]) -> None:
+        """Nothing beyond the scratch schema every dry run prepares (jobs/runs.py)."""
+
+    def drop_scratch(self, scratch: str) -> None:
+        """Nothing beyond the scratch schema every dry run drops (jobs/runs.py)."""
