@@ -1,6 +1,7 @@
 # seedtest-analytics: the dbt project plus the Python package, as one batch image.
 #
 #   docker build -t seedtest-analytics:0.1.0 .
+#   docker build --build-arg EXTRAS=backtest -t seedtest-analytics-backtest:0.1.0 .
 #   docker run --rm --read-only --tmpfs /tmp -e DATABASE_URL=postgresql://... \
 #       seedtest-analytics:0.1.0 run --date 2025-11-01 --dry-run
 #
@@ -24,8 +25,15 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
-COPY requirements.lock ./
+COPY requirements.lock requirements-backtest.lock ./
 RUN pip install --require-hashes --no-deps -r requirements.lock
+# Optional extras, each pinned by its own lock: `--build-arg EXTRAS=backtest` adds numpy,
+# scikit-learn and matplotlib for `backtest` and `train-churn` (the image the train-churn
+# CronJob runs, seedtest-analytics-backtest); the nightly image leaves them out.
+ARG EXTRAS=""
+RUN for extra in ${EXTRAS}; do \
+        pip install --require-hashes --no-deps -r "requirements-${extra}.lock" || exit 1; \
+    done
 COPY pyproject.toml README.md ./
 COPY src/ ./src/
 # Nothing left to resolve: the lock holds every dependency and the build backend.

@@ -14,7 +14,7 @@ trap 'rm -f "$report"' EXIT
 # then cut down to what the runtime package needs.
 "$python" -m pip install --disable-pip-version-check --quiet --dry-run --ignore-installed \
     --report "$report" ".[dev]" ./tools "setuptools>=70.1" >/dev/null
-"$python" - "$report" > requirements.lock <<'PY'
+"$python" - "$report" <<'PY'
 import json, sys
 
 from packaging.requirements import Requirement
@@ -34,21 +34,37 @@ def requirements(name, extras=()):
             yield canonicalize_name(req.name), tuple(req.extras)
 
 
-# The runtime's closure (its requirements without extras), and the build backend.
-needed, todo = {"setuptools"}, [("seedtest-analytics", ())]
-while todo:
-    name, extras = todo.pop()
-    for dependency in requirements(name, extras):
-        if dependency[0] not in needed:
-            needed.add(dependency[0])
-            todo.append(dependency)
-print("# The runtime's dependencies (and setuptools, its build backend), resolved by scripts/lock.sh")
-print("# together with the development tools, for", env["sys_platform"], env["platform_machine"],
-      "CPython", env["python_full_version"], "(the image's platform).")
-print("# Do not edit: change pyproject.toml, then run scripts/lock.sh.")
-for name in sorted(needed):
-    meta, info = items[name]["metadata"], items[name]["download_info"]
-    digest = info["archive_info"]["hashes"]["sha256"]
-    print(f"{name}=={meta['version']} --hash=sha256:{digest}")
+def closure(extras):
+    found, todo = set(), [("seedtest-analytics", extras)]
+    while todo:
+        name, wanted = todo.pop()
+        for dependency in requirements(name, wanted):
+            if dependency[0] not in found:
+                found.add(dependency[0])
+                todo.append(dependency)
+    return found
+
+
+def write(path, title, names):
+    with open(path, "w") as out:
+        print(f"# {title}, resolved by scripts/lock.sh", file=out)
+        print("# together with the development tools, for", env["sys_platform"],
+              env["platform_machine"], "CPython", env["python_full_version"],
+              "(the image's platform).", file=out)
+        print("# Do not edit: change pyproject.toml, then run scripts/lock.sh.", file=out)
+        for name in sorted(names):
+            meta, info = items[name]["metadata"], items[name]["download_info"]
+            digest = info["archive_info"]["hashes"]["sha256"]
+            print(f"{name}=={meta['version']} --hash=sha256:{digest}", file=out)
+
+
+# The runtime's closure (its requirements without extras) and the build backend; then what
+# the backtest extra adds to it (the image built with --build-arg EXTRAS=backtest).
+runtime = closure(()) | {"setuptools"}
+write("requirements.lock",
+      "The runtime's dependencies (and setuptools, its build backend)", runtime)
+write("requirements-backtest.lock",
+      "What the backtest extra adds to requirements.lock", closure(("backtest",)) - runtime)
 PY
-echo "requirements.lock: $(grep -c '==' requirements.lock) pinned distributions"
+echo "requirements.lock: $(grep -c '==' requirements.lock) pinned distributions;" \
+    "requirements-backtest.lock: $(grep -c '==' requirements-backtest.lock)"

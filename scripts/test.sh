@@ -7,8 +7,8 @@
 # PostgreSQL 15 server of their own (scripts/pg15.sh) -- also when the first pass failed.
 # Every stage runs; the exit code is non-zero when any of them failed.
 # pytest runs every tier CI needs (fast, integration, infra; docs/testing.md), not the tests
-# marked slow: the load tests (`scripts/test.sh -m slow`) and the full benchmark run
-# (scripts/test-bench.sh). Extra arguments go to pytest, e.g. `scripts/test.sh -m fast` or
+# marked slow or image: the load tests (`scripts/test.sh -m slow`), the full benchmark run
+# (scripts/test-bench.sh) and the image build (scripts/test-image.sh). Extra arguments go to pytest, e.g. `scripts/test.sh -m fast` or
 # `scripts/test.sh -k features` (with arguments, the PostgreSQL 15 pass is skipped).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

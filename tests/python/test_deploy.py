@@ -12,6 +12,7 @@ asserted one by one. No cluster and no container engine are needed; the image's 
 
 from __future__ import annotations
 
+import argparse
 import copy
 import datetime as dt
 import os
@@ -43,6 +44,10 @@ SECRET_NAME = "seedtest-analytics-db"
 SECRET_KEY = "database-url"
 CONTAINER_NAME = "seedtest-analytics"
 CONFIG_EXIT_CODE = 2
+
+# Custom resources (their CRDs are not part of Kubernetes' schemas; checked by their own
+# tests below): apiVersion -> kind.
+CUSTOM_RESOURCES = {"monitoring.coreos.com/v1": "PrometheusRule"}
 
 MIN_K8S_VERSION = "1.29.0"  # docs/operations.md states it
 K8S_VERSIONS = [MIN_K8S_VERSION, kubernetes_validate.latest_version()]
@@ -102,8 +107,23 @@ def main_container(resource: dict[str, Any]) -> dict[str, Any]:
     return containers[0]
 
 
+# The nightly CronJob and the one-off Jobs applied by hand share one pod template (only args
+# differ) and the artifacts volume; the weekly train-churn CronJob runs the backtest image
+# and keeps its dbt artifacts in /tmp.
+NIGHTLY_FILES = ["cronjob.yaml", "backfill-job.yaml", "retry-job.yaml", "rebuild-job.yaml"]
+TRAIN_FILE = "train-churn-cronjob.yaml"
+
+
+def nightly_workloads() -> list[dict[str, Any]]:
+    return [load_one(name) for name in NIGHTLY_FILES]
+
+
 def workloads() -> list[dict[str, Any]]:
-    return [load_one("cronjob.yaml"), load_one("backfill-job.yaml")]
+    return [*nightly_workloads(), load_one(TRAIN_FILE)]
+
+
+def workload_id(resource: dict[str, Any]) -> str:
+    return str(resource["metadata"]["name"]).removeprefix("seedtest-analytics-")
 
 
 def parse_cpu(value: str | int | float) -> float:
@@ -203,6 +223,9 @@ def test_manifest_validates_against_kubernetes_schema(path: Path, version: str) 
     docs = load_documents(path)
     assert docs, f"{path.name} is empty"
     for doc in docs:
+        if doc["apiVersion"] in CUSTOM_RESOURCES:  # not in Kubernetes' own schemas: see below
+            assert doc["kind"] == CUSTOM_RESOURCES[doc["apiVersion"]]
+            continue
         try:
             kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -226,16 +249,25 @@ def test_validator_rejects_unknown_fields_and_bad_types() -> None:
         kubernetes_validate.validate(bad_type, version, strict=True)
 
 
-def test_kustomization_lists_cronjob_configmap_and_artifact_volume_only() -> None:
+def test_kustomization_lists_the_scheduled_resources_only() -> None:
+    """The CronJobs, their ConfigMap and volume, and the alert rules; not the Secret (made out
+    of band) nor the one-off Jobs (applied by hand)."""
     kustomization = load_one("kustomization.yaml")
     assert kustomization["kind"] == "Kustomization"
     assert kustomization.get("namespace") == NAMESPACE
     resources = kustomization["resources"]
-    assert sorted(resources) == ["configmap.yaml", "cronjob.yaml", "pvc.yaml"]
+    assert sorted(resources) == ["configmap.yaml", "cronjob.yaml", "prometheusrule.yaml",
+                                 "pvc.yaml", "train-churn-cronjob.yaml"]
     for name in resources:
         assert (K8S_DIR / name).is_file(), name
-    assert "secret.example.yaml" not in resources
-    assert "backfill-job.yaml" not in resources
+    for name in ("secret.example.yaml", *NIGHTLY_FILES[1:]):
+        assert name not in resources
+    # Every image the listed resources run has its kustomize image entry.
+    entries = {entry["name"] for entry in kustomization["images"]}
+    for name in resources:
+        for doc in load_documents(K8S_DIR / name):
+            if doc["kind"] in ("CronJob", "Job"):
+                assert main_container(doc)["image"].split(":")[0] in entries, name
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,7 +307,7 @@ def test_backfill_job_arguments() -> None:
     assert args == ["backfill", "--start", "2025-10-01", "--end", "2025-10-31"]
 
 
-@pytest.mark.parametrize("resource", workloads(), ids=lambda r: r["kind"])
+@pytest.mark.parametrize("resource", workloads(), ids=workload_id)
 def test_job_limits(resource: dict[str, Any]) -> None:
     spec = job_spec(resource)
     assert 0 < spec["backoffLimit"] <= 3
@@ -284,7 +316,7 @@ def test_job_limits(resource: dict[str, Any]) -> None:
     assert pod_spec(resource)["restartPolicy"] == "Never"
 
 
-@pytest.mark.parametrize("resource", workloads(), ids=lambda r: r["kind"])
+@pytest.mark.parametrize("resource", workloads(), ids=workload_id)
 def test_config_errors_fail_the_job_without_retries(resource: dict[str, Any]) -> None:
     """Exit 2 (bad configuration) -> FailJob; exit 1 (run-time failure) keeps the retries."""
     spec = job_spec(resource)
@@ -306,7 +338,7 @@ def test_config_errors_fail_the_job_without_retries(resource: dict[str, Any]) ->
             assert 1 not in codes["values"], "exit 1 is a run-time failure: let it retry"
 
 
-@pytest.mark.parametrize("resource", workloads(), ids=lambda r: r["kind"])
+@pytest.mark.parametrize("resource", workloads(), ids=workload_id)
 def test_pod_security(resource: dict[str, Any]) -> None:
     pod = pod_spec(resource)
     pod_ctx = pod["securityContext"]
@@ -328,7 +360,7 @@ def test_pod_security(resource: dict[str, Any]) -> None:
     assert ctx["seccompProfile"]["type"] == "RuntimeDefault"
 
 
-@pytest.mark.parametrize("resource", workloads(), ids=lambda r: r["kind"])
+@pytest.mark.parametrize("resource", workloads(), ids=workload_id)
 def test_resources(resource: dict[str, Any]) -> None:
     resources = main_container(resource)["resources"]
     requests, limits = resources["requests"], resources["limits"]
@@ -340,7 +372,7 @@ def test_resources(resource: dict[str, Any]) -> None:
     assert parse_memory(requests["memory"]) <= parse_memory(limits["memory"])
 
 
-@pytest.mark.parametrize("resource", workloads(), ids=lambda r: r["kind"])
+@pytest.mark.parametrize("resource", workloads(), ids=workload_id)
 def test_database_url_from_secret_and_config_from_configmap(resource: dict[str, Any]) -> None:
     container = main_container(resource)
     env = {item["name"]: item for item in container.get("env", [])}
@@ -372,7 +404,7 @@ def writable_mounts(resource: dict[str, Any], kind: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("resource", workloads(), ids=lambda r: r["kind"])
+@pytest.mark.parametrize("resource", nightly_workloads(), ids=workload_id)
 def test_dbt_target_is_on_the_persistent_volume(resource: dict[str, Any]) -> None:
     """dbt's artifacts of the last run (run_results.json, manifest.json, sources.json) outlive
     the pod, so `dbt-retry` (dbt retry) works after a failed night: DBT_TARGET_PATH is on the
@@ -405,7 +437,7 @@ def test_timeouts_end_a_stuck_night_before_the_job_deadline() -> None:
     assert 0 < timeouts.lock_seconds < timeouts.statement_seconds < deadline
 
 
-@pytest.mark.parametrize("resource", workloads(), ids=lambda r: r["kind"])
+@pytest.mark.parametrize("resource", workloads(), ids=workload_id)
 def test_dbt_paths_are_writable(resource: dict[str, Any]) -> None:
     """With a read-only root filesystem, dbt's logs/ (and HOME) must sit on an emptyDir, and
     its target/ on a writable volume, at the paths the image or the container configures."""
@@ -420,8 +452,9 @@ def test_dbt_paths_are_writable(resource: dict[str, Any]) -> None:
         )
 
 
-def test_cronjob_and_backfill_share_the_same_pod_spec() -> None:
-    cronjob, job = workloads()
+@pytest.mark.parametrize("name", NIGHTLY_FILES[1:])
+def test_cronjob_and_the_manual_jobs_share_the_same_pod_spec(name: str) -> None:
+    cronjob, job = load_one("cronjob.yaml"), load_one(name)
     cron_pod, job_pod = pod_spec(cronjob), pod_spec(job)
     # The security settings, one by one (clear failure messages) ...
     assert cron_pod["securityContext"] == job_pod["securityContext"]
@@ -436,6 +469,273 @@ def test_cronjob_and_backfill_share_the_same_pod_spec() -> None:
         for container in pod["containers"]:
             container.pop("args", None)
     assert left == right
+
+
+def test_train_churn_shares_the_nightly_pod_spec_but_image_and_artifacts() -> None:
+    """The weekly train-churn CronJob: the nightly's pod template, except its image (the one
+    with the backtest extra), its command, and no artifacts volume (only the nightly commands
+    feed dbt-retry: its dbt target/ stays in /tmp, the image's DBT_TARGET_PATH)."""
+    cronjob, train = load_one("cronjob.yaml"), load_one(TRAIN_FILE)
+    assert job_spec(cronjob)["podFailurePolicy"] == job_spec(train)["podFailurePolicy"]
+    left, right = copy.deepcopy(pod_spec(cronjob)), copy.deepcopy(pod_spec(train))
+    left["volumes"] = [v for v in left["volumes"] if "persistentVolumeClaim" not in v]
+    (nightly,), (training,) = left["containers"], right["containers"]
+    nightly["volumeMounts"] = [m for m in nightly["volumeMounts"] if m["name"] != "dbt-artifacts"]
+    nightly["env"] = [e for e in nightly["env"] if e["name"] != "DBT_TARGET_PATH"]
+    assert training["image"].split(":")[0] == "seedtest-analytics-backtest"
+    assert training["image"].split(":")[1] == nightly["image"].split(":")[1]
+    for container in (nightly, training):
+        for key in ("args", "command", "image"):
+            container.pop(key, None)
+    assert left == right
+    assert not [v for v in pod_spec(train)["volumes"] if "persistentVolumeClaim" in v]
+    assert is_under(effective_env(train)["DBT_TARGET_PATH"], "/tmp")
+
+
+def test_train_churn_runs_weekly_after_the_nightly_run() -> None:
+    cronjob, train = load_one("cronjob.yaml"), load_one(TRAIN_FILE)
+    spec = train["spec"]
+    minute, hour, day, month, weekday = spec["schedule"].split()
+    assert (day, month) == ("*", "*") and weekday.isdigit(), "once a week"
+    nightly_minute, nightly_hour = cronjob["spec"]["schedule"].split()[:2]
+    assert (int(hour), int(minute)) > (int(nightly_hour), int(nightly_minute))
+    assert spec["timeZone"] == cronjob["spec"]["timeZone"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec.get("suspend", False) is False
+
+
+def train_churn_arguments(tmp_path: Path, timezone: str) -> list[str]:
+    """The arguments the train-churn CronJob's command gives seedtest-analytics, run by the
+    shell as the pod runs it, with a stand-in seedtest-analytics that prints them."""
+    container = main_container(load_one(TRAIN_FILE))
+    stand_in = tmp_path / "seedtest-analytics"
+    stand_in.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n', encoding="utf-8")
+    stand_in.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "ACTIVITY_TIMEZONE": timezone}
+    result = subprocess.run([*container["command"], *container["args"]], env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+@pytest.mark.parametrize("timezone", ["Asia/Seoul", "Pacific/Kiritimati", "Pacific/Niue"])
+def test_train_churn_learns_until_yesterday_in_the_activity_timezone(
+    tmp_path: Path, timezone: str
+) -> None:
+    """`--until` is yesterday in ACTIVITY_TIMEZONE when the pod starts (UTC+14 and UTC-11:
+    at most times of day one of them is on another date than UTC)."""
+    def yesterday() -> str:
+        return (dt.datetime.now(ZoneInfo(timezone)).date() - dt.timedelta(days=1)).isoformat()
+
+    before = yesterday()
+    args = train_churn_arguments(tmp_path, timezone)
+    assert args[:2] == ["train-churn", "--until"] and len(args) == 3
+    assert args[2] in {before, yesterday()}
+
+
+@pytest.mark.parametrize(("name", "args"), [("retry-job.yaml", ["dbt-retry"]),
+                                            ("rebuild-job.yaml", ["rebuild"])])
+def test_retry_and_rebuild_jobs(name: str, args: list[str]) -> None:
+    job = load_one(name)
+    assert job["kind"] == "Job"
+    assert job["metadata"]["name"] == f"seedtest-analytics-{args[0].removeprefix('dbt-')}"
+    assert main_container(job)["args"] == args
+    # Applied by hand with the nightly run suspended (the header says how), like backfill.
+    text = (K8S_DIR / name).read_text(encoding="utf-8")
+    assert "patch cronjob seedtest-analytics-nightly -p '{\"spec\":{\"suspend\":true}}'" in text
+    assert f"kubectl apply -f deploy/k8s/{name}" in text
+
+
+def test_every_job_command_is_a_cli_command() -> None:
+    """The commands the manifests run exist in seedtest-analytics (rebuild comes with the
+    operations work: until it is merged, it is the one command allowed to be missing)."""
+    from seedtest_analytics.cli import build_parser
+
+    parser = build_parser()
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    commands = set(actions[0].choices)
+    for resource in workloads():
+        container = main_container(resource)
+        words = " ".join([*container.get("command", []), *container["args"]]).split()
+        command = words[words.index("seedtest-analytics") + 1] if "command" in container \
+            else words[0]
+        assert command in commands or command == "rebuild", (workload_id(resource), command)
+
+
+# --------------------------------------------------------------------------------------------
+# The image with the backtest extra (train-churn)
+# --------------------------------------------------------------------------------------------
+
+
+def lock_names(path: Path) -> dict[str, str]:
+    names = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            requirement, _, digest = line.partition(" --hash=sha256:")
+            name, _, version = requirement.partition("==")
+            assert version and re.fullmatch(r"[0-9a-f]{64}", digest), line
+            names[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return names
+
+
+def test_backtest_lock_pins_what_the_extra_adds() -> None:
+    """`--build-arg EXTRAS=backtest` installs requirements-backtest.lock on top of
+    requirements.lock: it pins every requirement of the extra, and nothing the runtime lock
+    pins already."""
+    runtime = lock_names(REPO / "requirements.lock")
+    extra = lock_names(REPO / "requirements-backtest.lock")
+    assert not set(runtime) & set(extra)
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    for text in pyproject["project"]["optional-dependencies"]["backtest"]:
+        name = re.split(r"[<>=!~ \[;]", text, maxsplit=1)[0]
+        assert re.sub(r"[-_.]+", "-", name).lower() in extra, name
+    builder = stage("builder")
+    assert ("ARG", 'EXTRAS=""') in builder
+    loop = [rest for keyword, rest in builder if keyword == "RUN" and "EXTRAS" in rest]
+    assert loop and 'requirements-${extra}.lock' in loop[0] and "--require-hashes" in loop[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Alert rules (PrometheusRule)
+# --------------------------------------------------------------------------------------------
+
+# The series the rules may use: kube-state-metrics' Job metrics, and the run metrics that
+# seedtest-analytics pushes (one series per command, label `command`).
+KUBE_STATE_METRICS = {"kube_job_failed", "kube_job_status_failed", "kube_job_status_succeeded",
+                      "kube_job_owner", "kube_job_complete"}
+PUSHED_METRICS = {"seedtest_last_success_timestamp_seconds", "seedtest_run_duration_seconds",
+                  "seedtest_users_scored", "seedtest_users_failed", "seedtest_rows_written",
+                  "seedtest_exit_class"}
+
+_DURATION = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
+PROMETHEUS_RULE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "PrometheusRule"},
+        "metadata": {
+            "type": "object", "required": ["name", "namespace", "labels"],
+            "properties": {"name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+                           "namespace": {"const": NAMESPACE},
+                           "labels": {"type": "object",
+                                      "additionalProperties": {"type": "string"}}},
+        },
+        "spec": {
+            "type": "object", "required": ["groups"], "additionalProperties": False,
+            "properties": {"groups": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["name", "rules"], "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "interval": {"type": "string", "pattern": _DURATION},
+                    "rules": {"type": "array", "minItems": 1, "items": {
+                        "type": "object", "required": ["alert", "expr"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "alert": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]*$"},
+                            "expr": {"type": "string", "minLength": 1},
+                            "for": {"type": "string", "pattern": _DURATION},
+                            "labels": {"type": "object", "required": ["severity"],
+                                       "properties": {"severity": {
+                                           "enum": ["critical", "warning", "info"]}},
+                                       "additionalProperties": {"type": "string"}},
+                            "annotations": {"type": "object", "required": ["summary"],
+                                            "additionalProperties": {"type": "string"}},
+                        },
+                    }},
+                },
+            }}},
+        },
+    },
+}
+
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and",
+                "or", "unless", "offset", "inf", "nan"}
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names an expression selects: label matchers, grouping label lists, range
+    durations and strings removed, then every name that is not a function call or keyword."""
+    depth = 0
+    for char in expr:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        assert depth >= 0, f"unbalanced parentheses in {expr!r}"
+    assert depth == 0, f"unbalanced parentheses in {expr!r}"
+    assert expr.count("{") == expr.count("}"), f"unbalanced braces in {expr!r}"
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    text = re.sub(r"\{[^}]*\}", " ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    text = re.sub(r"(?<![A-Za-z0-9_:])[0-9][0-9.]*[a-z]*", " ", text)  # numbers, durations
+    names = set()
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+        word = match.group(0)
+        if text[match.end():].lstrip().startswith("(") or word.lower() in PROMQL_WORDS:
+            continue
+        names.add(word)
+    return names
+
+
+def alert_rules() -> dict[str, dict[str, Any]]:
+    rule = load_one("prometheusrule.yaml")
+    return {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+
+
+def test_prometheus_rule_structure() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    rule = load_one("prometheusrule.yaml")
+    jsonschema.validate(rule, PROMETHEUS_RULE_SCHEMA)
+    broken = copy.deepcopy(rule)
+    broken["spec"]["groups"][0]["rules"][0]["exp"] = broken["spec"]["groups"][0]["rules"][0].pop(
+        "expr")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, PROMETHEUS_RULE_SCHEMA)
+    assert len(alert_rules()) == sum(len(g["rules"]) for g in rule["spec"]["groups"])
+
+
+def test_alert_expressions_name_only_known_metrics() -> None:
+    known = KUBE_STATE_METRICS | PUSHED_METRICS
+    for name, rule in alert_rules().items():
+        used = promql_metric_names(rule["expr"])
+        assert used, f"{name} selects no metric"
+        assert used <= known, f"{name} uses unknown metrics {sorted(used - known)}"
+    # the check is not a no-op
+    assert promql_metric_names('max by (command) (seedtest_last_sucess{command="run"}) > 0'
+                               ) == {"seedtest_last_sucess"}
+    assert promql_metric_names("time() - max(x_total[5m] offset 1h) > 26 * 3600") == {"x_total"}
+
+
+def test_job_failed_alert_covers_every_job_of_the_project() -> None:
+    """kube-state-metrics names a CronJob's Jobs <cronjob>-<minutes since the epoch>: the
+    rule's job_name selector matches them, the one-off Jobs and the manual runs."""
+    rule = alert_rules()["SeedtestAnalyticsJobFailed"]
+    assert {"kube_job_failed"} <= promql_metric_names(rule["expr"])
+    assert 'condition="true"' in rule["expr"]
+    selector = re.search(r'job_name=~"([^"]+)"', rule["expr"])
+    assert selector
+    pattern = re.compile(selector.group(1))
+    names = [resource["metadata"]["name"] + ("-29405520" if resource["kind"] == "CronJob" else "")
+             for resource in workloads()]
+    names.append("seedtest-analytics-manual-20261206-101500")
+    for job_name in names:
+        assert pattern.fullmatch(job_name), job_name
+    assert not pattern.fullmatch("other-app-nightly-29405520")
+    assert 'namespace="seedtest"' in rule["expr"]
+    retried = alert_rules()["SeedtestAnalyticsPodRetried"]
+    assert "kube_job_status_failed" in promql_metric_names(retried["expr"])
+
+
+def test_no_success_alert_fires_after_26_hours() -> None:
+    rule = alert_rules()["SeedtestAnalyticsNoSuccess26h"]
+    assert promql_metric_names(rule["expr"]) == {"seedtest_last_success_timestamp_seconds"}
+    assert 'command="run"' in rule["expr"]
+    threshold = re.search(r">\s*([0-9 *]+)$", rule["expr"].strip())
+    assert threshold
+    assert eval(threshold.group(1), {"__builtins__": {}}) == 26 * 3600  # digits and *
+    assert rule["expr"].strip().startswith("time() -")
+    absent = alert_rules()["SeedtestAnalyticsNoSuccessMetric"]
+    assert "absent(" in absent["expr"] and absent["for"] == "26h"
 
 
 # --------------------------------------------------------------------------------------------

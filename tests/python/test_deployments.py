@@ -27,6 +27,7 @@ they fail with exit 1 (the own view's not_null item_id, the nights after the fir
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import math
@@ -39,11 +40,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+import yaml
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -793,3 +796,92 @@ def test_backfill_over_days_already_built(nights: list[Run]) -> None:
     assert outcome.covered == (dt.date(2025, 10, 13), dt.date(2025, 10, 28))
     later = {k: r for k, r in outcome.after.items() if k[2] > dt.date(2025, 10, 28)}
     assert later and all(outcome.before[k] == r for k, r in later.items())
+
+
+# --- the one-off Jobs of deploy/k8s, their arguments as shipped ------------------------------
+
+K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+
+
+def job_args(name: str) -> list[str]:
+    job = yaml.safe_load((K8S / name).read_text(encoding="utf-8"))
+    args: list[str] = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    return args
+
+
+def cli_commands() -> set[str]:
+    from seedtest_analytics.cli import build_parser
+
+    parser = build_parser()
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return set(actions[0].choices)
+
+
+@dataclass
+class Manual:
+    backfill: Run
+    night: Run
+    retry: subprocess.CompletedProcess[str]
+    after_retry: dict[reference.Key, Row]
+    rebuild: subprocess.CompletedProcess[str] | None
+    after_rebuild: dict[reference.Key, Row]
+    sources: reference.Sources
+
+
+@pytest.fixture(scope="module")
+def manual(server_params: ConnectionParams, databases: list[ConnectionParams],
+           tmp_path_factory: pytest.TempPathFactory) -> Manual:
+    """backfill-job.yaml's range on a new database, a night, then retry-job.yaml and (once the
+    CLI has it) rebuild-job.yaml, each with its arguments exactly as shipped, all sharing one
+    dbt target/ as the Jobs share the artifacts volume."""
+    params = new_database(server_params, databases)
+    with connect(params) as conn:
+        seed(Builder(conn), random.Random(23))
+    target = tmp_path_factory.mktemp("artifacts") / "target"
+    env = {"ACTIVITY_TIMEZONE": TZ, "SEEDTEST_DBT_TESTS": "false", "DBT_TARGET_PATH": str(target)}
+    args = job_args("backfill-job.yaml")
+    start = dt.date.fromisoformat(args[args.index("--start") + 1])
+    end = dt.date.fromisoformat(args[args.index("--end") + 1])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DBT_TARGET_PATH", str(target))
+        backfill = run(params, "backfill", end, start=start)
+        assert list(backfill.args) == args
+        night = run(params, "run", ANCHOR)
+    retry = run_cli(params, *job_args("retry-job.yaml"), env=env)
+    after_retry = features(params)
+    rebuild = None
+    if "rebuild" in cli_commands():
+        rebuild = run_cli(params, *job_args("rebuild-job.yaml"), env=env)
+    with connect(params) as conn:
+        sources = feature_sources(conn, "public")
+    return Manual(backfill, night, retry, after_retry, rebuild, features(params), sources)
+
+
+def test_backfill_job_range_matches_the_reference(manual: Manual) -> None:
+    """The backfill Job's range as shipped, on a database no night has run on: every day up
+    to its end equals the reference."""
+    check_features(manual.backfill)
+    assert manual.backfill.after
+    assert max(k[2] for k in manual.backfill.after) <= dt.date.fromisoformat(
+        job_args("backfill-job.yaml")[-1])
+
+
+def test_retry_job_after_a_good_night_changes_nothing(manual: Manual) -> None:
+    """dbt-retry after a night that succeeded: nothing failed, nothing to redo; exit 0 and
+    the table exactly as the night left it."""
+    check_features(manual.night)
+    ok(manual.retry)
+    assert manual.after_retry == manual.night.after
+
+
+def test_rebuild_job_recomputes_every_day(manual: Manual) -> None:
+    """The full refresh: every day equals the reference computed from scratch with the
+    current settings."""
+    if manual.rebuild is None:
+        pytest.skip("this seedtest-analytics has no rebuild command")
+    ok(manual.rebuild)
+    last = max(k[2] for k in manual.after_rebuild)
+    expected = reference.features(manual.sources, anchor=last, timezone=TZ,
+                                  include_theta=False, since=None)
+    problems = feature_problems(manual.after_rebuild, expected)
+    assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:25])

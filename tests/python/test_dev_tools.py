@@ -11,6 +11,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, create_database, drop_database, run_cli
+from seedtest_analytics.db.connection import ConnectionParams
 
 ANSI = re.compile(r"\x1b\[")
 
@@ -130,3 +132,80 @@ def test_db_lifecycle_demo_and_printed_commands(pgdata: Path) -> None:
     stopping = shell(pgdata, stop.strip())
     assert stopping.returncode == 0, stopping.stdout + stopping.stderr
     assert dev(pgdata, "db", "status").returncode == 3
+
+
+# --- seedtest-dev generate, and the demo's closing steps -----------------------------------
+
+RAW_DBT = re.compile(r"Running with dbt|Concurrency:|Finished running|Found \d+ models|"
+                     r"Completed successfully|Done\. PASS=|START sql|\d\d:\d\d:\d\d ")
+
+
+def test_generate_writes_a_population_once(server_params: ConnectionParams) -> None:
+    """Into DATABASE_URL: the application schema created on an empty database, the demo's
+    population written (the line's counts are the tables'); a second time it is refused with
+    one line and exit 2, nothing changed; without DATABASE_URL, one line and exit 2."""
+    params = create_database(server_params, with_schema=False)
+    try:
+        first = run_cli(params, "generate", "--users", "30", "--days", "35",
+                        "--end-date", "2026-11-30", module="seedtest_dev")
+        assert first.returncode == 0, first.stdout + first.stderr
+        line = re.fullmatch(
+            r"\[INFO\] Generated 30 users, (\d+) exams, \d+ attempts, 2026-10-27 \.\. "
+            r"2026-11-30 into postgresql://\S+ \(schema public; created (\d+) missing objects "
+            r"of the application schema\)\n", first.stdout)
+        assert line, first.stdout
+        with psycopg.connect(**params.psycopg_kwargs()) as conn:
+            exams, users, last = conn.execute(
+                "select count(*), count(distinct user_id),"
+                " max((created_at at time zone 'UTC')::date) from public.exam_results"
+            ).fetchone() or (0, 0, None)
+            before = conn.execute(
+                "select (select count(*) from public.weekly_kpi),"
+                " (select count(*) from public.session)").fetchone()
+        assert exams == int(line.group(1)) > 30 and int(line.group(2)) > 3
+        assert 20 <= users <= 31 and last is not None and str(last) >= "2026-11-29"
+
+        again = run_cli(params, "generate", module="seedtest_dev")
+        assert again.returncode == 2 and again.stdout == "", again
+        assert again.stderr.count("\n") == 1
+        assert again.stderr.startswith("[ERROR] ")
+        assert "already holds rows in public." in again.stderr
+        with psycopg.connect(**params.psycopg_kwargs()) as conn:
+            after = conn.execute(
+                "select (select count(*) from public.weekly_kpi),"
+                " (select count(*) from public.session)").fetchone()
+            assert conn.execute("select count(*) from public.exam_results").fetchone() == (exams,)
+        assert after == before
+
+        no_url = run_cli(None, "generate", module="seedtest_dev")
+        assert no_url.returncode == 2 and no_url.stderr.count("\n") == 1, no_url
+        assert "DATABASE_URL is not set" in no_url.stderr
+    finally:
+        drop_database(server_params, params)
+
+
+def test_demo_training_and_backtest_steps_print_one_line_per_step(
+    server_params: ConnectionParams, tmp_path: Path
+) -> None:
+    """After the summary, the demo trains the churn model and backtests S (45 days are
+    enough for both): one line per dbt model and the steps' own lines, no raw dbt output."""
+    pytest.importorskip("sklearn")
+    params = create_database(server_params, with_schema=False)
+    try:
+        demo = subprocess.run(
+            [sys.executable, "-m", "seedtest_dev", "demo", "--users", "60", "--days", "45"],
+            cwd=tmp_path, env={**_env(), "DATABASE_URL": params.to_url(),
+                               "SEEDTEST_DBT_TESTS": "false"},
+            capture_output=True, text=True, check=False,
+        )
+        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+        after = demo.stdout.split("Demo summary", 1)[1].splitlines()
+        closing = after[next(i for i, line in enumerate(after) if line.startswith("[")):]
+        assert not RAW_DBT.search("\n".join(closing) + demo.stderr), closing
+        for line in closing:
+            assert re.match(r"\[(INFO|WARN)\] |  \[\s*\d+/\d+\] (OK|ERROR) ", line), line
+        assert any(re.match(r"  \[\s*\d+/\d+\] OK ", line) for line in closing), closing
+        assert closing[-1].startswith("[INFO] Backtest report of the demo data: ")
+        assert (tmp_path / "demo-backtest.html").is_file()
+    finally:
+        drop_database(server_params, params)

@@ -1,6 +1,7 @@
 """seedtest-dev: the development tools of seedtest-analytics (not in the Docker image).
 
   seedtest-dev demo                 synthetic data on the embedded PostgreSQL, then the pipeline
+  seedtest-dev generate             the demo's synthetic data into DATABASE_URL (no pipeline)
   seedtest-dev db start|stop|status the embedded PostgreSQL whose data lives in .pgdata/
   seedtest-dev db url|env|psql      its libpq URI, the `export` line for dbt/psql, a psql prompt
   seedtest-dev bench                the benchmark (docs/benchmarks.md)
@@ -108,6 +109,12 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(users=args.users, days=args.days, seed=args.seed)
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from .generate import run_generate
+
+    return run_generate(users=args.users, days=args.days, seed=args.seed, end_date=args.end_date)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from .bench import main as run_bench
 
@@ -142,6 +149,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", default="70", help="days of history, 30 or more (70)")
     demo.add_argument("--seed", default="42", help="random seed: same seed, same data (42)")
     demo.set_defaults(func=_demo)
+
+    generate = commands.add_parser(
+        "generate",
+        help="write the demo's synthetic population into DATABASE_URL",
+        description="Writes the demo's deterministic synthetic students (exams, sessions, "
+        "ability estimates, goals, weekly_kpi rows) into the database DATABASE_URL names, in "
+        "SOURCE_SCHEMA, creating the missing parts of the application schema first (as "
+        "init-db). Refuses (exit 2, nothing changed) a database whose application tables "
+        "already hold rows. Runs no pipeline: seedtest-analytics run does that.",
+    )
+    generate.add_argument("--users", default="300", help="synthetic students, 10 or more (300)")
+    generate.add_argument("--days", default="70", help="days of history, 30 or more (70)")
+    generate.add_argument("--seed", default="42", help="random seed: same seed, same data (42)")
+    generate.add_argument(
+        "--end-date",
+        metavar="YYYY-MM-DD",
+        help="last day of the data (default: ANCHOR_DATE, else yesterday in ACTIVITY_TIMEZONE)",
+    )
+    generate.set_defaults(func=_generate)
 
     db = commands.add_parser(
         "db", help="the embedded PostgreSQL (.pgdata/): start, stop, status, url, env, psql"

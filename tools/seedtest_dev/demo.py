@@ -263,7 +263,8 @@ def run_demo(*, users: str, days: str, seed: str) -> int:
         # the three scorers on the rest, and say where the report is.
         from seedtest_analytics.churn.commands import demo_backtest
 
-        with pipeline_lock(params, target_schema()):
+        # One line per model here too: dbt's own output would bury the summary above.
+        with pipeline_lock(params, target_schema()), progress(ModelProgress()):
             code = demo_backtest(
                 params, settings, first_day=data.start_date, last_day=data.end_date
             )
