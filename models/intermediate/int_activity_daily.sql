@@ -42,7 +42,7 @@ exams as (
         user_id,
         session_id,
         activity_at
-    from {{ ref('int_exam_results_mapped') }}
+    from {{ ref('int_exam_results__mapped') }}
     where
         user_id is not null
         and {{ in_window('activity_at', window_start) }}
@@ -88,7 +88,7 @@ events as (
         user_id,
         activity_at,
         'session' as activity_source
-    from {{ ref('int_sessions_mapped') }}
+    from {{ ref('int_sessions__mapped') }}
     where
         user_id is not null
         and {{ in_window('activity_at', window_start) }}

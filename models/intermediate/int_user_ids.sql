@@ -65,7 +65,7 @@ known_ids as (
     select
         user_id,
         0 as source_rank
-    from {{ ref('stg_seedtest__weekly_kpi') }}
+    from {{ ref('stg_seedtest__weekly_kpis') }}
     {{ where_since('created_at', written_from) }}
     union
     select
@@ -89,7 +89,7 @@ known_ids as (
     select
         user_id,
         1 as source_rank
-    from {{ ref('stg_seedtest__student_topic_theta') }}
+    from {{ ref('stg_seedtest__student_topic_thetas') }}
     {{ where_since('estimated_at', events_from, nullable=true) }}
 ),
 

@@ -2,7 +2,7 @@
 
 Every value is checked before any connection is made; a bad one raises UsageError with one
 clear line (exit 2). The validated values become dbt vars, which the dbt project validates
-again (macros/validate_vars.sql), so nothing unchecked reaches SQL whichever way dbt runs.
+again (macros/vars/), so nothing unchecked reaches SQL whichever way dbt runs.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Var:
     only), its default as an environment would hold it ("" when there is none), what it means
     and the group it is listed under. The single definition of the settings:
     docs/configuration.md is generated from SETTINGS (`seedtest-dev config-docs`), and
-    macros/validate_vars.sql, profiles/profiles.yml and the ConfigMap are checked against
+    macros/vars/, profiles/profiles.yml and the ConfigMap are checked against
     these (tests/python/test_settings.py)."""
 
     env: str
@@ -405,7 +405,7 @@ GROUPS: dict[str, str] = {
     "plain_dbt": "The dbt profile's connection (plain `dbt` commands)",
 }
 
-# Each dbt var and the environment variable macros/validate_vars.sql reads when it is not
+# Each dbt var and the environment variable macros/vars/ reads when it is not
 # given with --vars (_var_env_names there; a test checks both agree).
 DBT_VAR_ENV: dict[str, str] = {
     "anchor_date": "ANCHOR_DATE",
@@ -455,7 +455,7 @@ class Settings:
 
     def dbt_env(self) -> dict[str, str]:
         """The dbt vars as the environment variables the project falls back to
-        (macros/validate_vars.sql): how the CLI hands its settings to dbt. A --vars value that
+        (macros/vars/): how the CLI hands its settings to dbt. A --vars value that
         changes (the anchor date, every night) makes dbt re-parse the whole project; an
         environment variable read only when the models compile does not."""
         return {
@@ -513,7 +513,7 @@ def parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
 
 
 def parse_date(name: str, raw: str) -> dt.date:
-    """A date by the project's one date rule, the same as macros/validate_vars.sql's
+    """A date by the project's one date rule, the same as macros/vars/validators.sql's
     date_problem (tests/python/test_var_injection.py runs both over the same texts): YYYY-MM-DD
     in ASCII digits, a real calendar date, on or after MIN_DATE."""
     text = raw.strip()
@@ -529,7 +529,7 @@ def parse_date(name: str, raw: str) -> dt.date:
 
 
 def _dbt_timezones() -> Container[str] | None:
-    """The zone names macros/validate_vars.sql accepts (pytz's list; pytz comes with dbt)."""
+    """The zone names macros/vars/ accepts (pytz's list; pytz comes with dbt)."""
     try:
         import pytz
     except ImportError:  # pragma: no cover - a dependency of dbt-core

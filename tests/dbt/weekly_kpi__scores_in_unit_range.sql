@@ -12,7 +12,7 @@ scored as (
         kpi.week_start,
         kpi.kpis -> 'P' as p,
         kpi.kpis -> 'S' as s
-    from {{ ref('stg_seedtest__weekly_kpi') }} as kpi
+    from {{ ref('stg_seedtest__weekly_kpis') }} as kpi
     inner join {{ ref('inactive_users') }} as inactive on kpi.user_id = inactive.user_id
     where
         kpi.week_start = {{ anchor_week_start() }}

@@ -67,6 +67,10 @@ def test_migrations_between_runs(params: ConnectionParams) -> None:
         conn.execute(
             "create view analytics.stg_seedtest__sessions as select * from public.session"
         )
+        # and one under the name a staging model had before (meta former_names)
+        conn.execute(
+            "create view analytics.stg_seedtest__mirt_ability as select * from public.mirt_ability"
+        )
     first = run(params, "run")
     assert "Found" in first or "No inactive users found" in first
     with connect(params) as conn:

@@ -506,8 +506,8 @@ def test_unusual_valid_values_are_accepted_by_both_validators(
 # --- in-process checks of the two validators against each other ----------------------------
 
 def _macro_number_pattern() -> re.Pattern[str]:
-    """The regular expression macros/validate_vars.sql checks decimal vars with."""
-    text = (REPO / "macros" / "validate_vars.sql").read_text()
+    """The regular expression macros/vars/validators.sql checks decimal vars with."""
+    text = (REPO / "macros" / "vars" / "validators.sql").read_text()
     block = text[text.index("macro validated_number"):]
     block = block[: block.index("endmacro")]
     match = re.search(r"fullmatch\(\s*'([^']+)'", block)

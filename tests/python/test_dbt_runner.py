@@ -72,9 +72,9 @@ def test_other_commands_keep_their_arguments() -> None:
 
 
 def test_the_settings_reach_dbt_as_the_environment_the_macros_read() -> None:
-    """Every dbt var has its environment variable (validate_vars.sql's _var_env_names), as
+    """Every dbt var has its environment variable (macros/vars/var_text.sql's _var_env_names), as
     text the macros accept; only the backtest's anchor spine, which has none, is --vars."""
-    macros = (Path(__file__).resolve().parents[2] / "macros" / "validate_vars.sql").read_text()
+    macros = (Path(__file__).resolve().parents[2] / "macros" / "vars" / "var_text.sql").read_text()
     pairs = dict(re.findall(r"'([a-z_]+)': '([A-Z_]+)'", macros))
     assert pairs == DBT_VAR_ENV
     settings = replace(SETTINGS, include_theta=True, default_target=1e-05, lookback_days=12)

@@ -669,7 +669,7 @@ def test_source_checks_warn_name_and_count(other_schema: OtherSchema) -> None:
     """Assumptions about the application's data that fail are warnings: named with their
     row count, counted in the final line, and the run goes on (exit 0)."""
     found = warnings(other_schema.run)
-    assert found.get(("source check", "stg_seedtest__weekly_kpi.kpis", "is_object")) == 1, found
+    assert found.get(("source check", "stg_seedtest__weekly_kpis.kpis", "is_object")) == 1, found
 
 
 # --- optional sources missing ---------------------------------------------------------------

@@ -201,8 +201,8 @@ def test_run_builds_everything_then_scores(demo: DemoRuns) -> None:
     assert warned == 0
     passed_tests = set(NODE_PASS.findall(build_out))
     assert {
-        "stg_seedtest__weekly_kpi__kpis_is_object",
-        "stg_seedtest__weekly_kpi__week_start_is_monday",
+        "stg_seedtest__weekly_kpis__kpis_is_object",
+        "stg_seedtest__weekly_kpis__week_start_is_monday",
     } <= passed_tests
     with_s = scalar(
         params,

@@ -208,7 +208,7 @@ def test_idle_session_timeout_cannot_end_the_lock(scenario: Scenario) -> None:
             # Plain dbt takes no lock, but does not start writing while a CLI run holds it.
             plain = subprocess.run(
                 [str(Path(sys.executable).with_name("dbt")), "run", "--select",
-                 "stg_seedtest__weekly_kpi", "--project-dir", str(REPO),
+                 "stg_seedtest__weekly_kpis", "--project-dir", str(REPO),
                  "--profiles-dir", str(REPO / "profiles")],
                 cwd=REPO, capture_output=True, text=True, check=False,
                 env={**scenario.env("plain"), **scenario.params.dbt_env(),

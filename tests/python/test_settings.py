@@ -1,6 +1,6 @@
 """The settings are defined once, in seedtest_analytics.config (SETTINGS): docs/configuration.md
 is generated from them, and the places that cannot import them are checked against them:
-macros/validate_vars.sql (the dbt project validates the vars again), profiles/profiles.yml,
+the macros of macros/vars/ (the dbt project validates the vars again), profiles/profiles.yml,
 and the ConfigMap."""
 
 from __future__ import annotations
@@ -22,7 +22,11 @@ BY_DBT_VAR = {var.dbt_var: var for var in VARS if var.dbt_var}
 
 
 def _macros() -> str:
-    return (REPO / "macros" / "validate_vars.sql").read_text(encoding="utf-8")
+    """The var macros (the anchor spine's vars, read the same way, have no environment)."""
+    return "".join(
+        (REPO / "macros" / "vars" / name).read_text(encoding="utf-8")
+        for name in ("var_text.sql", "validators.sql", "project_vars.sql")
+    )
 
 
 def test_defaults_parse_to_the_settings_defaults() -> None:

@@ -69,13 +69,14 @@ def demo(server_params: ConnectionParams) -> Iterator[tuple[psycopg.Connection, 
 
 
 def _dbt_uuid_form() -> str:
-    """macros/user_ids.sql's uuid_form rendered for the query parameter %(id)s, with its
-    PostgreSQL implementations (macros/cross_db.sql) behind a minimal `adapter.dispatch` that
-    picks postgres__<name>, else default__<name>, as dbt-postgres does."""
+    """macros/user_ids/user_ids.sql's uuid_form rendered for the query parameter %(id)s, with its
+    PostgreSQL implementations (macros/cross_db/uuid_text.sql) behind a minimal
+    `adapter.dispatch` that picks postgres__<name>, else default__<name>, as dbt-postgres does."""
     import jinja2
 
     macros = "".join(
-        (REPO / "macros" / name).read_text() for name in ("user_ids.sql", "cross_db.sql")
+        (REPO / "macros" / name).read_text()
+        for name in ("user_ids/user_ids.sql", "cross_db/uuid_text.sql")
     )
     env = jinja2.Environment()
     module: dict[str, object] = {}
@@ -95,7 +96,7 @@ def _dbt_uuid_form() -> str:
 
 def test_app_user_uuid_is_the_rule_of_the_sql(db_conn: psycopg.Connection) -> None:
     """rules.app_user_uuid against the application's SQL function (app_schema.sql) and the
-    dbt project's macro (macros/user_ids.sql)."""
+    dbt project's macro (macros/user_ids/user_ids.sql)."""
     ids = [
         "user0042",
         "ABCDEF01-2345-6789-ABCD-EF0123456789",

@@ -13,7 +13,7 @@ unescaped. The control case below shows the first point on this very database.
 All the dbt invocations run in one Python process, against one database with a canary table:
 - control: a var the project never validates, rendered by `compile --inline`, runs its
   payload (so the payloads below would run if anything rendered them); the same invocation
-  runs the date rule of macros/validate_vars.sql (date_problem) over texts config.parse_date
+  runs the date rule of macros/vars/validators.sql (date_problem) over texts config.parse_date
   also judges;
 - environment: for each command (parse, compile, build, docs generate, show, source
   freshness), every variable a var falls back to, and the profile's schema and database name,
@@ -371,15 +371,15 @@ def test_a_source_schema_of_plain_characters_that_is_no_identifier_is_refused(
 
 
 def test_only_the_validation_macros_read_vars() -> None:
-    """var() and env_var() of the project vars appear only in macros/validate_vars.sql, the
+    """var() and env_var() of the project vars appear only in macros/vars/var_text.sql, the
     sources' schema and the profile: a model or test calling var() itself would have dbt
     render the var's text."""
     allowed = {
-        REPO / "macros" / "validate_vars.sql",
+        REPO / "macros" / "vars" / "var_text.sql",
         REPO / "models" / "staging" / "seedtest" / "_seedtest__sources.yml",
         REPO / "profiles" / "profiles.yml",
         # SEEDTEST_LOCK_*: set by the CLI, each matched against a strict pattern before use.
-        REPO / "macros" / "run_lock.sql",
+        REPO / "macros" / "hooks" / "run_lock.sql",
     }
     call = re.compile(r"\b(?:var|env_var)\s*\(\s*['\"]")
     offenders = []
@@ -410,7 +410,7 @@ def python_problem(text: str) -> str:
 
 
 def test_cli_and_dbt_apply_the_same_date_rule(outcomes: dict[str, dict[str, Any]]) -> None:
-    """macros/validate_vars.sql's date_problem and config.parse_date agree on every text: which
+    """macros/vars/validators.sql's date_problem and config.parse_date agree on every text: which
     are dates, and what is wrong with the others (1899-12-31 and 0001-01-01 are refused by
     both, before connecting on the CLI's side, issue 16 item 8)."""
     outcome = outcomes["control"]

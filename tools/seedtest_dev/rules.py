@@ -2,9 +2,9 @@
 dbt project, each defined once here.
 
 The product computes them in SQL (the application's `app_user_uuid` function and
-macros/user_ids.sql; models/intermediate/int_topic_daily__improvement.sql); the tests check
-these definitions against that SQL (test_synthetic.py, test_bench.py, and the reference
-comparisons of test_features.py).
+macros/user_ids/user_ids.sql; models/intermediate/int_topic_daily__improvement_scored.sql); the
+tests check these definitions against that SQL (test_synthetic.py, test_bench.py, and the
+reference comparisons of test_features.py).
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@
 -- anchor; only next_active_day / days_to_return look past it.
 --
 -- Anchors: churn_anchor_start, + churn_anchor_every, ... up to churn_anchor_end (vars; see
--- macros/churn_anchors.sql); without them the one day anchor_date. A table built by the run
--- (a view would keep the run's dates in its definition): the backtest reads it once, the
--- nightly P/S step reads it in the logistic mode.
+-- macros/vars/churn_anchor_spine.sql); without them the one day anchor_date. A table built by
+-- the run (a view would keep the run's dates in its definition): the backtest reads it once,
+-- the nightly P/S step reads it in the logistic mode.
 --
 -- Set-based over the activity days: an activity day d with next activity day n is the user's
 -- last day as of every anchor in [d + threshold, n - 1], and it is the first day of the

@@ -11,7 +11,7 @@ with it, silently. So:
   otherwise end it while the run works elsewhere);
 - every write checks, in its own transaction, that the lock is still held by this run's lock
   session (pid and a per-run application_name, so a reused pid cannot pass): dbt through an
-  on-run-start hook and a pre-hook on every model (macros/run_lock.sql, fed by the
+  on-run-start hook and a pre-hook on every model (macros/hooks/run_lock.sql, fed by the
   SEEDTEST_LOCK_* environment variables), the Python writes through assert_held();
 - each write transaction also holds a shared "writer" lock, and a run that has just taken
   the run lock waits until no writer of an earlier holder is left (a barrier): a write that
@@ -35,7 +35,7 @@ from ..errors import RunError
 from .connection import ConnectionParams, connect
 
 LOCK_WAIT_ENV = LOCK_WAIT.env
-# What the dbt hooks read (macros/run_lock.sql validates each before it reaches SQL).
+# What the dbt hooks read (macros/hooks/run_lock.sql validates each before it reaches SQL).
 LOCK_PID_ENV = "SEEDTEST_LOCK_PID"
 LOCK_NAME_ENV = "SEEDTEST_LOCK_NAME"
 LOCK_KEY_ENV = "SEEDTEST_LOCK_KEY"

@@ -22,7 +22,7 @@ from ..errors import UsageError
 from .paths import project_root
 
 # Tables the project keeps in its schema besides the models: the run history (db/history.py)
-# and the windows of the per-run tables (macros/run_window.sql).
+# and the windows of the per-run tables (macros/run_window/run_windows_registry.sql).
 # Tables the Python side creates in the project's schema: the run history, dbt's per-run
 # window record, and the churn model's versions and backtest results (scoring/churn_model.py).
 OWN_TABLES = frozenset(

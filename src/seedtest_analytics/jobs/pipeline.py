@@ -78,7 +78,7 @@ def backfill_settings(settings: Settings, start: str) -> Settings:
     if first > last:
         raise UsageError(f"--start {first} is after --end {last}")
     lookback = (last - first).days + settings.lookback_days
-    if lookback > MAX_LOOKBACK_DAYS:  # the bound macros/validate_vars.sql puts on lookback_days
+    if lookback > MAX_LOOKBACK_DAYS:  # the bound macros/vars/project_vars.sql puts on lookback_days
         raise UsageError(
             f"--start {first} is too far back: a backfill covers at most "
             f"{MAX_LOOKBACK_DAYS - settings.lookback_days + 1} days"
