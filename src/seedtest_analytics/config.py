@@ -139,10 +139,11 @@ ATTEMPTS_FROM_EXAM_RESULTS = Var(
 CHURN_MODEL = Var(
     "METRICS_CHURN_MODEL",
     None,
-    "heuristic",
+    "auto",
     group="scores",
-    doc="`heuristic`: the fixed-weight S; `logistic`: S is the probability of the latest"
-    " model trained by `train-churn` (see docs/churn.md)",
+    doc="`auto`: the champion promoted by `train-churn`, else the fixed-weight S;"
+    " `heuristic`: the fixed-weight S; `logistic`: the latest trained logistic model"
+    " (see docs/churn.md)",
 )
 DEBUG = Var(
     "DEBUG",
@@ -367,11 +368,33 @@ PGPASSWORD = Var(
     doc=f"password (dbt never prints a `DBT_ENV_SECRET_` value); {PLAIN_DBT}",
 )
 
+# Read by scoring/churn_champion.py and scoring/holdout.py.
+CHURN_MODEL_MAX_AGE = IntVar(
+    "METRICS_CHURN_MODEL_MAX_AGE_DAYS",
+    None,
+    "35",
+    minimum=1,
+    maximum=3650,
+    group="scores",
+    doc="in `auto` mode, the oldest champion the nightly run still uses (else the previous"
+    " champion, else the fixed-weight S)",
+)
+HOLDOUT_SHARE = Var(
+    "SEEDTEST_HOLDOUT_SHARE",
+    None,
+    "0",
+    group="scores",
+    doc="share (0 to 1) of the scored users flagged as a stable holdout in `weekly_kpi.kpis`;"
+    " `0` writes no flag",
+)
+
 # Every setting, in the order docs/configuration.md lists them (by group).
 SETTINGS: tuple[Var, ...] = (
     DATABASE_URL,
     ANCHOR_DATE,
     *VARS,
+    CHURN_MODEL_MAX_AGE,
+    HOLDOUT_SHARE,
     LOCK_WAIT,
     DBT_THREADS,
     DBT_TARGET_PATH,
@@ -436,7 +459,9 @@ class Settings:
     attempts_from_exam_results: bool = ATTEMPTS_FROM_EXAM_RESULTS.default == "true"
     debug: bool = DEBUG.default == "true"
     dry_run: bool = False
-    churn_model: str = CHURN_MODEL.default  # heuristic (the fixed-weight S) or logistic
+    # auto (the promoted champion, else the fixed-weight S), heuristic (the fixed-weight S)
+    # or logistic (the latest trained logistic model)
+    churn_model: str = CHURN_MODEL.default
 
     def dbt_vars(self) -> dict[str, object]:
         """The project's dbt vars: what `dbt build --vars` would take for this run."""
@@ -502,7 +527,7 @@ def parse_float(name: str, raw: str) -> float:
     return value
 
 
-CHURN_MODELS = ("heuristic", "logistic")
+CHURN_MODELS = ("auto", "heuristic", "logistic")
 
 
 def parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
