@@ -332,7 +332,7 @@ SPARK_HOST = Var(
     None,
     "localhost",
     group="spark",
-    doc="the cluster's host, for the profile's `thrift`/`http`/`odbc` methods",
+    doc="the Thrift server's (or cluster's) host",
 )
 SPARK_DRIVER_MEMORY = Var(
     "SEEDTEST_SPARK_DRIVER_MEMORY",
@@ -347,6 +347,61 @@ SPARK_SHUFFLE_PARTITIONS = Var(
     "4",
     group="spark",
     doc="`spark.sql.shuffle.partitions`",
+)
+SPARK_METHOD = Var(
+    "SEEDTEST_SPARK_METHOD",
+    None,
+    "session",
+    group="spark",
+    doc="`session`: Spark inside the process; `thrift`: through a Spark Thrift Server"
+    " (profile target `thrift`; see docs/spark-thrift.md)",
+)
+SPARK_PORT = Var(
+    "SEEDTEST_SPARK_PORT", None, "10000", group="spark", doc="the Thrift server's port"
+)
+SPARK_USER = Var(
+    "SEEDTEST_SPARK_USER",
+    None,
+    "seedtest",
+    group="spark",
+    doc="the user the Thrift sessions are opened as",
+)
+SPARK_AUTH = Var(
+    "SEEDTEST_SPARK_AUTH",
+    None,
+    "NONE",
+    group="spark",
+    doc="the Thrift server's authentication: `NONE`, `NOSASL`, `LDAP`, `KERBEROS` or `CUSTOM`"
+    " (the server's `hive.server2.authentication`)",
+)
+SPARK_PASSWORD = Var(
+    "DBT_ENV_SECRET_SPARK_PASSWORD",
+    None,
+    "",
+    group="spark",
+    doc="the Thrift server's password, with `LDAP` or `CUSTOM` (dbt never prints it)",
+)
+SPARK_KERBEROS_SERVICE = Var(
+    "SEEDTEST_SPARK_KERBEROS_SERVICE",
+    None,
+    "hive",
+    group="spark",
+    doc="the Kerberos service name, with `KERBEROS`",
+)
+SPARK_CONNECT_RETRIES = Var(
+    "SEEDTEST_SPARK_CONNECT_RETRIES",
+    None,
+    "3",
+    group="spark",
+    doc="dbt's connection retries to the Thrift server (10 s apart) while a cluster starts",
+)
+SPARK_POLL_SECONDS = Var(
+    "SEEDTEST_SPARK_POLL_SECONDS",
+    None,
+    "1",
+    group="spark",
+    doc="seconds between dbt's checks whether a statement on the Thrift server is done"
+    " (dbt-spark's default, 5, adds seconds to every statement)",
 )
 # profiles/profiles.yml's connection: the CLI sets these from DATABASE_URL (the password in a
 # variable dbt keeps out of its logs); set them yourself only for a plain `dbt` command.
@@ -410,6 +465,14 @@ SETTINGS: tuple[Var, ...] = (
     SPARK_HOST,
     SPARK_DRIVER_MEMORY,
     SPARK_SHUFFLE_PARTITIONS,
+    SPARK_METHOD,
+    SPARK_PORT,
+    SPARK_USER,
+    SPARK_AUTH,
+    SPARK_PASSWORD,
+    SPARK_KERBEROS_SERVICE,
+    SPARK_CONNECT_RETRIES,
+    SPARK_POLL_SECONDS,
     PGHOST,
     PGPORT,
     PGUSER,
