@@ -6,8 +6,10 @@
 # the reference comparison of the features and the weekly_kpi write tests then run again on a
 # PostgreSQL 15 server of their own (scripts/pg15.sh) -- also when the first pass failed.
 # Every stage runs; the exit code is non-zero when any of them failed.
-# Extra arguments go to pytest, e.g. `scripts/test.sh -k features` or `scripts/test.sh -m slow`
-# (with arguments, the PostgreSQL 15 pass is skipped).
+# pytest runs every tier CI needs (fast, integration, infra; docs/testing.md), not the tests
+# marked slow or image: the load tests (`scripts/test.sh -m slow`), the full benchmark run
+# (scripts/test-bench.sh) and the image build (scripts/test-image.sh). Extra arguments go to pytest, e.g. `scripts/test.sh -m fast` or
+# `scripts/test.sh -k features` (with arguments, the PostgreSQL 15 pass is skipped).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -28,13 +28,17 @@ MIN_DATE = dt.date(1900, 1, 1)
 @dataclass(frozen=True)
 class Var:
     """One setting: its environment variable, the dbt var it becomes (None: used in Python
-    only), and its default as an environment would hold it. The single definition of the
-    defaults and bounds: macros/vars/, the README and the ConfigMap are checked
-    against these (tests/python/test_settings.py)."""
+    only), its default as an environment would hold it ("" when there is none), what it means
+    and the group it is listed under. The single definition of the settings:
+    docs/configuration.md is generated from SETTINGS (`seedtest-dev config-docs`), and
+    macros/vars/, profiles/profiles.yml and the ConfigMap are checked against
+    these (tests/python/test_settings.py)."""
 
     env: str
     dbt_var: str | None
     default: str
+    doc: str = ""
+    group: str = "run"
 
 
 @dataclass(frozen=True)
@@ -48,30 +52,154 @@ class IntVar(Var):
         return parse_int(name or self.env, raw, minimum=self.minimum, maximum=self.maximum)
 
 
-LOOKBACK_DAYS = IntVar("AGG_LOOKBACK_DAYS", "lookback_days", "7", maximum=3650)
-INCLUDE_THETA = Var("AGG_INCLUDE_THETA", "include_theta", "false")
-ACTIVITY_TIMEZONE = Var("ACTIVITY_TIMEZONE", "activity_timezone", "UTC")
-THRESHOLD_DAYS = IntVar("INACTIVITY_THRESHOLD_DAYS", "inactivity_threshold_days", "7")
-KPI_LOOKBACK_DAYS = IntVar("KPI_LOOKBACK_DAYS", "kpi_lookback_days", "30", minimum=1)
-DEFAULT_TARGET = Var("METRICS_DEFAULT_TARGET", "default_target", "0.0")
-USE_BAYESIAN = Var("METRICS_USE_BAYESIAN", None, "false")
-CHURN_HORIZON_DAYS = IntVar("METRICS_CHURN_HORIZON_DAYS", None, "14")
-SOURCE_SCHEMA = Var("SOURCE_SCHEMA", "source_schema", "public")
-MAP_USER_IDS = Var("MAP_USER_IDS", "map_user_ids", "true")
+LOOKBACK_DAYS = IntVar(
+    "AGG_LOOKBACK_DAYS",
+    "lookback_days",
+    "7",
+    maximum=3650,
+    group="window",
+    doc="days before the anchor date that a run recomputes (the window is this + 1 days)",
+)
+INCLUDE_THETA = Var(
+    "AGG_INCLUDE_THETA",
+    "include_theta",
+    "false",
+    group="window",
+    doc="fill `theta_estimate`/`theta_sd` of `features_topic_daily` from `student_topic_theta`"
+    " (else `mirt_ability`)",
+)
+ACTIVITY_TIMEZONE = Var(
+    "ACTIVITY_TIMEZONE",
+    "activity_timezone",
+    "UTC",
+    group="window",
+    doc="IANA time zone of the calendar days and of the default anchor date (never the"
+    " database session's time zone)",
+)
+THRESHOLD_DAYS = IntVar(
+    "INACTIVITY_THRESHOLD_DAYS",
+    "inactivity_threshold_days",
+    "7",
+    group="scores",
+    doc="days without activity before the end of the anchor day after which a user is"
+    " inactive (`--threshold` wins)",
+)
+KPI_LOOKBACK_DAYS = IntVar(
+    "KPI_LOOKBACK_DAYS",
+    "kpi_lookback_days",
+    "30",
+    minimum=1,
+    group="scores",
+    doc="activity window of S, in days",
+)
+DEFAULT_TARGET = Var(
+    "METRICS_DEFAULT_TARGET",
+    "default_target",
+    "0.0",
+    group="scores",
+    doc="P's target for a user without an `interest_goal` row",
+)
+USE_BAYESIAN = Var(
+    "METRICS_USE_BAYESIAN",
+    None,
+    "false",
+    group="scores",
+    doc="empirical-Bayes shrinkage of the ability before P is computed",
+)
+CHURN_HORIZON_DAYS = IntVar(
+    "METRICS_CHURN_HORIZON_DAYS",
+    None,
+    "14",
+    group="scores",
+    doc="horizon `h` of S: the days after the anchor in which a churned user does not return",
+)
+SOURCE_SCHEMA = Var(
+    "SOURCE_SCHEMA",
+    "source_schema",
+    "public",
+    group="connection",
+    doc="schema of the application tables (`exam_results`, `attempt`, `weekly_kpi`, ...)",
+)
+MAP_USER_IDS = Var(
+    "MAP_USER_IDS",
+    "map_user_ids",
+    "true",
+    group="window",
+    doc="map uuid-shaped ids back to the application's `user_id`; `false` only when"
+    " `attempt.student_id` already equals `user_id`",
+)
 ATTEMPTS_FROM_EXAM_RESULTS = Var(
-    "ATTEMPTS_FROM_EXAM_RESULTS", "attempts_from_exam_results", "false"
+    "ATTEMPTS_FROM_EXAM_RESULTS",
+    "attempts_from_exam_results",
+    "false",
+    group="window",
+    doc="`true` derives the attempts from `exam_results` (by the `attempt` view's own rules)"
+    " instead of reading the `attempt` view",
 )
-CHURN_MODEL = Var("METRICS_CHURN_MODEL", None, "auto")
-DEBUG = Var("DEBUG", None, "false")
+CHURN_MODEL = Var(
+    "METRICS_CHURN_MODEL",
+    None,
+    "auto",
+    group="scores",
+    doc="`auto`: the champion promoted by `train-churn`, else the fixed-weight S;"
+    " `heuristic`: the fixed-weight S; `logistic`: the latest trained logistic model"
+    " (see docs/churn.md)",
+)
+DEBUG = Var(
+    "DEBUG",
+    None,
+    "false",
+    group="dbt",
+    doc="debug log lines (for example a sample of the scores)",
+)
 # Read by dbt/runner.py (the profile's schema, and whether a build runs the data tests).
-DBT_SCHEMA = Var("SEEDTEST_DBT_SCHEMA", None, "analytics")
-DBT_TESTS = Var("SEEDTEST_DBT_TESTS", None, "true")
-# Read by db/timeouts.py and jobs/freshness.py (the reasons for the defaults are there).
-LOCK_TIMEOUT = IntVar("SEEDTEST_LOCK_TIMEOUT_SECONDS", None, "120", minimum=1, maximum=86_400)
-STATEMENT_TIMEOUT = IntVar(
-    "SEEDTEST_STATEMENT_TIMEOUT_SECONDS", None, "3600", minimum=1, maximum=86_400
+DBT_SCHEMA = Var(
+    "SEEDTEST_DBT_SCHEMA",
+    None,
+    "analytics",
+    group="connection",
+    doc="schema the models are built in; never `SOURCE_SCHEMA`, and it may hold nothing but"
+    " this project's relations (else exit 2 before dbt starts)",
 )
-FRESHNESS_HOURS = IntVar("SEEDTEST_FRESHNESS_HOURS", None, "24", maximum=87_600)
+DBT_TESTS = Var(
+    "SEEDTEST_DBT_TESTS",
+    None,
+    "true",
+    group="dbt",
+    doc="`false` builds the models without their dbt data tests (development and the test"
+    " suite only; the nightly run keeps them)",
+)
+# Read by db/timeouts.py and jobs/freshness.py (the reasons for the defaults are there).
+LOCK_TIMEOUT = IntVar(
+    "SEEDTEST_LOCK_TIMEOUT_SECONDS",
+    None,
+    "120",
+    minimum=1,
+    maximum=86_400,
+    group="safety",
+    doc="longest wait of any statement (dbt's and the P/S write) for a lock another session"
+    " holds; then one line, exit 1, everything rolled back",
+)
+STATEMENT_TIMEOUT = IntVar(
+    "SEEDTEST_STATEMENT_TIMEOUT_SECONDS",
+    None,
+    "3600",
+    minimum=1,
+    maximum=86_400,
+    group="safety",
+    doc="longest any statement may run (the slowest measured, a full build at 10M attempts,"
+    " takes under 3 minutes); keep it below the Job's deadline so the log says why",
+)
+FRESHNESS_HOURS = IntVar(
+    "SEEDTEST_FRESHNESS_HOURS",
+    None,
+    "24",
+    maximum=87_600,
+    group="safety",
+    doc="freshness guard: `run`/`detect-inactivity` stop before the P/S step (exit 1) when"
+    " `exam_results` has no row in the last this-many hours of the anchor day; `aggregate`"
+    " only warns; `0` switches it off",
+)
 VARS: tuple[Var, ...] = (
     LOOKBACK_DAYS,
     INCLUDE_THETA,
@@ -92,6 +220,276 @@ VARS: tuple[Var, ...] = (
     STATEMENT_TIMEOUT,
     FRESHNESS_HOURS,
 )
+
+# The other environment variables, read outside Settings or only by profiles/profiles.yml.
+DATABASE_URL = Var(
+    "DATABASE_URL",
+    None,
+    "",
+    group="connection",
+    doc="the database: a libpq URI (`postgresql://`, also `postgresql+psycopg2://`; a unix"
+    " socket is `?host=/var/run/postgresql`). Unset: the development tools' embedded"
+    " PostgreSQL; the image has none",
+)
+ANCHOR_DATE = Var(
+    "ANCHOR_DATE",
+    "anchor_date",
+    "",
+    group="window",
+    doc="the last day a run (re)computes, `YYYY-MM-DD`, when `--date` is not given; unset:"
+    " yesterday in `ACTIVITY_TIMEZONE`",
+)
+LOCK_WAIT = IntVar(
+    "SEEDTEST_LOCK_WAIT_SECONDS",
+    None,
+    "300",
+    maximum=86_400,
+    group="safety",
+    doc="how long a command waits for another run's lock before it exits 1 (`0`: do not wait)",
+)
+DBT_THREADS = Var(
+    "SEEDTEST_DBT_THREADS",
+    None,
+    "2",
+    group="dbt",
+    doc="dbt's threads (models built in parallel)",
+)
+DBT_TARGET_PATH = Var(
+    "DBT_TARGET_PATH",
+    None,
+    "target",
+    group="dbt",
+    doc="where dbt keeps its artifacts (`run_results.json` for `dbt-retry`, the parse it"
+    " reuses); on a volume that outlives the pod in Kubernetes. Dry runs use"
+    " `<DBT_TARGET_PATH>-dry-run`",
+)
+DBT_LOG_PATH = Var(
+    "DBT_LOG_PATH",
+    None,
+    "logs",
+    group="dbt",
+    doc="where dbt writes its log files",
+)
+PROJECT_DIR = Var(
+    "SEEDTEST_PROJECT_DIR",
+    None,
+    "",
+    group="dbt",
+    doc="the dbt project the CLI runs; unset: the checkout the package was installed from"
+    " (the image sets it)",
+)
+PROFILE_FILE = Var(
+    "SEEDTEST_PROFILE_FILE",
+    None,
+    "",
+    group="dbt",
+    doc="write the run's phase timings (JSON) to this file; used by `seedtest-dev bench`",
+)
+ENGINE = Var(
+    "SEEDTEST_ENGINE",
+    None,
+    "postgres",
+    group="spark",
+    doc="`spark` builds the models on Apache Spark (profile target `spark`; see docs/spark.md)",
+)
+SPARK_SOURCE_SCHEMA = Var(
+    "SEEDTEST_SPARK_SOURCE_SCHEMA",
+    None,
+    "seedtest",
+    group="spark",
+    doc="the Spark database holding the copies of the application tables",
+)
+SPARK_MASTER = Var(
+    "SEEDTEST_SPARK_MASTER",
+    None,
+    "local[2]",
+    group="spark",
+    doc="`spark.master` of the in-process session",
+)
+SPARK_DIR = Var(
+    "SEEDTEST_SPARK_DIR",
+    None,
+    ".spark",
+    group="spark",
+    doc="folder of the local session's warehouse and Derby metastore",
+)
+SPARK_WAREHOUSE = Var(
+    "SEEDTEST_SPARK_WAREHOUSE",
+    None,
+    ".spark/warehouse",
+    group="spark",
+    doc="`spark.sql.warehouse.dir` (the CLI makes it `<SEEDTEST_SPARK_DIR>/warehouse`)",
+)
+SPARK_METASTORE = Var(
+    "SEEDTEST_SPARK_METASTORE",
+    None,
+    ".spark/metastore_db",
+    group="spark",
+    doc="the Derby metastore (the CLI makes it `<SEEDTEST_SPARK_DIR>/metastore_db`)",
+)
+SPARK_HOST = Var(
+    "SEEDTEST_SPARK_HOST",
+    None,
+    "localhost",
+    group="spark",
+    doc="the Thrift server's (or cluster's) host",
+)
+SPARK_DRIVER_MEMORY = Var(
+    "SEEDTEST_SPARK_DRIVER_MEMORY",
+    None,
+    "2g",
+    group="spark",
+    doc="`spark.driver.memory`",
+)
+SPARK_SHUFFLE_PARTITIONS = Var(
+    "SEEDTEST_SPARK_SHUFFLE_PARTITIONS",
+    None,
+    "4",
+    group="spark",
+    doc="`spark.sql.shuffle.partitions`",
+)
+SPARK_METHOD = Var(
+    "SEEDTEST_SPARK_METHOD",
+    None,
+    "session",
+    group="spark",
+    doc="`session`: Spark inside the process; `thrift`: through a Spark Thrift Server"
+    " (profile target `thrift`; see docs/spark-thrift.md)",
+)
+SPARK_PORT = Var(
+    "SEEDTEST_SPARK_PORT", None, "10000", group="spark", doc="the Thrift server's port"
+)
+SPARK_USER = Var(
+    "SEEDTEST_SPARK_USER",
+    None,
+    "seedtest",
+    group="spark",
+    doc="the user the Thrift sessions are opened as",
+)
+SPARK_AUTH = Var(
+    "SEEDTEST_SPARK_AUTH",
+    None,
+    "NONE",
+    group="spark",
+    doc="the Thrift server's authentication: `NONE`, `NOSASL`, `LDAP`, `KERBEROS` or `CUSTOM`"
+    " (the server's `hive.server2.authentication`)",
+)
+SPARK_PASSWORD = Var(
+    "DBT_ENV_SECRET_SPARK_PASSWORD",
+    None,
+    "",
+    group="spark",
+    doc="the Thrift server's password, with `LDAP` or `CUSTOM` (dbt never prints it)",
+)
+SPARK_KERBEROS_SERVICE = Var(
+    "SEEDTEST_SPARK_KERBEROS_SERVICE",
+    None,
+    "hive",
+    group="spark",
+    doc="the Kerberos service name, with `KERBEROS`",
+)
+SPARK_CONNECT_RETRIES = Var(
+    "SEEDTEST_SPARK_CONNECT_RETRIES",
+    None,
+    "3",
+    group="spark",
+    doc="dbt's connection retries to the Thrift server (10 s apart) while a cluster starts",
+)
+SPARK_POLL_SECONDS = Var(
+    "SEEDTEST_SPARK_POLL_SECONDS",
+    None,
+    "1",
+    group="spark",
+    doc="seconds between dbt's checks whether a statement on the Thrift server is done"
+    " (dbt-spark's default, 5, adds seconds to every statement)",
+)
+# profiles/profiles.yml's connection: the CLI sets these from DATABASE_URL (the password in a
+# variable dbt keeps out of its logs); set them yourself only for a plain `dbt` command.
+PLAIN_DBT = "set by the CLI from `DATABASE_URL`; set it yourself only for a plain `dbt` command"
+PGHOST = Var("SEEDTEST_PGHOST", None, "localhost", group="plain_dbt", doc=f"host; {PLAIN_DBT}")
+PGPORT = Var("SEEDTEST_PGPORT", None, "5432", group="plain_dbt", doc=f"port; {PLAIN_DBT}")
+PGUSER = Var("SEEDTEST_PGUSER", None, "postgres", group="plain_dbt", doc=f"role; {PLAIN_DBT}")
+PGDATABASE = Var(
+    "SEEDTEST_PGDATABASE", None, "postgres", group="plain_dbt", doc=f"database; {PLAIN_DBT}"
+)
+PGSSLMODE = Var(
+    "SEEDTEST_PGSSLMODE", None, "prefer", group="plain_dbt", doc=f"`sslmode`; {PLAIN_DBT}"
+)
+PGPASSWORD = Var(
+    "DBT_ENV_SECRET_PGPASSWORD",
+    None,
+    "",
+    group="plain_dbt",
+    doc=f"password (dbt never prints a `DBT_ENV_SECRET_` value); {PLAIN_DBT}",
+)
+
+# Read by scoring/churn_champion.py and scoring/holdout.py.
+CHURN_MODEL_MAX_AGE = IntVar(
+    "METRICS_CHURN_MODEL_MAX_AGE_DAYS",
+    None,
+    "35",
+    minimum=1,
+    maximum=3650,
+    group="scores",
+    doc="in `auto` mode, the oldest champion the nightly run still uses (else the previous"
+    " champion, else the fixed-weight S)",
+)
+HOLDOUT_SHARE = Var(
+    "SEEDTEST_HOLDOUT_SHARE",
+    None,
+    "0",
+    group="scores",
+    doc="share (0 to 1) of the scored users flagged as a stable holdout in `weekly_kpi.kpis`;"
+    " `0` writes no flag",
+)
+
+# Every setting, in the order docs/configuration.md lists them (by group).
+SETTINGS: tuple[Var, ...] = (
+    DATABASE_URL,
+    ANCHOR_DATE,
+    *VARS,
+    CHURN_MODEL_MAX_AGE,
+    HOLDOUT_SHARE,
+    LOCK_WAIT,
+    DBT_THREADS,
+    DBT_TARGET_PATH,
+    DBT_LOG_PATH,
+    PROJECT_DIR,
+    PROFILE_FILE,
+    ENGINE,
+    SPARK_SOURCE_SCHEMA,
+    SPARK_MASTER,
+    SPARK_DIR,
+    SPARK_WAREHOUSE,
+    SPARK_METASTORE,
+    SPARK_HOST,
+    SPARK_DRIVER_MEMORY,
+    SPARK_SHUFFLE_PARTITIONS,
+    SPARK_METHOD,
+    SPARK_PORT,
+    SPARK_USER,
+    SPARK_AUTH,
+    SPARK_PASSWORD,
+    SPARK_KERBEROS_SERVICE,
+    SPARK_CONNECT_RETRIES,
+    SPARK_POLL_SECONDS,
+    PGHOST,
+    PGPORT,
+    PGUSER,
+    PGDATABASE,
+    PGSSLMODE,
+    PGPASSWORD,
+)
+# The groups of docs/configuration.md, in order: key -> heading.
+GROUPS: dict[str, str] = {
+    "connection": "Database and schemas",
+    "window": "The run's days and inputs",
+    "scores": "Inactivity, P and S",
+    "safety": "Locks, timeouts and the freshness guard",
+    "dbt": "dbt and logging",
+    "spark": "Apache Spark (`SEEDTEST_ENGINE=spark`)",
+    "plain_dbt": "The dbt profile's connection (plain `dbt` commands)",
+}
 
 # Each dbt var and the environment variable macros/vars/ reads when it is not
 # given with --vars (_var_env_names there; a test checks both agree).

@@ -25,6 +25,49 @@ from seedtest_analytics.db.connection import ConnectionParams, parse_database_ur
 REPO = Path(__file__).resolve().parents[2]
 SESSION_TIMEZONE = "Pacific/Auckland"
 
+# The test tiers (docs/testing.md), by file. Every test gets one of the markers fast,
+# integration or infra; `pytest -m fast` runs the pure functions and parsing, no database.
+# infra: the benchmark, the image and the deployment manifests, the packaging, the
+# development tools. slow: load tests and the full benchmark run, left out unless asked for.
+INFRA_FILES = {
+    "test_bench.py",
+    "test_bench_run.py",
+    "test_deploy.py",
+    "test_dev_tools.py",
+    "test_image.py",
+    "test_layout.py",
+}
+SLOW_FILES = {"test_bench_run.py"}
+# Files whose tests run dbt, or many of the command's processes, without a database fixture.
+INTEGRATION_FILES = {
+    "test_app_safety.py",
+    "test_selection_safety.py",
+    "test_sql_lint.py",
+    "test_var_injection.py",
+}
+DATABASE_FIXTURE = "server_params"
+
+
+def tier(item: pytest.Item) -> str:
+    """infra by file; integration when the test uses the database (any fixture built on
+    server_params) or its file runs dbt; else fast."""
+    name = item.path.name
+    if name in INFRA_FILES:
+        return "infra"
+    if name in INTEGRATION_FILES or DATABASE_FIXTURE in getattr(item, "fixturenames", ()):
+        return "integration"
+    return "fast"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if item.path.parent != here:
+            continue
+        item.add_marker(tier(item))
+        if item.path.name in SLOW_FILES:
+            item.add_marker("slow")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def dbt_artifacts(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -141,10 +141,11 @@ def test_compiled_sql_reads_only_its_refs(manifest: dict[str, Any]) -> None:
 
 
 def test_test_severities_follow_the_rule(manifest: dict[str, Any]) -> None:
-    """README "Test severities": a warning is a source assumption or a comparison with the
-    live source, and says which (meta check), so the log can count and name it; an error
-    test on an incremental model is scoped to the run's window (`where`), never the history
-    earlier runs wrote; every test on a staging model (the application's data) warns."""
+    """docs/how-it-works.md, "Which dbt test may stop a run": a warning is a source assumption
+    or a comparison with the live source, and says which (meta check), so the log can count and
+    name it; an error test on an incremental model is scoped to the run's window (`where`),
+    never the history earlier runs wrote; every test on a staging model (the application's
+    data) warns."""
     models = project_nodes(manifest, "model")
     tests = project_nodes(manifest, "test")
     assert len(tests) >= 10

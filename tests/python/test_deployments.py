@@ -9,7 +9,7 @@ while the database session runs in Pacific/Auckland.
   ids that are not numbers (`q-17`), response_time_ms null for times that are not numbers,
   another column order; `run` with the dbt tests on, the null item_ids named as a warning;
 - other_schema: the application tables in schema `app` (SOURCE_SCHEMA), run by a login role
-  holding only the README's grants, which cannot create anything there; its weekly_kpi has
+  holding only the operator guide's grants, which cannot create anything there; its weekly_kpi has
   extra columns and an updated_at trigger, and rows the source checks warn about (kpis that
   is not a JSON object, a session ending before it starts); the dbt tests on;
 - missing sources: all optional tables missing at once (the dbt tests on), then each one
@@ -607,7 +607,7 @@ def other_schema(server_params: ConnectionParams, databases: list[ConnectionPara
         conn.execute(sql.SQL("revoke all on database {} from public").format(db))
         conn.execute("revoke all on schema public from public")
         conn.execute("revoke execute on function app.app_user_uuid(text) from public")
-        # README "Grants", with app for public
+        # docs/operations.md "Least-privilege grants", with app for public
         conn.execute(sql.SQL("grant connect, temporary on database {} to {}").format(db, who))
         conn.execute(sql.SQL("grant create on database {} to {}").format(db, who))
         conn.execute(sql.SQL("grant usage on schema app to {}").format(who))

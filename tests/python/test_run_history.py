@@ -1,8 +1,8 @@
-"""The operator's view of the nights (issue 10, issue 13): the dry run writes nothing the next
+"""The operator's view of the nights: the dry run writes nothing the next
 real run can see, `run` prints both old jobs' Summary lines, the freshness guard stops the
 P/S step on a stale source (judged against the end of the anchor day), every run appends one
 row to the run history, dbt's artifacts of the last real run stay for `dbt-retry`, and the
-README's operator queries run as written.
+operator guide's queries (docs/operations.md) run as written.
 
 One database with the demo data; the runs below happen once, in order, and the tests read
 what they printed and left. dbt runs models only (SEEDTEST_DBT_TESTS=false).
@@ -271,9 +271,9 @@ def test_every_run_has_one_history_row(nights: Nights) -> None:
     assert all(r[16] > 0 for r in history)
 
 
-def test_the_readme_operator_queries_run(nights: Nights) -> None:
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Operations"):]
+def test_the_operator_guide_queries_run(nights: Nights) -> None:
+    guide = (REPO / "docs" / "operations.md").read_text()
+    section = guide[guide.index("## Run history"):]
     block = section[section.index("```sql") + len("```sql"):]
     statements = [s.strip() for s in block[:block.index("```")].split(";") if s.strip()]
     assert len(statements) == 2

@@ -1,7 +1,7 @@
-"""The defaults and bounds of the settings are defined once, in seedtest_analytics.config;
-every other place that states them is checked against that definition:
+"""The settings are defined once, in seedtest_analytics.config (SETTINGS): docs/configuration.md
+is generated from them, and the places that cannot import them are checked against them:
 the macros of macros/vars/ (the dbt project validates the vars again), profiles/profiles.yml,
-the README's and deploy/README.md's tables, and the ConfigMap."""
+and the ConfigMap."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import pytest
 import yaml
 
 from conftest import REPO
-from seedtest_analytics.config import VARS, IntVar, Settings, Var, load_settings
+from seedtest_analytics import config
+from seedtest_analytics.config import GROUPS, SETTINGS, VARS, IntVar, Settings, Var, load_settings
 from seedtest_analytics.errors import UsageError
+from seedtest_dev import configdoc
 
-BY_ENV = {var.env: var for var in VARS}
+BY_ENV = {var.env: var for var in SETTINGS}
 BY_DBT_VAR = {var.dbt_var: var for var in VARS if var.dbt_var}
 
 
@@ -25,16 +27,6 @@ def _macros() -> str:
         (REPO / "macros" / "vars" / name).read_text(encoding="utf-8")
         for name in ("var_text.sql", "validators.sql", "project_vars.sql")
     )
-
-
-def _table(path: str) -> dict[str, str]:
-    """`| \\`NAME\\` | default | meaning |` rows of a markdown file: NAME -> default cell."""
-    rows = {}
-    for line in (REPO / path).read_text(encoding="utf-8").splitlines():
-        match = re.match(r"\|\s*`([A-Z][A-Z0-9_]+)`\s*\|([^|]*)\|", line)
-        if match:
-            rows[match.group(1)] = match.group(2).strip()
-    return rows
 
 
 def test_defaults_parse_to_the_settings_defaults() -> None:
@@ -78,42 +70,43 @@ def test_validate_vars_macro_has_the_same_names_defaults_and_bounds() -> None:
     assert checked == set(BY_DBT_VAR), set(BY_DBT_VAR) - checked
 
 
-def test_profile_default_schema() -> None:
+def test_profile_reads_documented_variables_with_their_defaults() -> None:
+    """Every env_var('NAME', 'default') of profiles/profiles.yml is a setting with that
+    default (the profile cannot import the table, so it is compared)."""
     profiles = (REPO / "profiles" / "profiles.yml").read_text(encoding="utf-8")
-    (default,) = re.findall(r"env_var\('SEEDTEST_DBT_SCHEMA', '(\w+)'\)", profiles)
-    assert default == BY_ENV["SEEDTEST_DBT_SCHEMA"].default
+    used = re.findall(r"env_var\('([A-Z][A-Z0-9_]+)', '([^']*)'\)", profiles)
+    assert len(used) >= 10, used
+    for name, default in used:
+        assert name in BY_ENV, f"profiles.yml reads {name}, which SETTINGS does not list"
+        assert BY_ENV[name].default == default, (name, default, BY_ENV[name].default)
 
 
-def test_readme_table_states_the_defaults() -> None:
-    table = _table("README.md")
-    for var in VARS:
-        assert var.env in table, f"{var.env} is missing from the README's table"
-        assert table[var.env] == f"`{var.default}`", (var.env, table[var.env])
+def test_every_setting_is_in_the_table_and_described() -> None:
+    defined = [value for value in vars(config).values() if isinstance(value, Var)]
+    assert set(defined) == set(SETTINGS), set(defined) ^ set(SETTINGS)
+    assert len({var.env for var in SETTINGS}) == len(SETTINGS)
+    for var in SETTINGS:
+        assert var.doc.strip(), f"{var.env} has no description"
+        assert var.group in GROUPS, (var.env, var.group)
 
 
-def test_configmap_and_operator_guide_agree_with_the_defaults() -> None:
-    """Each ConfigMap value is the default, or an override the operator guide names as one
-    (`value` here (`default` if unset))."""
+def test_configuration_doc_is_generated_from_the_table() -> None:
+    """docs/configuration.md is exactly what `seedtest-dev config-docs` writes."""
+    checked_in = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert checked_in == configdoc.render(REPO), (
+        "docs/configuration.md is out of date: run `seedtest-dev config-docs`"
+    )
+    for var in SETTINGS:
+        assert f"| `{var.env}` |" in checked_in, var.env
+
+
+def test_configmap_holds_valid_values_of_known_settings() -> None:
+    """Each ConfigMap variable is a setting, and the values together load (exit 0, not 2)."""
     configmap = yaml.safe_load((REPO / "deploy" / "k8s" / "configmap.yaml").read_text())["data"]
-    guide = _table("deploy/README.md")
     for name, value in configmap.items():
         var: Var = BY_ENV[name]
-        stated = guide[name]
-        override = re.fullmatch(r"`([^`]*)` here \(`([^`]*)` if unset\)", stated)
-        if override:
-            assert override.group(2) == var.default, (name, stated)
-            assert override.group(1) == value != var.default, (name, value, stated)
-        else:
-            assert stated == f"`{var.default}`" == f"`{value}`", (name, stated, value)
-
-
-def test_dbt_project_comments_state_the_defaults() -> None:
-    """dbt_project.yml lists the vars with their environment variables and defaults."""
-    text = (REPO / "dbt_project.yml").read_text(encoding="utf-8")
-    stated = re.findall(r"^#\s+(\w+) \(([A-Z_]+)\).*?default ([^\s;,]+)\s*$", text, re.M)
-    assert len(stated) >= 6, stated
-    for name, env, default in stated:
-        if name == "anchor_date":
-            continue
-        var = BY_DBT_VAR[name]
-        assert (env, default) == (var.env, var.default), name
+        assert isinstance(value, str) and value.strip(), (name, value)
+        if isinstance(var, IntVar):
+            var.parse(value)
+    loaded = load_settings(configmap, date="2025-06-18")
+    assert loaded.activity_timezone == configmap["ACTIVITY_TIMEZONE"]

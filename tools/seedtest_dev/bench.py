@@ -85,7 +85,7 @@ class BenchOptions:
     history: tuple[int, ...] = (30, 90, 180)
     ps_users: int = 0
     repeat: int = 3
-    output: Path = Path("BENCHMARKS.md")
+    output: Path = Path("bench-report.md")
     database: str = "seedtest_bench"
     command_line: str = "seedtest-dev bench"
 

@@ -4,7 +4,8 @@
   seedtest-dev generate             the demo's synthetic data into DATABASE_URL (no pipeline)
   seedtest-dev db start|stop|status the embedded PostgreSQL whose data lives in .pgdata/
   seedtest-dev db url|env|psql      its libpq URI, the `export` line for dbt/psql, a psql prompt
-  seedtest-dev bench                the benchmark (BENCHMARKS.md)
+  seedtest-dev bench                the benchmark (docs/benchmarks.md)
+  seedtest-dev config-docs [--check] docs/configuration.md from the settings table
 
 Exit codes as seedtest-analytics: 0 success, 1 a failure at run time, 2 bad usage;
 `db status` exits 3 when the server is not running (as pg_ctl status does).
@@ -120,6 +121,12 @@ def _bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+def _config_docs(args: argparse.Namespace) -> int:
+    from .configdoc import main as write_config_docs
+
+    return write_config_docs(check=args.check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="seedtest-dev",
@@ -192,8 +199,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--ps-users", default="0", help="inactive users for the P/S scale run")
     bench.add_argument("--repeat", default="3", help="repetitions of the short timings")
     bench.add_argument("--database", default="seedtest_bench", help="database to (re)create")
-    bench.add_argument("--output", default="BENCHMARKS.md", help="report file")
+    bench.add_argument(
+        "--output", default="bench-report.md", help="report file (git-ignored by default)"
+    )
     bench.set_defaults(func=_bench)
+
+    config_docs = commands.add_parser(
+        "config-docs",
+        help="write docs/configuration.md from the settings table",
+        description="Writes docs/configuration.md from SETTINGS in "
+        "src/seedtest_analytics/config.py and the ConfigMap of deploy/k8s; with --check, "
+        "exits 1 when the checked-in file differs instead.",
+    )
+    config_docs.add_argument(
+        "--check", action="store_true", help="compare only; exit 1 when it is out of date"
+    )
+    config_docs.set_defaults(func=_config_docs)
     return parser
 
 

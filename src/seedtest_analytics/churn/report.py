@@ -169,7 +169,7 @@ def figure_pngs(backtest: Backtest) -> dict[str, bytes]:
 
 
 def overview_png(backtest: Backtest) -> bytes:
-    """The three charts side by side (the README's picture)."""
+    """The three charts side by side (the picture in docs/churn.md)."""
     figure, axes = _figure(18, 5, panels=3)
     draw_roc(axes[0], backtest)
     draw_calibration(axes[1], backtest)

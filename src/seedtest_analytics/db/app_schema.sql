@@ -4,8 +4,8 @@
 -- runs a section only when its object is missing, so it never replaces or alters anything a
 -- database already has: not the application's tables, not its attempt view or app_user_uuid(),
 -- and no index on an existing table (an index build would lock the application's table; the
--- README gives the `create index concurrently` statement instead). The placeholder schema name
--- is substituted by seedtest_analytics.db.app_schema.
+-- operator guide, docs/operations.md, gives the `create index concurrently` statement instead).
+-- The placeholder schema name is substituted by seedtest_analytics.db.app_schema.
 
 -- object: schema {schema}
 create schema {schema};

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 import psycopg
 
 from .. import log
-from ..config import parse_int
+from ..config import LOCK_WAIT
 from ..errors import RunError
 from .connection import ConnectionParams, connect
 
-LOCK_WAIT_ENV = "SEEDTEST_LOCK_WAIT_SECONDS"
+LOCK_WAIT_ENV = LOCK_WAIT.env
 # What the dbt hooks read (macros/hooks/run_lock.sql validates each before it reaches SQL).
 LOCK_PID_ENV = "SEEDTEST_LOCK_PID"
 LOCK_NAME_ENV = "SEEDTEST_LOCK_NAME"
@@ -48,8 +48,8 @@ _APPLICATION_NAME = "seedtest-analytics lock "
 def lock_wait_seconds() -> int:
     """SEEDTEST_LOCK_WAIT_SECONDS (default 300); a bad value is a usage error, not a silent
     default (and never reaches the `set lock_timeout` below unchecked)."""
-    raw = os.environ.get(LOCK_WAIT_ENV, "").strip() or "300"
-    return parse_int(LOCK_WAIT_ENV, raw, maximum=86_400)
+    raw = os.environ.get(LOCK_WAIT_ENV, "").strip() or LOCK_WAIT.default
+    return LOCK_WAIT.parse(raw)
 
 
 # The check every write runs first, in its own transaction: the shared writer lock (kept to

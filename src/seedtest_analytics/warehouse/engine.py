@@ -22,12 +22,12 @@ import dataclasses
 import os
 from pathlib import Path
 
-from ..config import Settings, parse_identifier
+from ..config import ENGINE, SPARK_MASTER, SPARK_SOURCE_SCHEMA, Settings, parse_identifier
 from ..errors import UsageError
 from . import spark_thrift
 
-ENGINE_ENV = "SEEDTEST_ENGINE"
-SPARK_SOURCE_SCHEMA_ENV = "SEEDTEST_SPARK_SOURCE_SCHEMA"
+ENGINE_ENV = ENGINE.env
+SPARK_SOURCE_SCHEMA_ENV = SPARK_SOURCE_SCHEMA.env
 POSTGRES = "postgres"
 SPARK = "spark"
 SPARK_TARGET = "spark"
@@ -50,7 +50,7 @@ def is_spark() -> bool:
 
 def spark_source_schema() -> str:
     """The Spark database holding the copies of the application tables."""
-    raw = os.environ.get(SPARK_SOURCE_SCHEMA_ENV, "").strip() or "seedtest"
+    raw = os.environ.get(SPARK_SOURCE_SCHEMA_ENV, "").strip() or SPARK_SOURCE_SCHEMA.default
     return parse_identifier(SPARK_SOURCE_SCHEMA_ENV, raw)
 
 
@@ -96,7 +96,7 @@ def dbt_env(project_root: Path) -> dict[str, str]:
         or str(base / "metastore_db"),
     }
     base.mkdir(parents=True, exist_ok=True)
-    master = os.environ.get("SEEDTEST_SPARK_MASTER", "local[2]")
+    master = os.environ.get(SPARK_MASTER.env, SPARK_MASTER.default)
     if master.startswith("local") and not os.environ.get("SPARK_LOCAL_IP"):
         env["SPARK_LOCAL_IP"] = "127.0.0.1"
     return env
