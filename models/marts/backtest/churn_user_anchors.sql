@@ -23,6 +23,7 @@
 {%- set every = spine.every %}
 {%- set threshold = inactivity_threshold_days() %}
 {%- set window_days = kpi_lookback_days() %}
+{%- set double = sql_type('double precision') %}
 
 with
 
@@ -75,7 +76,9 @@ sequenced as (
         sum(questions) over by_day as questions_so_far,
         sum(correct) over by_day as correct_so_far,
         sum(case when questions > 0 then 1 else 0 end) over by_day as scored_days_so_far,
-        case when questions > 0 then {{ ratio('1.0 * correct', 'questions') }} end as day_score
+        case
+            when questions > 0 then {{ ratio('cast(correct as ' ~ double ~ ')', 'questions') }}
+        end as day_score
     from scored_days
     window by_day as (partition by user_id order by activity_date rows unbounded preceding)
 ),
@@ -209,7 +212,8 @@ select
     cast(days_so_far as integer) as active_days_total,
     window_questions,
     cast(case
-        when window_questions > 0 then {{ ratio('1.0 * window_correct', 'window_questions') }}
+        when window_questions > 0
+            then {{ ratio('cast(window_correct as ' ~ double ~ ')', 'window_questions') }}
     end as {{ sql_type('double precision') }}) as mean_score,
     cast(last_score as {{ sql_type('double precision') }}) as last_score,
     next_active_day,
