@@ -145,7 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--until", required=True, help="last day of outcomes it may learn from")
     train.add_argument("--start", help="first anchor (default: a year before the last one)")
-    train.add_argument("--every", default="7", help="days between anchors (default 7)")
+    train.add_argument(
+        "--every",
+        default="1",
+        help="days between anchors (default 1: daily, the rows the promotion gate needs)",
+    )
     for parser_ in (backtest, train):
         parser_.set_defaults(func=_backtest)
 

@@ -303,7 +303,7 @@ def scenario(server_params: ConnectionParams, tmp_path_factory: pytest.TempPathF
     params = clone(server_params, template)
     out = tmp_path_factory.mktemp("backtest")
     try:
-        train = cli(params, "train-churn", "--until", UNTIL.isoformat())
+        train = cli(params, "train-churn", "--until", UNTIL.isoformat(), "--every", "7")
         assert train.returncode == 0, train.stdout + train.stderr
         backtest = cli(params, "backtest", "--start", START.isoformat(), "--end",
                        LAST.isoformat(), "--every", "7", "--output", str(out / "r.json"),
@@ -572,7 +572,7 @@ def test_training_cannot_see_past_until(scenario: Scenario,
         extra = {user: sorted(rng.sample(range(after, DAYS), 3)) for user in scenario.offsets}
         with connect(params) as conn:
             build_population(conn, rng, extra)
-        again = cli(params, "train-churn", "--until", UNTIL.isoformat())
+        again = cli(params, "train-churn", "--until", UNTIL.isoformat(), "--every", "7")
         assert again.returncode == 0, again.stdout + again.stderr
         model = latest_model(params)
         with connect(params) as conn:

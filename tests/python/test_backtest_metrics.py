@@ -48,8 +48,11 @@ def random_rows(rng: random.Random, n: int) -> UserAnchors:
     anchor = [19_000 + 7 * rng.randint(0, 5) for _ in range(n)]
     user = [rng.randint(1, max(1, n // 3)) for _ in range(n)]
     last = [a - dd for a, dd in zip(anchor, d, strict=True)]
+    score = [rng.choice([np.nan, 0.0, 0.4, 0.75, 1.0]) for _ in range(n)]
+    last_score = [np.nan if s != s else rng.choice([0.2, 0.5, 1.0]) for s in score]
     return UserAnchors(*(np.array(c, dtype=np.float64)
-                         for c in (anchor, d, k, g, tenure, total, back, user, last)))
+                         for c in (anchor, d, k, g, tenure, total, back, user, last, score,
+                                   last_score)))
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -6,6 +6,7 @@ days and the stored numbers; a second training with nothing better promotes noth
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 
 from conftest import create_database, drop_database, run_cli
 from seedtest_analytics.db.connection import ConnectionParams
-from seedtest_dev.population import Calendar, write_population
+from seedtest_dev.population import Calendar, exam_rows, write_population
 
 DAY0 = dt.date(2026, 1, 5)
 DAYS = 182
@@ -35,6 +36,7 @@ LINE = re.compile(r"^\[INFO\] Churn candidate (\d+) \((\w+)\): newly inactive AU
 class Trained:
     params: ConnectionParams
     days: dict[str, list[dt.date]]
+    answers: dict[str, dict[dt.date, tuple[int, int]]]  # (questions, right) per day
     first: subprocess.CompletedProcess[str]
     candidates: dict[int, dict[str, Any]]
     decisions: list[dict[str, Any]]
@@ -63,7 +65,17 @@ def trained(server_params: ConnectionParams) -> Iterator[Trained]:
         candidates = {r["candidate_id"]: r for r in rows(
             params, "select * from analytics.churn_candidates")}
         decisions = rows(params, "select * from analytics.churn_decisions order by decision_id")
-        yield Trained(params, population.activity_days(), first, candidates, decisions)
+        answers: dict[str, dict[dt.date, tuple[int, int]]] = {}
+        for _key, _session, user, result, at in exam_rows(population, 21):
+            day = at.astimezone(dt.UTC).date()
+            # one attempt per (exam, question id): a question asked twice counts once, right
+            # when either answer is
+            right: dict[str, bool] = {}
+            for x in json.loads(result)["questions"]:
+                right[x["question_id"]] = right.get(x["question_id"], False) or x["is_correct"]
+            q, c = answers.setdefault(user, {}).get(day, (0, 0))
+            answers[user][day] = (q + len(right), c + sum(right.values()))
+        yield Trained(params, population.activity_days(), answers, first, candidates, decisions)
     finally:
         drop_database(server_params, params)
 
@@ -108,8 +120,16 @@ def test_the_gate(trained: Trained) -> None:
 
 # --- the champion's S from the raw activity days and the stored numbers --------------------
 
-def inputs(days: list[dt.date], anchor: dt.date) -> dict[str, float]:
+def inputs(days: list[dt.date], anchor: dt.date,
+           answers: dict[dt.date, tuple[int, int]] | None = None) -> dict[str, float]:
     past = [d for d in days if d <= anchor]
+    start = anchor - dt.timedelta(days=LOOKBACK)
+    scored = sorted(d for d, (q, _) in (answers or {}).items() if q > 0 and d <= anchor)
+    in_window = [answers[d] for d in scored if d > start] if answers else []
+    asked = sum(q for q, _ in in_window)
+    mean = sum(c for _, c in in_window) / asked if asked else None
+    last = (answers[scored[-1]][1] / answers[scored[-1]][0]
+            if answers and scored and scored[-1] > start else None)
     window = [d for d in past if d > anchor - dt.timedelta(days=LOOKBACK)]
     d = (anchor - past[-1]).days
     k = len(window)
@@ -127,6 +147,9 @@ def inputs(days: list[dt.date], anchor: dt.date) -> dict[str, float]:
         "trend": k / LOOKBACK - total / span,
         "log_absence_over_usual_gap": math.log(1 + d / max(1.0, usual)),
         "single_visit": 1.0 if total < 2 else 0.0,
+        "mean_score": mean or 0.0, "last_score": last or 0.0,
+        "score_trend": last - mean if last is not None and mean is not None else 0.0,
+        "no_recent_score": 1.0 if mean is None else 0.0,
     }
 
 
@@ -160,7 +183,7 @@ def test_the_nightly_default_writes_the_champion_then_a_retraining_must_beat_it(
     assert nightly.returncode == 0, nightly.stdout + nightly.stderr
     assert f"S from the churn champion: {champion['kind']} candidate" in nightly.stdout
     written = dict(rows_kpis(trained.params))
-    inactive = {u: inputs(d, NIGHTLY) for u, d in trained.days.items()
+    inactive = {u: inputs(d, NIGHTLY, trained.answers.get(u)) for u, d in trained.days.items()
                 if min(d) <= NIGHTLY and inputs(d, NIGHTLY)["d"] >= THRESHOLD}
     assert set(written) == set(inactive)
     for user, x in inactive.items():

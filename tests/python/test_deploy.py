@@ -530,7 +530,7 @@ def test_train_churn_learns_until_yesterday_in_the_activity_timezone(
 
     before = yesterday()
     args = train_churn_arguments(tmp_path, timezone)
-    assert args[:2] == ["train-churn", "--until"] and len(args) == 3
+    assert args[:2] == ["train-churn", "--until"] and args[3:] == ["--every", "1"]
     assert args[2] in {before, yesterday()}
 
 

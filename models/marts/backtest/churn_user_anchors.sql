@@ -2,7 +2,8 @@
 
 -- One row per (anchor, user inactive as of that anchor): the churn-risk inputs as the nightly
 -- run computes them on that anchor (d, k, g of inactive_user_scoring_inputs), the learned
--- model's extra inputs (tenure, total active days), and the user's next active day after the
+-- model's extra inputs (tenure, total active days, the mean and last exam score of the
+-- KPI_LOOKBACK_DAYS window), and the user's next active day after the
 -- anchor, which is the backtest's label. Every input uses only activity days up to the
 -- anchor; only next_active_day / days_to_return look past it.
 --
@@ -22,6 +23,7 @@
 {%- set every = spine.every %}
 {%- set threshold = inactivity_threshold_days() %}
 {%- set window_days = kpi_lookback_days() %}
+{%- set double = sql_type('double precision') %}
 
 with
 
@@ -36,16 +38,61 @@ user_days as (
     group by {{ byte_order('user_id') }}, activity_date
 ),
 
+-- the exam results of the days (only those of the anchors' windows are read: see
+-- int_exam_scores__aggregated); an answer is activity, so every such day is an activity day
+day_scores as (
+    select
+        {{ byte_order('user_id') }} as user_id,
+        activity_date,
+        questions,
+        correct
+    from {{ ref('int_exam_scores__aggregated') }}
+),
+
+scored_days as (
+    select
+        user_days.user_id,
+        user_days.activity_date,
+        coalesce(day_scores.questions, 0) as questions,
+        coalesce(day_scores.correct, 0) as correct
+    from user_days
+    left join day_scores
+        on user_days.user_id = day_scores.user_id
+        and user_days.activity_date = day_scores.activity_date
+),
+
 sequenced as (
     select
         user_id,
         activity_date,
+        questions,
+        correct,
         row_number() over by_day as days_so_far,
         first_value(activity_date) over by_day as first_active_day,
         lag(activity_date) over by_day as previous_active_day,
-        lead(activity_date) over by_day as next_active_day
-    from user_days
-    window by_day as (partition by user_id order by activity_date)
+        lead(activity_date) over by_day as next_active_day,
+        -- running totals of the answers, and a group per day with answers (its following
+        -- days without answers join it), to carry the last score forward
+        sum(questions) over by_day as questions_so_far,
+        sum(correct) over by_day as correct_so_far,
+        sum(case when questions > 0 then 1 else 0 end) over by_day as scored_days_so_far,
+        case
+            when questions > 0 then {{ ratio('cast(correct as ' ~ double ~ ')', 'questions') }}
+        end as day_score
+    from scored_days
+    window by_day as (partition by user_id order by activity_date rows unbounded preceding)
+),
+
+carried as (
+    select
+        sequenced.*,
+        first_value(day_score) over by_group as last_score_so_far,
+        first_value(activity_date) over by_group as last_scored_day
+    from sequenced
+    window by_group as (
+        partition by user_id, scored_days_so_far order by activity_date
+        rows unbounded preceding
+    )
 ),
 
 -- the anchors for which the day is the user's last activity day and the user is inactive
@@ -56,9 +103,13 @@ last_day_ranges as (
         days_so_far,
         first_active_day,
         next_active_day,
+        questions_so_far,
+        correct_so_far,
+        case when scored_days_so_far > 0 then last_score_so_far end as last_score_so_far,
+        case when scored_days_so_far > 0 then last_scored_day end as last_scored_day,
         greatest(activity_date + {{ threshold }}, {{ first_anchor }}) as from_day,
         least(next_active_day - 1, {{ last_anchor }}) as to_day
-    from sequenced
+    from carried
 ),
 
 inactive as (
@@ -68,6 +119,10 @@ inactive as (
         ranges.days_so_far,
         ranges.first_active_day,
         ranges.next_active_day,
+        ranges.questions_so_far,
+        ranges.correct_so_far,
+        ranges.last_score_so_far,
+        ranges.last_scored_day,
         {{ first_anchor }} + anchor_index * {{ every }} as anchor
     from last_day_ranges as ranges
     {{ join_series(
@@ -84,6 +139,9 @@ window_first_ranges as (
         user_id,
         activity_date,
         days_so_far,
+        -- the answers before the window (the running totals exclude the day itself)
+        questions_so_far - questions as questions_before,
+        correct_so_far - correct as correct_before,
         greatest(
             activity_date + {{ threshold }},
             previous_active_day + {{ window_days }},
@@ -98,6 +156,8 @@ window_first as (
         ranges.user_id,
         ranges.activity_date as first_window_day,
         ranges.days_so_far,
+        ranges.questions_before,
+        ranges.correct_before,
         {{ first_anchor }} + anchor_index * {{ every }} as anchor
     from window_first_ranges as ranges
     {{ join_series(
@@ -118,7 +178,16 @@ inputs as (
         inactive.days_so_far,
         window_first.first_window_day,
         cast(coalesce(inactive.days_so_far - window_first.days_so_far + 1, 0) as integer)
-            as active_days
+            as active_days,
+        cast(coalesce(inactive.questions_so_far - window_first.questions_before, 0) as integer)
+            as window_questions,
+        cast(coalesce(inactive.correct_so_far - window_first.correct_before, 0) as integer)
+            as window_correct,
+        -- the last day with answers counts when it is in the window
+        case
+            when inactive.last_scored_day > inactive.anchor - {{ window_days }}
+                then inactive.last_score_so_far
+        end as last_score
     from inactive
     left join window_first
         on inactive.user_id = window_first.user_id and inactive.anchor = window_first.anchor
@@ -141,6 +210,12 @@ select
     first_active_day,
     cast({{ days_between('first_active_day', 'anchor') }} as integer) as tenure_days,
     cast(days_so_far as integer) as active_days_total,
+    window_questions,
+    cast(case
+        when window_questions > 0
+            then {{ ratio('cast(window_correct as ' ~ double ~ ')', 'window_questions') }}
+    end as {{ sql_type('double precision') }}) as mean_score,
+    cast(last_score as {{ sql_type('double precision') }}) as last_score,
     next_active_day,
     cast({{ days_between('anchor', 'next_active_day') }} as integer) as days_to_return
 from inputs

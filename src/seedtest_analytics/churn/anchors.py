@@ -156,8 +156,11 @@ _COLUMNS = (
     "days_to_return",
     "user",
     "last_active",
+    "mean_score",
+    "last_score",
 )
-_FIT_COLUMNS = _COLUMNS[:-3]  # what a fit sees (the label comes from days_to_return)
+# what a fit sees (the label comes from days_to_return)
+_FIT_COLUMNS = tuple(c for c in _COLUMNS if c not in ("days_to_return", "user", "last_active"))
 
 
 @dataclass
@@ -174,6 +177,8 @@ class UserAnchors:
     days_to_return: Any
     user: Any
     last_active: Any
+    mean_score: Any  # NaN where no question was answered in the window
+    last_score: Any  # NaN where the last day with answers is before the window
 
     def __len__(self) -> int:
         return int(self.anchor.shape[0])
@@ -206,7 +211,8 @@ def read_user_anchors(
     query = sql.SQL(
         "select anchor - date '1970-01-01', days_inactive, active_days, mean_gap_days::float8,"
         " tenure_days, active_days_total, days_to_return,"
-        " dense_rank() over (order by user_id), last_active_day - date '1970-01-01'"
+        " dense_rank() over (order by user_id), last_active_day - date '1970-01-01',"
+        " mean_score::float8, last_score::float8"
         " from {} where anchor = any(%s)"
     ).format(sql.Identifier(schema, CHURN_INPUTS))
     blocks = [np.empty((0, len(_COLUMNS)))]

@@ -23,6 +23,7 @@ the evidence, and each decision is one log line.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,10 @@ LOGISTIC_FEATURES: tuple[str, ...] = (
     "trend",
     "log_absence_over_usual_gap",
     "single_visit",
+    "mean_score",
+    "last_score",
+    "score_trend",
+    "no_recent_score",
 )
 _EPOCH = dt.date(1970, 1, 1)
 
@@ -74,16 +79,22 @@ def _day(ordinal: float) -> dt.date:
 
 def inputs_of(rows: UserAnchors) -> list[ChurnInputs]:
     return [
-        ChurnInputs(int(d), int(k), float(g), int(t), int(n))
-        for d, k, g, t, n in zip(
+        ChurnInputs(int(d), int(k), float(g), int(t), int(n), _score(mean), _score(last))
+        for d, k, g, t, n, mean, last in zip(
             rows.days_inactive.tolist(),
             rows.active_days.tolist(),
             rows.mean_gap_days.tolist(),
             rows.tenure_days.tolist(),
             rows.active_days_total.tolist(),
+            rows.mean_score.tolist(),
+            rows.last_score.tolist(),
             strict=True,
         )
     ]
+
+
+def _score(value: float) -> float | None:
+    return None if math.isnan(value) else value
 
 
 def score(candidate: Candidate, inputs: Sequence[ChurnInputs]) -> Any:

@@ -79,6 +79,16 @@ CANDIDATE_FEATURES: dict[str, CandidateFeature] = {
         x.days_inactive / max(1.0, lifetime_mean_gap_days(x))
     ),
     "single_visit": lambda x, _lookback: 1.0 if x.active_days_total < 2 else 0.0,
+    # the exam results of the window: mean and last share right (0 without answers, which
+    # no_recent_score flags), and the last one against the mean (negative: getting worse)
+    "mean_score": lambda x, _lookback: x.mean_score or 0.0,
+    "last_score": lambda x, _lookback: x.last_score or 0.0,
+    "score_trend": lambda x, _lookback: (
+        x.last_score - x.mean_score
+        if x.last_score is not None and x.mean_score is not None
+        else 0.0
+    ),
+    "no_recent_score": lambda x, _lookback: 1.0 if x.mean_score is None else 0.0,
 }
 
 

@@ -40,6 +40,10 @@ class ChurnInputs:
     mean_gap_days: float
     tenure_days: int
     active_days_total: int
+    # share answered right in the KPI_LOOKBACK_DAYS window, and on the last day with answers
+    # when that day is in the window; None when there is none
+    mean_score: float | None = None
+    last_score: float | None = None
 
 
 def lifetime_mean_gap_days(x: ChurnInputs) -> float:
@@ -262,12 +266,16 @@ def read_inputs_as_of(
     """The churn inputs of every user inactive as of `anchor`, in one read."""
     query = sql.SQL(
         "select user_id::text, days_inactive, active_days, mean_gap_days::float8,"
-        " tenure_days, active_days_total from {} where anchor = %s"
+        " tenure_days, active_days_total, mean_score::float8, last_score::float8"
+        " from {} where anchor = %s"
     ).format(sql.Identifier(schema, CHURN_INPUTS))
     with conn.cursor(name="seedtest_churn_read", withhold=conn.autocommit) as cur:
         cur.itersize = 10_000
         cur.execute(query, (anchor,))
-        return {user: ChurnInputs(d, k, g, tenure, total) for user, d, k, g, tenure, total in cur}
+        return {
+            user: ChurnInputs(d, k, g, tenure, total, mean, last)
+            for user, d, k, g, tenure, total, mean, last in cur
+        }
 
 
 def apply_model(
