@@ -4,13 +4,12 @@ the end of the anchor day, against SEEDTEST_FRESHNESS_HOURS."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from psycopg import sql
 
-from ..config import FRESHNESS_HOURS, Settings
+from ..config import FRESHNESS_HOURS, Settings, environ_get
 from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
 from ..db.history import note
@@ -24,7 +23,7 @@ FRESHNESS_ENV = FRESHNESS_HOURS.env
 
 
 def freshness_hours() -> int:
-    raw = os.environ.get(FRESHNESS_ENV, "").strip() or FRESHNESS_HOURS.default
+    raw = environ_get(FRESHNESS_ENV).strip() or FRESHNESS_HOURS.default
     return FRESHNESS_HOURS.parse(raw)
 
 

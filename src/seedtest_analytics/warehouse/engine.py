@@ -17,10 +17,9 @@ SEEDTEST_SPARK_SHUFFLE_PARTITIONS.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
-from ..config import Settings, parse_identifier
+from ..config import Settings, environ_get, parse_identifier
 from ..errors import UsageError
 
 ENGINE_ENV = "SEEDTEST_ENGINE"
@@ -33,7 +32,7 @@ _ALIASES = {"postgres": POSTGRES, "postgresql": POSTGRES, "spark": SPARK}
 
 def engine() -> str:
     """SEEDTEST_ENGINE: `postgres` (default) or `spark`; anything else is a usage error."""
-    raw = os.environ.get(ENGINE_ENV, "").strip().lower()
+    raw = environ_get(ENGINE_ENV).strip().lower()
     if not raw:
         return POSTGRES
     if raw not in _ALIASES:
@@ -47,7 +46,7 @@ def is_spark() -> bool:
 
 def spark_source_schema() -> str:
     """The Spark database holding the copies of the application tables."""
-    raw = os.environ.get(SPARK_SOURCE_SCHEMA_ENV, "").strip() or "seedtest"
+    raw = environ_get(SPARK_SOURCE_SCHEMA_ENV).strip() or "seedtest"
     return parse_identifier(SPARK_SOURCE_SCHEMA_ENV, raw)
 
 
@@ -83,16 +82,16 @@ def dbt_env(project_root: Path) -> dict[str, str]:
     directory), and a loopback driver address for a local master."""
     if not is_spark():
         return {}
-    base = Path(os.environ.get("SEEDTEST_SPARK_DIR") or project_root / ".spark").resolve()
+    base = Path(environ_get("SEEDTEST_SPARK_DIR") or project_root / ".spark").resolve()
     env = {
         "SEEDTEST_SPARK_DIR": str(base),
-        "SEEDTEST_SPARK_WAREHOUSE": os.environ.get("SEEDTEST_SPARK_WAREHOUSE")
+        "SEEDTEST_SPARK_WAREHOUSE": environ_get("SEEDTEST_SPARK_WAREHOUSE")
         or str(base / "warehouse"),
-        "SEEDTEST_SPARK_METASTORE": os.environ.get("SEEDTEST_SPARK_METASTORE")
+        "SEEDTEST_SPARK_METASTORE": environ_get("SEEDTEST_SPARK_METASTORE")
         or str(base / "metastore_db"),
     }
     base.mkdir(parents=True, exist_ok=True)
-    master = os.environ.get("SEEDTEST_SPARK_MASTER", "local[2]")
-    if master.startswith("local") and not os.environ.get("SPARK_LOCAL_IP"):
+    master = environ_get("SEEDTEST_SPARK_MASTER", "local[2]")
+    if master.startswith("local") and not environ_get("SPARK_LOCAL_IP"):
         env["SPARK_LOCAL_IP"] = "127.0.0.1"
     return env
