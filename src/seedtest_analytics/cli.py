@@ -184,6 +184,9 @@ def _locked(args: argparse.Namespace) -> int:
     schema, with its row in the run history (runs.py)."""
     settings = _checked_settings(args)
     if args.job in (run_pipeline, run_detect_inactivity):
+        from .scoring.holdout import holdout_share
+
+        holdout_share()  # a bad SEEDTEST_HOLDOUT_SHARE: one line, exit 2, before anything
         scorer = churn_scorer(settings)
         if scorer.needs_postgres_models:
             scorer.check(connection.resolve(), settings)

@@ -61,7 +61,7 @@ MAP_USER_IDS = Var("MAP_USER_IDS", "map_user_ids", "true")
 ATTEMPTS_FROM_EXAM_RESULTS = Var(
     "ATTEMPTS_FROM_EXAM_RESULTS", "attempts_from_exam_results", "false"
 )
-CHURN_MODEL = Var("METRICS_CHURN_MODEL", None, "heuristic")
+CHURN_MODEL = Var("METRICS_CHURN_MODEL", None, "auto")
 DEBUG = Var("DEBUG", None, "false")
 # Read by dbt/runner.py (the profile's schema, and whether a build runs the data tests).
 DBT_SCHEMA = Var("SEEDTEST_DBT_SCHEMA", None, "analytics")
@@ -124,7 +124,9 @@ class Settings:
     attempts_from_exam_results: bool = ATTEMPTS_FROM_EXAM_RESULTS.default == "true"
     debug: bool = DEBUG.default == "true"
     dry_run: bool = False
-    churn_model: str = CHURN_MODEL.default  # heuristic (the fixed-weight S) or logistic
+    # auto (the promoted champion, else the fixed-weight S), heuristic (the fixed-weight S)
+    # or logistic (the latest trained logistic model)
+    churn_model: str = CHURN_MODEL.default
 
     def dbt_vars(self) -> dict[str, object]:
         """The project's dbt vars: what `dbt build --vars` would take for this run."""
@@ -190,7 +192,7 @@ def parse_float(name: str, raw: str) -> float:
     return value
 
 
-CHURN_MODELS = ("heuristic", "logistic")
+CHURN_MODELS = ("auto", "heuristic", "logistic")
 
 
 def parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:

@@ -366,6 +366,8 @@ def expected_weekly_kpi(
     not_object: list[str] = []
     for user, score in sorted(expected.scores.items()):
         new = {key: value for key, value in (("P", score.p), ("S", score.s)) if value is not None}
+        if score.s is not None:
+            new["S_as_of"] = expected.anchor.isoformat()
         if not new:
             continue
         key = (user, expected.week_start)

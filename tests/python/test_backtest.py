@@ -345,7 +345,18 @@ def truth(scenario: Scenario) -> dict[dt.date, list[Truth]]:
 def test_report_has_the_issue_shape(scenario: Scenario) -> None:
     report = scenario.report
     assert set(report) == {"horizon_days", "threshold_days", "anchors_left_out", "results",
-                           "pooled", "logistic_model"}
+                           "pooled", "logistic_model", "decision", "champion"}
+    decision = report["decision"]
+    assert set(decision) == {"resamples", "seed", "confidence", "buckets", "segments"}
+    assert list(decision["segments"]) == ["all", "inactive_7_13", "inactive_14_29",
+                                          "inactive_30_plus", "spells"]
+    for segment in decision["segments"].values():
+        assert set(segment) == {"rows", "users", "churned", "churned_came_back_later",
+                                "churned_came_back_later_share", "scorers", "differences"}
+        assert set(SCORERS) <= set(segment["scorers"])
+        assert set(segment["scorers"]["heuristic"]) == {
+            "rows", "auc", "auc_ci", "brier", "brier_ci", "calibration_error",
+            "calibration_error_ci"}
     assert (report["horizon_days"], report["threshold_days"]) == (HORIZON, THRESHOLD)
     result_keys = {"anchor", "scorer", "users", "churned", "auc", "brier", "calibration"}
     assert all(set(row) == result_keys for row in report["results"])
@@ -428,6 +439,49 @@ def test_metrics_equal_an_independent_computation(scenario: Scenario,
             sum(t.s for t in members) / len(members), abs=EXACT)
         assert entry["churn_rate"] == pytest.approx(
             sum(t.churned for t in members) / len(members), abs=EXACT)
+
+
+def test_decision_segments_equal_an_independent_computation(
+        scenario: Scenario, truth: dict[dt.date, list[Truth]]) -> None:
+    """Buckets of days inactive and one row per spell (the first kept anchor of each user's
+    (last active day)), from the raw rows; the intervals hold the figure."""
+    report, model = scenario.report, scenario.model
+    until = model["trained_until"]
+    everything = [t for rows in truth.values() for t in rows]
+    first: dict[tuple[str, dt.date], Truth] = {}
+    for t in everything:
+        if (t.user, t.last) not in first or t.anchor < first[(t.user, t.last)].anchor:
+            first[(t.user, t.last)] = t
+    wanted = {
+        "all": everything,
+        "inactive_7_13": [t for t in everything if 7 <= t.d <= 13],
+        "inactive_14_29": [t for t in everything if 14 <= t.d <= 29],
+        "inactive_30_plus": [t for t in everything if t.d >= 30],
+        "spells": list(first.values()),
+    }
+    segments = report["decision"]["segments"]
+    for name, rows in wanted.items():
+        segment = segments[name]
+        churned = [t for t in rows if t.churned]
+        later = [t for t in churned if t.next_day is not None]
+        assert (segment["rows"], segment["users"], segment["churned"]) == (
+            len(rows), len({t.user for t in rows}), len(churned)), name
+        assert segment["churned_came_back_later"] == len(later), name
+        assert len(later) > 0 or name == "inactive_7_13"
+        for scorer in SCORERS:
+            mine = [t for t in rows if scorer != "logistic" or t.anchor > until]
+            want = expected_metrics(scorer, mine, model)
+            got = segment["scorers"][scorer]
+            assert got["rows"] == len(mine), (name, scorer)
+            if want["auc"] is None:
+                assert got["auc"] is None
+                continue
+            assert got["auc"] == pytest.approx(want["auc"], abs=1e-9), (name, scorer)
+            low, high = got["auc_ci"]
+            assert low <= got["auc"] <= high and high - low < 0.5, (name, scorer)
+            if scorer != "days_inactive":
+                assert got["brier"] == pytest.approx(want["brier"], abs=1e-9), (name, scorer)
+    assert "Where outreach is decided" in scenario.html.split("Pooled over all anchors")[0]
 
 
 def test_logistic_beats_the_heuristic_where_the_truth_is_known(
@@ -566,7 +620,8 @@ def test_nightly_logistic_mode_writes_the_model_probability(
     assert score_and_write(params, settings).processed == len(rows)
     kpis = written()
     for t in rows:
-        assert kpis[t.user] == {"S": pytest.approx(t.s, abs=EXACT)}
+        assert kpis[t.user] == {"S": pytest.approx(t.s, abs=EXACT),
+                                "S_as_of": NIGHTLY.isoformat()}
 
 
 @dataclass
@@ -620,6 +675,41 @@ def test_logistic_mode_without_a_usable_model_stops_before_anything(
     assert other.returncode == 2 and "METRICS_CHURN_HORIZON_DAYS=12" in other.stderr
     bad = cli_here(empty_db, "run", env={"METRICS_CHURN_MODEL": "forest"})
     assert bad.returncode == 2 and "METRICS_CHURN_MODEL" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("damage", "env", "message"),
+    [
+        ("coefficients[2] = 'NaN'", {}, "is invalid"),
+        ("coefficients[2] = 'Infinity'", {}, "is invalid"),
+        ("coefficients[2] = null", {}, "is invalid"),
+        ("intercept = 'NaN'", {}, "is invalid"),
+        ("coefficients = coefficients[1:3]", {}, "is invalid (3 coefficients for 6"),
+        ("intercept = intercept", {"INACTIVITY_THRESHOLD_DAYS": "2"},
+         "INACTIVITY_THRESHOLD_DAYS=6"),
+        ("intercept = intercept", {"ACTIVITY_TIMEZONE": "UTC"}, "ACTIVITY_TIMEZONE=Asia/Seoul"),
+    ],
+)
+def test_a_damaged_or_foreign_logistic_model_is_refused(
+        scenario: Scenario, server_params: ConnectionParams, damage: str,
+        env: dict[str, str], message: str) -> None:
+    """A stored model is checked before scoring: finite numbers, as many as its inputs, the
+    settings it was trained under. One line, exit 2, weekly_kpi untouched."""
+    params = clone(server_params, scenario.params)
+    try:
+        with connect(params) as conn:
+            conn.execute("update analytics.churn_models set " + damage
+                         + " where version = (select max(version) from analytics.churn_models)")
+            before = conn.execute("select count(*) from public.weekly_kpi").fetchone()
+        result = cli_here(params, "detect-inactivity", "--date", NIGHTLY.isoformat(),
+                          env={**ENV, "METRICS_CHURN_MODEL": "logistic", **env})
+        with connect(params) as conn:
+            after = conn.execute("select count(*) from public.weekly_kpi").fetchone()
+    finally:
+        drop_database(server_params, params)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().count("\n") == 0 and message in result.stderr, result.stderr
+    assert before == after
 
 
 @pytest.mark.parametrize(

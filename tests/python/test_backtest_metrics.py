@@ -46,8 +46,10 @@ def random_rows(rng: random.Random, n: int) -> UserAnchors:
     tenure = [dd + rng.randint(0, 300) for dd in d]
     back = [rng.choice([np.nan, 1.0, 5.0, 14.0, 15.0, 40.0]) for _ in range(n)]
     anchor = [19_000 + 7 * rng.randint(0, 5) for _ in range(n)]
+    user = [rng.randint(1, max(1, n // 3)) for _ in range(n)]
+    last = [a - dd for a, dd in zip(anchor, d, strict=True)]
     return UserAnchors(*(np.array(c, dtype=np.float64)
-                         for c in (anchor, d, k, g, tenure, total, back)))
+                         for c in (anchor, d, k, g, tenure, total, back, user, last)))
 
 
 @pytest.mark.parametrize("seed", range(5))

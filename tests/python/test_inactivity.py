@@ -526,10 +526,11 @@ def test_weekly_kpi_matches_reference(main: Outcome) -> None:
     assert compared > len(main.expected.scores)
     after = kpis(main.after)
     scores = main.expected.scores
+    as_of = main.expected.anchor.isoformat()  # the date S was computed for
     # the other jobs' keys stay, P and S are replaced
     assert after[(USER123, WEEK)] == {
         "I_t": 0.4, "E_t": 0.7, "R_t": 0.2, "A_t": 0.9, "extra": {"src": "other-job", "n": [1, 2]},
-        "P": scores[USER123].p, "S": scores[USER123].s,
+        "P": scores[USER123].p, "S": scores[USER123].s, "S_as_of": as_of,
     }
     assert scores[USER123].p is not None  # from the uuid-form mirt_ability row
     assert after[(USER123, WEEK - dt.timedelta(days=7))] == {"I_t": 0.1, "P": 0.5}
@@ -537,13 +538,14 @@ def test_weekly_kpi_matches_reference(main: Outcome) -> None:
     assert main.after[(CAROL, WEEK)] == main.before[(CAROL, WEEK)]  # updated_at did not move
     # no ability: S lands, the old P stays
     assert scores[DAVE].p is None and after[(DAVE, WEEK)] == {"P": 0.123, "I_t": 1,
-                                                              "S": scores[DAVE].s}
-    assert scores[KATE].p is None and set(after[(KATE, WEEK)]) == {"S"}
+                                                              "S": scores[DAVE].s,
+                                                              "S_as_of": as_of}
+    assert scores[KATE].p is None and set(after[(KATE, WEEK)]) == {"S", "S_as_of"}
     # gone for 200 days: S is computed (d/h and the empty window saturate)
-    assert after[(BOB, WEEK)] == {"P": scores[BOB].p, "S": scores[BOB].s}
+    assert after[(BOB, WEEK)] == {"P": scores[BOB].p, "S": scores[BOB].s, "S_as_of": as_of}
     assert scores[BOB].s == pytest.approx(0.75, abs=TOLERANCE)
     assert (UPPER, WEEK) in after and (UPPER.lower(), WEEK) not in after
-    assert set(after[(UPPER, WEEK)]) == {"A_t", "P", "S"}
+    assert set(after[(UPPER, WEEK)]) == {"A_t", "P", "S", "S_as_of"}
     for user in (ALICE, MALLORY, GRACE, IVAN):  # active users' rows are not touched
         assert main.after.get((user, WEEK)) == main.before.get((user, WEEK))
     moved = {key for key in main.after if main.after[key][2] != main.before.get(key, (0, 0, 0))[2]}
@@ -654,7 +656,9 @@ def test_user_without_p_and_s_is_reported_and_the_rest_written(
     assert (result.found, result.processed, result.failed, result.exit_code) == (3, 2, 1, 1)
     with connect(fresh_db) as conn:
         written = dict(conn.execute("select user_id, kpis from public.weekly_kpi").fetchall())
-    assert written == {"only-s": {"S": scores[0].s}, "both": {"P": scores[1].p, "S": scores[1].s}}
+    day = ANCHOR.isoformat()
+    assert written == {"only-s": {"S": scores[0].s, "S_as_of": day},
+                       "both": {"P": scores[1].p, "S": scores[1].s, "S_as_of": day}}
 
 
 def test_reference_examples() -> None:

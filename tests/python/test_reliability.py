@@ -330,7 +330,7 @@ def test_kill_inside_the_weekly_kpi_write_keeps_the_old_rows(
             assert kpis["I_t"] == number and kpis["E_t"] == [1, 2], user
             assert created_at == OLD_TS
         else:
-            assert set(kpis) == {"P", "S"}, user
+            assert set(kpis) == {"P", "S", "S_as_of"}, user
 
 
 # --- concurrency --------------------------------------------------------------------------------

@@ -154,7 +154,10 @@ _COLUMNS = (
     "tenure_days",
     "active_days_total",
     "days_to_return",
+    "user",
+    "last_active",
 )
+_FIT_COLUMNS = _COLUMNS[:-3]  # what a fit sees (the label comes from days_to_return)
 
 
 @dataclass
@@ -169,6 +172,8 @@ class UserAnchors:
     tenure_days: Any
     active_days_total: Any
     days_to_return: Any
+    user: Any
+    last_active: Any
 
     def __len__(self) -> int:
         return int(self.anchor.shape[0])
@@ -188,7 +193,7 @@ class UserAnchors:
         the label), so a fit is reproducible whatever order the database returned them in."""
         import numpy as np
 
-        keys = [getattr(self, n) for n in _COLUMNS[:-1]] + [self.churned(horizon)]
+        keys = [getattr(self, n) for n in _FIT_COLUMNS] + [self.churned(horizon)]
         return self.subset(np.lexsort(tuple(reversed(keys))))
 
 
@@ -200,7 +205,9 @@ def read_user_anchors(
 
     query = sql.SQL(
         "select anchor - date '1970-01-01', days_inactive, active_days, mean_gap_days::float8,"
-        " tenure_days, active_days_total, days_to_return from {} where anchor = any(%s)"
+        " tenure_days, active_days_total, days_to_return,"
+        " dense_rank() over (order by user_id), last_active_day - date '1970-01-01'"
+        " from {} where anchor = any(%s)"
     ).format(sql.Identifier(schema, CHURN_INPUTS))
     blocks = [np.empty((0, len(_COLUMNS)))]
     with conn.cursor(name="seedtest_backtest_read") as cur:

@@ -40,6 +40,7 @@ from ..config import Settings
 from ..db.connection import ConnectionParams, connect
 from ..dbt.runner import target_schema
 from ..errors import UsageError
+from ..scoring.churn_champion import Candidate
 from ..scoring.churn_model import RESULTS_TABLE, ensure_tables, latest_model, usable
 from .anchors import (
     build_user_anchors,
@@ -150,9 +151,11 @@ def run_backtest(
                 model = None
         else:
             log.info("No trained churn model (train-churn): logistic left out of the backtest")
+        champion = current_champion(conn, schema, settings)
+        candidates = latest_candidates(conn, schema)
         rows = read_user_anchors(conn, schema, kept)
         read = time.perf_counter()
-        backtest = evaluate_backtest(rows, kept, left_out, settings, model)
+        backtest = evaluate_backtest(rows, kept, left_out, settings, model, champion, candidates)
         staged = [(_stage(output, (json.dumps(backtest.report, indent=1) + "\n").encode()), output)]
         if html is not None:
             from .report import render_html
@@ -193,3 +196,41 @@ def run_backtest(
     )
     log.info(f"Report: {output.resolve()}" + (f" and {html.resolve()}" if html else ""))
     return backtest
+
+
+def current_champion(conn: psycopg.Connection, schema: str, settings: Settings) -> Candidate | None:
+    """The champion the nightly's auto mode would use on the run's anchor date (whatever its
+    age: the backtest evaluates it only on anchors after its training window)."""
+    from ..scoring.churn_champion import champions, choose_champion
+
+    rows = champions(conn, schema)
+    conn.rollback()
+    return choose_champion(rows, settings, 36500)[0] if rows else None
+
+
+def latest_candidates(conn: psycopg.Connection, schema: str) -> list[Candidate]:
+    """The valid candidates of the newest train-churn round (the backtest shows each)."""
+    from ..scoring.churn_champion import (
+        _COLUMNS,
+        CANDIDATES_TABLE,
+        InvalidCandidate,
+        parse_candidate,
+        table_exists,
+    )
+
+    if not table_exists(conn, schema, CANDIDATES_TABLE):
+        return []
+    rows = conn.execute(
+        sql.SQL(
+            "select " + _COLUMNS + " from {} where created_at = (select max(created_at) from {})"
+            " order by candidate_id"
+        ).format(*[sql.Identifier(schema, CANDIDATES_TABLE)] * 2)
+    ).fetchall()
+    conn.rollback()
+    result = []
+    for row in rows:
+        try:
+            result.append(parse_candidate(row))
+        except (InvalidCandidate, TypeError, ValueError) as exc:
+            log.warn(f"churn candidate {row[0]} left out of the backtest: {exc}")
+    return result

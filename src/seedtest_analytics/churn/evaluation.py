@@ -13,9 +13,11 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
+from ..scoring.churn_champion import Candidate
 from ..scoring.churn_model import ChurnModel
 from ..scoring.formulas import churn_risk
 from .anchors import EPOCH, UserAnchors
+from .decisions import decision_report
 
 if TYPE_CHECKING:
     import numpy as np
@@ -219,6 +221,8 @@ def evaluate_backtest(
     left_out: Sequence[dt.date],
     settings: Settings,
     model: ChurnModel | None,
+    champion: Candidate | None = None,
+    candidates: Sequence[Candidate] = (),
 ) -> Backtest:
     """Score every user-anchor with each scorer; per-anchor and pooled metrics."""
     import numpy as np
@@ -236,6 +240,15 @@ def evaluate_backtest(
         logistic = np.full(len(rows), np.nan)
         logistic[after_window] = logistic_scores(model, rows.subset(after_window))
         scores["logistic"] = logistic
+    scored = {} if champion is None else {"champion": champion}
+    scored.update({f"candidate_{c.kind}": c for c in candidates})
+    for name, candidate in scored.items():
+        from .challengers import inputs_of, score
+
+        later = rows.anchor > (candidate.trained_until - EPOCH).days
+        values = np.full(len(rows), np.nan)
+        values[later] = score(candidate, inputs_of(rows.subset(later)))
+        scores[name] = values
     order = np.argsort(rows.anchor, kind="mergesort")
     anchor_sorted = rows.anchor[order]
     results = []
@@ -269,9 +282,26 @@ def evaluate_backtest(
         "horizon_days": horizon,
         "threshold_days": settings.threshold_days,
         "anchors_left_out": [a.isoformat() for a in left_out],
+        "decision": decision_report(
+            scores=scores,
+            probability={*PROBABILITY_SCORERS, *scored},
+            churned=churned,
+            users=rows.user,
+            last_active=rows.last_active,
+            anchor=rows.anchor,
+            days_inactive=rows.days_inactive,
+            days_to_return=rows.days_to_return,
+        ),
         "results": results,
         "pooled": pooled,
         "logistic_model": window,
+        "champion": None
+        if champion is None
+        else {
+            "candidate_id": champion.candidate_id,
+            "kind": champion.kind,
+            "trained_until": champion.trained_until.isoformat(),
+        },
     }
     return Backtest(report, rows, churned, scores, model, time.perf_counter() - started)
 

@@ -220,6 +220,57 @@ def _same_anchors(backtest: Backtest) -> str:
     )
 
 
+SEGMENT_TITLES = {
+    "inactive_7_13": "Newly inactive: 7-13 days (where a first message is decided)",
+    "spells": "One row per inactivity spell (its first anchor)",
+    "inactive_14_29": "Inactive 14-29 days",
+    "inactive_30_plus": "Inactive 30 days or more",
+    "all": "Every user-anchor (pooled)",
+}
+
+
+def _ci(value: float | None, interval: Sequence[float] | None) -> str:
+    if value is None:
+        return "&ndash;"
+    if not interval:
+        return _num(value)
+    return (
+        f"<b>{_num(value)}</b> <span class='note'>[{_num(interval[0])}, {_num(interval[1])}]</span>"
+    )
+
+
+def decision_tables(report: dict[str, Any]) -> str:
+    """The segments where outreach is decided, each a table of the scorers with intervals."""
+    decision = report.get("decision")
+    if not decision:
+        return ""
+    parts = []
+    for name, title in SEGMENT_TITLES.items():
+        segment = decision["segments"].get(name)
+        if segment is None:
+            continue
+        share = segment["churned_came_back_later_share"]
+        rows = "".join(
+            f"<tr><td>{LABELS.get(scorer, html.escape(scorer))}</td><td>{row['rows']}</td>"
+            f"<td>{_ci(row['auc'], row['auc_ci'])}</td>"
+            f"<td>{_ci(row['brier'], row['brier_ci'])}</td>"
+            f"<td>{_ci(row['calibration_error'], row['calibration_error_ci'])}</td></tr>"
+            for scorer, row in segment["scorers"].items()
+        )
+        parts.append(
+            f"<h3>{title}</h3><p>{segment['rows']} rows of {segment['users']} users, "
+            f"{segment['churned']} churned; of those, {segment['churned_came_back_later']} "
+            f"({_num(None if share is None else 100 * share, 1)}%) came back after the "
+            "horizon.</p><table><tr><th>scorer</th><th>rows</th><th>AUC</th><th>Brier</th>"
+            f"<th>calibration error</th></tr>{rows}</table>"
+        )
+    return (
+        "<h2>Where outreach is decided</h2><p class='note'>In brackets: "
+        f"{100 * decision['confidence']:.0f}% intervals from {decision['resamples']} "
+        "resamples of the users (each user's rows together).</p>" + "".join(parts)
+    )
+
+
 def render_html(backtest: Backtest) -> str:
     report = backtest.report
     pngs = {
@@ -275,6 +326,7 @@ anchor the users inactive for at least {report["threshold_days"]} days were scor
 nightly run would have scored them that day, and counted as <b>churned</b> when they had no
 activity in any source during the next {report["horizon_days"]} days.
 {model_text}</p>
+{decision_tables(report)}
 <h2>Pooled over all anchors</h2>
 <table><tr><th>scorer</th><th>user-anchors</th><th>churned</th><th>AUC</th><th>Brier</th>
 <th>calibration error</th></tr>{"".join(pooled_rows)}</table>

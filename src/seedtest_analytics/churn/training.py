@@ -72,6 +72,7 @@ def _as_model(
         threshold_days=settings.threshold_days,
         kpi_lookback_days=settings.kpi_lookback_days,
         package_version=__version__,
+        activity_timezone=settings.activity_timezone,
     )
 
 
@@ -202,6 +203,10 @@ def run_train(
                 Jsonb(metrics),
             ),
         ).fetchone()
+        conn.commit()
+        from .challengers import train_candidates
+
+        train_candidates(conn, schema, rows, kept, settings, until)
         conn.commit()
     assert row is not None
     model = dataclasses.replace(candidate, version=row[0])

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
 
+from ..scoring.holdout import in_holdout
 from ..scoring.inputs import Score
 from .locking import assert_held
 
@@ -28,13 +30,21 @@ class WriteResult:
 
 
 def write_scores(
-    conn: psycopg.Connection, scores: Sequence[Score], *, schema: str = "public"
+    conn: psycopg.Connection,
+    scores: Sequence[Score],
+    *,
+    schema: str = "public",
+    as_of: dt.date | None = None,
+    holdout_share: float = 0.0,
 ) -> WriteResult:
     """Upsert P/S of `scores` into schema.weekly_kpi; all or nothing.
 
     Commits on success; on any error rolls back and re-raises. `not_object` lists the
     (user_id, week_start) rows that were left untouched because their kpis is not an object.
     Two scores for the same (user_id, week_start) make the upsert fail (and roll back).
+    `as_of`: the anchor date S was computed for, written as S_as_of next to S. With
+    `holdout_share` > 0 every written row gets `holdout` (true for the stable hashed share
+    of users outreach leaves out, holdout.py).
     """
     if conn.autocommit:
         raise ValueError("write_scores needs a connection that is not in autocommit mode")
@@ -51,22 +61,34 @@ def write_scores(
             cur.execute(
                 sql.SQL(
                     "create temp table {} (user_id text not null, week_start date not null,"
-                    " p float8, s float8, s_model int4) on commit drop"
+                    " p float8, s float8, s_model int4, s_as_of date, holdout boolean)"
+                    " on commit drop"
                 ).format(temp)
             )
             copied = 0
             # Binary COPY: floats go over bit for bit and dates do not depend on DateStyle.
             with cur.copy(
                 sql.SQL(
-                    "copy {} (user_id, week_start, p, s, s_model) from stdin (format binary)"
+                    "copy {} (user_id, week_start, p, s, s_model, s_as_of, holdout)"
+                    " from stdin (format binary)"
                 ).format(temp)
             ) as copy:
-                copy.set_types(["text", "date", "float8", "float8", "int4"])
+                copy.set_types(["text", "date", "float8", "float8", "int4", "date", "bool"])
                 for score in scores:
                     if score.p is None and score.s is None:
                         continue  # nothing to write; an empty update would still move updated_at
+                    if score.s is not None and not math.isfinite(score.s):
+                        raise ValueError(f"a non-finite S for user {score.user_id!r}")
                     copy.write_row(
-                        (score.user_id, score.week_start, score.p, score.s, score.s_model)
+                        (
+                            score.user_id,
+                            score.week_start,
+                            score.p,
+                            score.s,
+                            score.s_model,
+                            as_of if score.s is not None else None,
+                            in_holdout(score.user_id, holdout_share) if holdout_share else None,
+                        )
                     )
                     copied += 1
             # One statement, so the rows skipped by the `where` are exactly those reported:
@@ -78,13 +100,16 @@ def write_scores(
                         insert into {kpi} as k (user_id, week_start, kpis, created_at, updated_at)
                         select user_id, week_start,
                                jsonb_strip_nulls(jsonb_build_object(
-                                   'P', p, 'S', s, 'S_model', s_model)),
+                                   'P', p, 'S', s, 'S_model', s_model, 'S_as_of', s_as_of,
+                                   'holdout', holdout)),
                                now(), now()
                         from {temp}
                         on conflict (user_id, week_start) do update
-                            -- a new S drops the S_model of the old one (the heuristic S has none)
+                            -- a new S drops what belonged to the old one: its S_model (the
+                            -- fixed-weight S has none) and the mark of a return since then
                             set kpis = case when excluded.kpis ? 'S'
-                                            then k.kpis - 'S_model' else k.kpis end
+                                            then k.kpis - array['S_model', 'S_returned_on']
+                                            else k.kpis end
                                        || excluded.kpis,
                                 updated_at = excluded.updated_at
                             where jsonb_typeof(k.kpis) = 'object'

@@ -24,9 +24,17 @@ from .paths import project_root
 # Tables the project keeps in its schema besides the models: the run history (db/history.py)
 # and the windows of the per-run tables (macros/run_window/run_windows_registry.sql).
 # Tables the Python side creates in the project's schema: the run history, dbt's per-run
-# window record, and the churn model's versions and backtest results (scoring/churn_model.py).
+# window record, the churn model's versions and backtest results (scoring/churn_model.py),
+# and the champion/challenger candidates and decisions (scoring/churn_champion.py).
 OWN_TABLES = frozenset(
-    {"seedtest_run_history", "run_windows", "churn_models", "churn_backtest_results"}
+    {
+        "seedtest_run_history",
+        "run_windows",
+        "churn_models",
+        "churn_backtest_results",
+        "churn_candidates",
+        "churn_decisions",
+    }
 )
 # Model names of earlier versions of the project: a schema built by one of them still holds
 # these relations (models renamed since then are left behind until dropped by hand).

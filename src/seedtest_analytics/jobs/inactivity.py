@@ -21,6 +21,7 @@ from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
 from ..db.history import note, note_build
 from ..db.kpi_writer import write_scores
+from ..db.returners import mark_returned
 from ..dbt import profiling
 from ..dbt.failures import report_build_failure
 from ..dbt.runner import (
@@ -32,6 +33,7 @@ from ..dbt.runner import (
 )
 from ..errors import RunError
 from ..scoring.churn_scorer import churn_scorer
+from ..scoring.holdout import holdout_share
 from ..scoring.inputs import Score, score_users
 from ..warehouse import engine
 from ..warehouse import reader as warehouse
@@ -92,6 +94,7 @@ def score_and_write(
         note(users_found=len(inputs))
         if not inputs:
             log.info(f"No inactive users found (threshold={threshold} days)")
+            _mark_returned(conn, settings, schema)
             return result
         log.info(
             f"Found {len(inputs)} inactive users (threshold={threshold} days); "
@@ -117,7 +120,14 @@ def score_and_write(
                 skipped = not_object_rows(conn, scores, schema=settings.source_schema)
         else:
             with database_step("the weekly_kpi write"):
-                skipped = write_scores(conn, scores, schema=settings.source_schema).not_object
+                skipped = write_scores(
+                    conn,
+                    scores,
+                    schema=settings.source_schema,
+                    as_of=settings.anchor_date,
+                    holdout_share=holdout_share(),
+                ).not_object
+            _mark_returned(conn, settings, schema)
         for user_id, week_start in skipped:
             log.warn(
                 f"kpis of user={shown(user_id)} week={week_start.isoformat()} is not a JSON "
@@ -127,6 +137,16 @@ def score_and_write(
     result.processed = len(scores) - not_object
     result.failed = len(failed_users) + not_object
     return result
+
+
+def _mark_returned(conn: psycopg.Connection, settings: Settings, schema: str) -> None:
+    """Users scored earlier this week who have come back get S_returned_on (returners.py)."""
+    if settings.dry_run or engine.is_spark():
+        return
+    with database_step("marking the returners in weekly_kpi"):
+        marked = mark_returned(conn, settings, kpi_schema=settings.source_schema, dbt_schema=schema)
+    if marked:
+        log.info(f"{marked} user(s) scored earlier this week came back: S_returned_on set")
 
 
 def not_object_rows(

@@ -85,6 +85,7 @@ class ChurnModel:
     threshold_days: int
     kpi_lookback_days: int
     package_version: str
+    activity_timezone: str | None = None
 
     def probability(self, x: ChurnInputs) -> float:
         z = self.intercept
@@ -155,7 +156,7 @@ def ensure_tables(conn: psycopg.Connection, schema: str) -> None:
 
 _MODEL_COLUMNS = (
     "version, features, coefficients, intercept, trained_until, first_anchor, last_anchor,"
-    " horizon_days, threshold_days, kpi_lookback_days, package_version"
+    " horizon_days, threshold_days, kpi_lookback_days, package_version, activity_timezone"
 )
 
 
@@ -172,12 +173,13 @@ def _model(row: Sequence[Any]) -> ChurnModel:
         threshold,
         lookback,
         package,
+        timezone,
     ) = row
     return ChurnModel(
         version=version,
         features=tuple(features),
-        coefficients=tuple(float(c) for c in coefficients),
-        intercept=float(intercept),
+        coefficients=tuple(float("nan") if c is None else float(c) for c in coefficients or ()),
+        intercept=float("nan") if intercept is None else float(intercept),
         trained_until=until,
         first_anchor=first,
         last_anchor=last,
@@ -185,6 +187,7 @@ def _model(row: Sequence[Any]) -> ChurnModel:
         threshold_days=threshold,
         kpi_lookback_days=lookback,
         package_version=package,
+        activity_timezone=timezone,
     )
 
 
@@ -211,11 +214,30 @@ def usable(model: ChurnModel | None, settings: Settings, schema: str) -> ChurnMo
             f"METRICS_CHURN_MODEL=logistic, but no churn model has been trained (schema "
             f"{schema}); run `seedtest-analytics train-churn --until YYYY-MM-DD` first"
         )
+    numbers = (model.intercept, *model.coefficients)
+    if len(model.coefficients) != len(model.features) or not all(
+        isinstance(c, float) and math.isfinite(c) for c in numbers
+    ):
+        raise UsageError(
+            f"churn model v{model.version} is invalid ({len(model.coefficients)} coefficients "
+            f"for {len(model.features)} inputs, or a null, NaN or infinite number); train a "
+            "new one with train-churn"
+        )
     unknown = [name for name in model.features if name not in FEATURES]
     if unknown:
         raise UsageError(
             f"churn model v{model.version} uses inputs this version does not know "
             f"({', '.join(unknown)}); train a new one with train-churn"
+        )
+    if model.threshold_days != settings.threshold_days or (
+        model.activity_timezone is not None
+        and model.activity_timezone != settings.activity_timezone
+    ):
+        raise UsageError(
+            f"churn model v{model.version} was trained for INACTIVITY_THRESHOLD_DAYS="
+            f"{model.threshold_days} and ACTIVITY_TIMEZONE={model.activity_timezone}, this run "
+            f"has {settings.threshold_days} and {settings.activity_timezone}; train a new one "
+            "with train-churn"
         )
     if (model.horizon_days, model.kpi_lookback_days) != (
         settings.churn_horizon_days,
@@ -263,12 +285,14 @@ def apply_model(
             f"{CHURN_INPUTS} has no inputs as of {settings.anchor_date} for {len(missing)} "
             f"inactive user(s) (e.g. {missing[0]}); rebuild it with the same vars"
         )
-    return [
-        dataclasses.replace(
-            score, s=model.probability(inputs[score.user_id]), s_model=model.version
+    result = []
+    for score in scores:
+        s = model.probability(inputs[score.user_id])
+        # never a non-finite S: the fixed-weight one stays (usable() checked the numbers)
+        result.append(
+            dataclasses.replace(score, s=s, s_model=model.version) if math.isfinite(s) else score
         )
-        for score in scores
-    ]
+    return result
 
 
 def models_schema(schema: str, settings: Settings) -> str:

@@ -1,6 +1,7 @@
-"""The churn scorer, chosen once from METRICS_CHURN_MODEL: `heuristic` (the S formula of
-scoring.formulas, computed with P) or `logistic` (the latest model trained by `train-churn`,
-scoring.churn_model). The rest of the runtime asks the scorer, never the setting."""
+"""The churn scorer, chosen once from METRICS_CHURN_MODEL: `auto` (the default: the champion
+promoted by `train-churn`, else the S formula; scoring.churn_champion), `heuristic` (the S
+formula of scoring.formulas, computed with P) or `logistic` (the latest model trained by
+`train-churn`, scoring.churn_model). The rest of the runtime asks the scorer, never the setting."""
 
 from __future__ import annotations
 
@@ -62,6 +63,33 @@ class LogisticScorer:
         return apply_model(conn, scores, settings, schema)
 
 
+class AutoScorer:
+    """The promoted champion when one is usable, else the S formula; needs nothing before a
+    run (no champion is a normal state), and on Spark it is the formula."""
+
+    name = "auto"
+    needs_postgres_models = False
+
+    def check(self, params: ConnectionParams, settings: Settings) -> None:
+        """Nothing to check: without a usable champion S is the formula."""
+
+    def apply(
+        self, conn: psycopg.Connection, scores: list[Score], settings: Settings, schema: str
+    ) -> list[Score]:
+        from ..db.failures import database_step
+        from ..warehouse import engine
+        from .churn_champion import apply_champion
+
+        if engine.is_spark():
+            return scores
+        with database_step("reading the churn champion"):
+            return apply_champion(conn, scores, settings, schema)
+
+
 def churn_scorer(settings: Settings) -> ChurnScorer:
     """The scorer METRICS_CHURN_MODEL names (the setting is checked when it is read)."""
-    return LogisticScorer() if settings.churn_model == LogisticScorer.name else HeuristicScorer()
+    if settings.churn_model == LogisticScorer.name:
+        return LogisticScorer()
+    if settings.churn_model == AutoScorer.name:
+        return AutoScorer()
+    return HeuristicScorer()
