@@ -60,6 +60,10 @@
         {%- if newest is none -%}
             {{- return(none) -}}
         {%- endif -%}
+        {%- if newest is string -%}
+            {#- a date comes back as text through a Spark Thrift Server (PyHive) -#}
+            {%- set newest = validated_date('newest ' ~ catch_up_column ~ ' of ' ~ existing, newest) -%}
+        {%- endif -%}
         {%- set next_day = newest + modules.datetime.timedelta(days=1) -%}
         {%- if next_day < start -%}
             {%- set start = next_day -%}

@@ -2,7 +2,9 @@
 
 Not part of the default suite (pyproject's testpaths is tests/python): it needs pyspark,
 Java 17 and about a minute to start a Spark session. A real PostgreSQL comes from
-TEST_DATABASE_URL, else an embedded server in a temp dir; Spark runs in this process
+TEST_DATABASE_URL, else an embedded server in a temp dir. Spark is reached as
+SEEDTEST_SPARK_METHOD says: `thrift`, a Spark Thrift Server (SEEDTEST_SPARK_HOST/PORT; the
+script starts a standalone cluster for it), or `session` (default), Spark in this process
 (dbt-spark's method session) with its warehouse and metastore in a temp dir.
 """
 
@@ -90,16 +92,69 @@ def drop_database(server: ConnectionParams, params: ConnectionParams) -> None:
         )
 
 
+class SparkSQL:
+    """Spark SQL for the test, whichever way Spark is reached: `rows(query)` (a list of
+    tuples) and `execute(statement)`. Over a Thrift server the statements share one session
+    (the loader's temporary views need that) and each read opens a new one."""
+
+    def __init__(self, method: str, session: Any = None) -> None:
+        self.method = method
+        self.session = session
+        self.connection: Any = None
+        if method == "thrift":
+            from seedtest_analytics.warehouse import spark_thrift
+
+            self.connection = spark_thrift.Connection()
+
+    def rows(self, query: str) -> list[tuple[Any, ...]]:
+        if self.connection is not None:
+            # A session of its own, as the P/S step reads: a Thrift session keeps the file
+            # listing of each table it read, which a run's partition swap then makes stale
+            # (FILE_NOT_EXIST until `refresh table`).
+            from seedtest_analytics.warehouse import spark_thrift
+
+            return list(spark_thrift.rows(query))
+        return [tuple(row) for row in self.session.sql(query).collect()]
+
+    def execute(self, statement: str) -> None:
+        if self.connection is not None:
+            self.connection.execute(statement)
+        else:
+            self.session.sql(statement)
+
+    def database_exists(self, name: str) -> bool:
+        return any(row[0] == name for row in self.rows(f"show databases like '{name}'"))
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+
 @pytest.fixture(scope="session")
-def spark(isolated_dirs: None) -> Any:
-    """The process's SparkSession, configured from the profile's spark target (dbt reuses it)."""
-    from seedtest_analytics.warehouse import engine
+def spark(isolated_dirs: None) -> Iterator[SparkSQL]:
+    """Spark as the run reaches it: a Thrift session, or the process's SparkSession
+    configured from the profile's spark target (dbt reuses it)."""
+    from seedtest_analytics.warehouse import engine, spark_thrift
+    from seedtest_analytics.warehouse.spark import spark_session
+
+    method = spark_thrift.method()
+    if method == spark_thrift.THRIFT:
+        started = time.monotonic()
+        client = SparkSQL(method)
+        version = client.rows("select version()")[0][0]
+        REPORT["timings"].append(
+            f"Thrift session to {client.connection.where} (Spark {version}):"
+            f" {time.monotonic() - started:.1f} s"
+        )
+        yield client
+        client.close()
+        return
 
     previous = os.environ.get(engine.ENGINE_ENV)
     os.environ[engine.ENGINE_ENV] = engine.SPARK
     started = time.monotonic()
     try:
-        session = engine.spark_session()
+        session = spark_session()
     finally:
         if previous is None:
             os.environ.pop(engine.ENGINE_ENV, None)
@@ -109,4 +164,4 @@ def spark(isolated_dirs: None) -> Any:
     REPORT["timings"].append(
         f"Spark session start (Spark {session.version}): {time.monotonic() - started:.1f} s"
     )
-    return session
+    yield SparkSQL(method, session)

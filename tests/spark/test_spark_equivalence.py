@@ -7,6 +7,9 @@ database of a Spark deployment: its tables are copied into the Spark database `s
 (as the platform's ingestion would), and `run` with SEEDTEST_ENGINE=spark builds the models on
 Spark (parquet tables, days partitioned) and writes P/S into that PostgreSQL's weekly_kpi.
 
+Spark is reached as SEEDTEST_SPARK_METHOD says (conftest.py): through a Spark Thrift Server
+(scripts/test-spark.sh starts a standalone cluster for it) or in this process.
+
 Both run the same anchors, incrementally (the last one with the dbt data tests, which must
 pass on Spark too), with a calendar-day time zone (Asia/Seoul) that is
 neither UTC nor the databases' session time zone, theta and the Bayesian P on. Between two
@@ -37,9 +40,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from conftest import REPORT, create_database, drop_database
+from conftest import REPORT, SparkSQL, create_database, drop_database
 from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_analytics.dbt.runner import environment
+from seedtest_dev.spark_load import APPLICATION_TABLES, load_tables
 from seedtest_dev.synthetic import generate_demo
 
 pytestmark = pytest.mark.spark
@@ -65,47 +69,7 @@ PIPELINE_ENV = {
 }
 
 # The application tables as the Spark database holds them: (PostgreSQL query, Spark schema).
-SOURCES: dict[str, tuple[str, str]] = {
-    "exam_results": (
-        "select id::text, session_id, user_id, result_json::text, created_at, updated_at"
-        " from public.exam_results",
-        "id string, session_id string, user_id string, result_json string,"
-        " created_at timestamp, updated_at timestamp",
-    ),
-    "attempt": (
-        "select id, student_id::text, item_id, topic_id, correct, response_time_ms, hint_used,"
-        " completed_at, session_id from public.attempt",
-        "id bigint, student_id string, item_id bigint, topic_id string, correct boolean,"
-        " response_time_ms int, hint_used boolean, completed_at timestamp, session_id string",
-    ),
-    "session": (
-        "select id, user_id, started_at, ended_at from public.session",
-        "id string, user_id string, started_at timestamp, ended_at timestamp",
-    ),
-    "student_topic_theta": (
-        "select user_id, topic_id, theta, se, updated_at from public.student_topic_theta",
-        "user_id string, topic_id string, theta double, se double, updated_at timestamp",
-    ),
-    "mirt_ability": (
-        "select user_id, theta, se, fitted_at, version from public.mirt_ability",
-        "user_id string, theta double, se double, fitted_at timestamp, version string",
-    ),
-    "ability_estimates": (
-        "select user_id, mean, sd, fitted_at from public.ability_estimates",
-        "user_id string, mean double, sd double, fitted_at timestamp",
-    ),
-    "interest_goal": (
-        "select user_id, topic_id, target_level::float8, priority, created_at"
-        " from public.interest_goal",
-        "user_id string, topic_id string, target_level double, priority smallint,"
-        " created_at timestamp",
-    ),
-    "weekly_kpi": (
-        "select user_id, week_start, kpis::text, created_at, updated_at from public.weekly_kpi",
-        "user_id string, week_start date, kpis string, created_at timestamp,"
-        " updated_at timestamp",
-    ),
-}
+SOURCES = APPLICATION_TABLES
 
 # Outputs compared, with their keys; run-time columns are left out.
 MODELS = {
@@ -121,7 +85,8 @@ RUN_TIME_COLUMNS = {"computed_at"}
 class Deployments:
     postgres: ConnectionParams  # models and weekly_kpi on PostgreSQL
     spark_app: ConnectionParams  # the Spark deployment's application database (weekly_kpi)
-    spark: Any
+    spark: SparkSQL
+    ingest_dir: str  # where the copies travel as files (readable by the Spark driver)
     compared: dict[str, dict[str, int]]
 
 
@@ -131,16 +96,12 @@ def connect(params: ConnectionParams) -> psycopg.Connection:
     return psycopg.connect(**params.psycopg_kwargs(), autocommit=True)
 
 
-def copy_to_spark(spark: Any, params: ConnectionParams) -> None:
+def copy_to_spark(d: Deployments) -> None:
     """Replace the Spark copies of the application tables with the PostgreSQL rows."""
-    spark.sql(f"create database if not exists {SPARK_DATABASE}")
-    with connect(params) as conn:
-        for table, (query, schema) in SOURCES.items():
-            rows = conn.execute(query).fetchall()
-            frame = spark.createDataFrame(rows, schema=schema)
-            frame.write.format("parquet").mode("overwrite").saveAsTable(
-                f"{SPARK_DATABASE}.{table}"
-            )
+    from pathlib import Path
+
+    with connect(d.spark_app) as conn:
+        load_tables(conn, d.spark.execute, Path(d.ingest_dir), SPARK_DATABASE, SOURCES)
 
 
 def late_change(params: ConnectionParams) -> int:
@@ -214,7 +175,7 @@ def run_on_spark(params: ConnectionParams, anchor: dt.date, data_tests: bool, *e
 def run_both(d: Deployments, anchor: dt.date, workdir: str, *, data_tests: bool = False) -> None:
     """The pipeline for `anchor` on both deployments (with the dbt data tests or without)."""
     started = time.monotonic()
-    copy_to_spark(d.spark, d.spark_app)
+    copy_to_spark(d)
     copied = time.monotonic() - started
     postgres = start_postgres_run(d.postgres, anchor, workdir, data_tests)
     code, output = run_on_spark(d.spark_app, anchor, data_tests)
@@ -260,14 +221,13 @@ def pg_table(params: ConnectionParams, table: str, columns: Sequence[tuple[str, 
         return conn.execute(f"select {', '.join(exprs)} from {DBT_SCHEMA}.{table}").fetchall()
 
 
-def spark_table(spark: Any, table: str, columns: Sequence[tuple[str, str]]
+def spark_table(spark: SparkSQL, table: str, columns: Sequence[tuple[str, str]]
                 ) -> list[tuple[Any, ...]]:
     exprs = [
         f"unix_micros(`{name}`)" if kind.startswith("timestamp") else f"`{name}`"
         for name, kind in columns
     ]
-    rows = spark.sql(f"select {', '.join(exprs)} from {DBT_SCHEMA}.{table}").collect()
-    return [tuple(row) for row in rows]
+    return spark.rows(f"select {', '.join(exprs)} from {DBT_SCHEMA}.{table}")
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -341,18 +301,18 @@ def day_rows(d: Deployments, day: dt.date) -> tuple[int, int, list[str]]:
         row = conn.execute(
             f"select count(*) from {DBT_SCHEMA}.features_topic_daily where date = %s", (day,)
         ).fetchone()
-    spark_count = d.spark.sql(
+    spark_count = d.spark.rows(
         f"select count(*) from {DBT_SCHEMA}.features_topic_daily where `date` = date '{day}'"
-    ).collect()[0][0]
-    partitions = [r[0] for r in d.spark.sql(
-        f"show partitions {DBT_SCHEMA}.features_topic_daily").collect()]
+    )[0][0]
+    partitions = [r[0] for r in d.spark.rows(
+        f"show partitions {DBT_SCHEMA}.features_topic_daily")]
     return int(row[0]) if row else 0, int(spark_count), partitions
 
 
 # --- the scenario ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def deployments(server_params: ConnectionParams, spark: Any,
+def deployments(server_params: ConnectionParams, spark: SparkSQL,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployments]:
     from seedtest_analytics.db.app_schema import init_db
 
@@ -363,7 +323,10 @@ def deployments(server_params: ConnectionParams, spark: Any,
         with connect(postgres) as conn:
             generate_demo(conn, users=USERS, days=DAYS, seed=7, end_date=END)
         spark_app = create_database(server_params, template=postgres.dbname)
-        yield Deployments(postgres, spark_app, spark, {})
+        ingest = os.environ.get("SEEDTEST_SPARK_INGEST_DIR") or str(
+            tmp_path_factory.mktemp("spark-ingest")
+        )
+        yield Deployments(postgres, spark_app, spark, ingest, {})
     finally:
         drop_database(server_params, postgres)
         if spark_app is not None:
@@ -401,4 +364,4 @@ def test_same_results_on_spark_and_postgres(
     assert re.search(found, output, re.M), output[-3000:]
     assert weekly_kpi(d.spark_app) == kpis
     assert Counter(spark_table(d.spark, "features_topic_daily", columns)) == Counter(features)
-    assert not d.spark.catalog.databaseExists(DBT_SCHEMA + "_dry_run")
+    assert not d.spark.database_exists(DBT_SCHEMA + "_dry_run")

@@ -2,11 +2,13 @@
 
 SEEDTEST_ENGINE=spark builds the models with dbt-spark (`--target spark` of
 profiles/profiles.yml; method session runs Spark inside this process, pip extra
-`dbt-spark[session]`). The Spark database SEEDTEST_SPARK_SOURCE_SCHEMA (default `seedtest`)
-holds copies of the application tables (exam_results, attempt, weekly_kpi and the optional
-ones), kept up to date by the platform's ingestion. The P/S step and weekly_kpi stay on the
-application's PostgreSQL (DATABASE_URL): the step reads its inputs from Spark in one query
-through the SparkSession dbt used, and writes the same one-transaction merge.
+`dbt-spark[session]`), or with SEEDTEST_SPARK_METHOD=thrift through a Spark Thrift Server
+(`--target thrift`, spark_thrift.py). The Spark database SEEDTEST_SPARK_SOURCE_SCHEMA
+(default `seedtest`) holds copies of the application tables (exam_results, attempt,
+weekly_kpi and the optional ones), kept up to date by the platform's ingestion. The P/S
+step and weekly_kpi stay on the application's PostgreSQL (DATABASE_URL): the step reads its
+inputs from Spark in one query (through the SparkSession dbt used, or over the Thrift
+server), and writes the same one-transaction merge.
 
 The other Spark settings (all optional): SEEDTEST_SPARK_MASTER (default local[2]),
 SEEDTEST_SPARK_DIR (default <project>/.spark: warehouse and metastore of a local session),
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from ..config import Settings, environ_get, parse_identifier
 from ..errors import UsageError
+from . import spark_thrift
 
 ENGINE_ENV = "SEEDTEST_ENGINE"
 SPARK_SOURCE_SCHEMA_ENV = "SEEDTEST_SPARK_SOURCE_SCHEMA"
@@ -56,6 +59,7 @@ def validate(command: str = "", *, needs_postgres_models: bool = False) -> None:
     if not is_spark():
         return
     spark_source_schema()
+    spark_thrift.validate()
     if command in ("backtest", "train-churn") or needs_postgres_models:
         raise UsageError(
             f"{ENGINE_ENV}=spark: the churn backtest and METRICS_CHURN_MODEL=logistic read"
@@ -65,7 +69,7 @@ def validate(command: str = "", *, needs_postgres_models: bool = False) -> None:
 
 def dbt_target_args() -> list[str]:
     """The dbt arguments that choose the profile target of the engine."""
-    return ["--target", SPARK_TARGET] if is_spark() else []
+    return ["--target", spark_thrift.target()] if is_spark() else []
 
 
 def dbt_settings(settings: Settings) -> Settings:
@@ -80,7 +84,7 @@ def dbt_env(project_root: Path) -> dict[str, str]:
     """Environment for the Spark target of profiles/profiles.yml: absolute paths for a local
     session's warehouse and metastore (the profile's defaults are relative to the working
     directory), and a loopback driver address for a local master."""
-    if not is_spark():
+    if not is_spark() or spark_thrift.is_thrift():  # a server has its own warehouse, metastore
         return {}
     base = Path(environ_get("SEEDTEST_SPARK_DIR") or project_root / ".spark").resolve()
     env = {

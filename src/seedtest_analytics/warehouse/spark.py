@@ -1,6 +1,7 @@
 """The Spark reader of the models (SEEDTEST_ENGINE=spark): dbt's results read through the
-SparkSession dbt-spark (method session) started in this process, and a dry run's scratch
-database. The P/S write stays on the application's PostgreSQL."""
+SparkSession dbt-spark (method session) started in this process, or with
+SEEDTEST_SPARK_METHOD=thrift over the Thrift server dbt used (spark_thrift.py), and a dry
+run's scratch database. The P/S write stays on the application's PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from ..config import dbt_environment, environ_copy, parse_identifier
 from ..db.connection import ConnectionParams
 from ..errors import RunError
 from ..scoring.inputs import ScoringInput
+from . import spark_thrift
 from .engine import ENGINE_ENV, SPARK_TARGET, dbt_env
+from .spark_thrift import is_thrift
 
 
 def spark_session() -> Any:
@@ -59,6 +62,8 @@ def _profile_spark_parameters() -> dict[str, str]:
 
 
 def _rows(query: str) -> Any:
+    if is_thrift():
+        return spark_thrift.rows(query)
     session = spark_session()
     try:
         return session.sql(query).toLocalIterator()
@@ -123,26 +128,44 @@ def window_counts(schema: str, since: dt.date, anchor: dt.date) -> tuple[int, in
 
 def table_exists(schema: str, table: str) -> bool:
     """Whether the Spark catalog has schema.table."""
+    if is_thrift():
+        quoted = parse_identifier("schema", schema)
+        if not any(row[0] == schema for row in _rows(f"show databases like '{quoted}'")):
+            return False
+        return any(row[1] == table for row in _rows(f"show tables in `{quoted}` like '{table}'"))
     return bool(spark_session().catalog.tableExists(f"{schema}.{table}"))
+
+
+def _execute(*statements: str) -> None:
+    """Statements in order (on a Thrift server: in one session of their own)."""
+    if is_thrift():
+        spark_thrift.execute(*statements)
+        return
+    session = spark_session()
+    for statement in statements:
+        session.sql(statement)
 
 
 def prepare_scratch(real: str, scratch: str, models: Sequence[str]) -> None:
     """A dry run's scratch database in Spark (runs.py): the incremental models present in
     `real` copied into a fresh `scratch` (same columns, format and partitioning)."""
-    session = spark_session()
-    real_q, scratch_q = _table(real, "x").split(".")[0], _table(scratch, "x").split(".")[0]
-    session.sql(f"drop database if exists {scratch_q} cascade")
-    session.sql(f"create database {scratch_q}")
+    scratch_q = _table(scratch, "x").split(".")[0]
+    copies = []
     for name in models:
-        if session.catalog.tableExists(f"{real}.{name}"):
-            source, copy = f"{real_q}.{_table(real, name).split('.')[1]}", _table(scratch, name)
-            session.sql(f"create table {copy} like {source}")
-            session.sql(f"insert into {copy} select * from {source}")
+        if table_exists(real, name):
+            source, copy = _table(real, name), _table(scratch, name)
+            copies += [
+                f"create table {copy} like {source}",
+                f"insert into {copy} select * from {source}",
+            ]
+    _execute(
+        f"drop database if exists {scratch_q} cascade", f"create database {scratch_q}", *copies
+    )
 
 
 def drop_scratch(scratch: str) -> None:
     """Drops a dry run's scratch database in Spark."""
-    spark_session().sql(f"drop database if exists {_table(scratch, 'x').split('.')[0]} cascade")
+    _execute(f"drop database if exists {_table(scratch, 'x').split('.')[0]} cascade")
 
 
 class SparkWarehouse:
