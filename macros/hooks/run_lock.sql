@@ -6,9 +6,10 @@
     takes the shared writer lock for the rest of the transaction and fails the model when the
     lock session is gone, before the model writes anything.
 
-    Plain dbt (no SEEDTEST_LOCK_PID) takes no lock, but a command that writes (run, build,
-    seed, snapshot, retry) refuses to start while a CLI run holds the lock on the same
-    database and schema.
+    Plain dbt (no SEEDTEST_LOCK_PID): a command that writes (run, build, seed, snapshot,
+    retry) refuses to start while a CLI run holds the lock on the same database and schema,
+    and every model takes that same lock for its transaction (or stops, when a CLI run holds
+    it), so a plain dbt build is locked like the CLI.
 #}
 {% macro assert_run_lock(relation=none) -%}
     {{- adapter.dispatch('assert_run_lock', 'seedtest_analytics')(relation) -}}
@@ -23,7 +24,22 @@
     {%- set pid = env_var('SEEDTEST_LOCK_PID', '') | trim -%}
     {%- set name = env_var('SEEDTEST_LOCK_NAME', '') | trim -%}
     {%- set key = env_var('SEEDTEST_LOCK_KEY', '') | trim -%}
-    {%- if pid == '' -%}
+    {%- if pid == '' and relation is not none -%}
+        {#- Plain dbt, in each model's transaction before it writes: the run lock itself,
+            shared (the build's own models run side by side), for the length of the
+            transaction, so a plain build and a CLI run never write at the same time (a CLI
+            run starting meanwhile waits for the model's transaction, and the plain build's
+            next model stops). -#}
+do $seedtest_lock$
+begin
+    if not pg_try_advisory_xact_lock_shared(hashtext('seedtest-analytics:' || current_database() || ':'
+        || {{ dbt.string_literal(target.schema) }}), 1) then
+        raise exception 'a seedtest-analytics run is in progress on this database and schema (%); stopped before writing %',
+            {{ dbt.string_literal(target.schema) }}, {{ dbt.string_literal(relation.identifier) }};
+    end if;
+end
+$seedtest_lock$
+    {%- elif pid == '' -%}
         {%- if execute and relation is none
             and flags.WHICH in ('run', 'build', 'seed', 'snapshot', 'retry') -%}
             {#- Free means: taken and given back at once. A failed SQL hook would not stop dbt

@@ -37,9 +37,11 @@
     '{{ value | string | replace("'", "''") }}'
 {%- endmacro %}
 
-{% macro _run_windows_relation() -%}
+{% macro _run_windows_relation(read=none) -%}
     {{- return(api.Relation.create(
-        database=target.get('database'), schema=target.schema, identifier='run_windows'
+        database=read.database if read is not none else target.get('database'),
+        schema=read.schema if read is not none else target.schema,
+        identifier=dry_run_alias('run_windows')
     )) -}}
 {%- endmacro %}
 
@@ -83,6 +85,12 @@
         recorded_at timestamptz not null,
         invocation_id text not null
     );
+    {#- the table the window belongs to (set by confirm_run_window): a copy or a clone of it
+        from elsewhere is another relation -#}
+    alter table {{ registry }} add column if not exists relation_oid oid;
+    {%- if is_dry_run() %}
+    comment on table {{ registry }} is {{ _sql_text(dry_run_marker()) }};
+    {%- endif %}
     insert into {{ registry }} (model, run_window, recorded_at, invocation_id)
     values (
         {{ _sql_text(this.identifier) }},
@@ -93,7 +101,8 @@
     on conflict (model) do update set
         run_window = excluded.run_window,
         recorded_at = excluded.recorded_at,
-        invocation_id = excluded.invocation_id
+        invocation_id = excluded.invocation_id,
+        relation_oid = null
 {%- endmacro %}
 
 {% macro spark__record_run_window(window) -%}
@@ -116,14 +125,21 @@
 {%- endmacro %}
 
 {#
-    Post-hook of a per-run table, after its pre-hook record_run_window: nothing on PostgreSQL
-    (the record was made in the build's transaction).
+    Post-hook of a per-run table, after its pre-hook record_run_window, in the same
+    transaction: the record names the table just built (its oid), so a reader can tell the
+    table of the record from a copy or clone of a table built elsewhere, for another window.
 #}
 {% macro confirm_run_window() -%}
     {{- adapter.dispatch('confirm_run_window', 'seedtest_analytics')() -}}
 {%- endmacro %}
 
 {% macro default__confirm_run_window() -%}
+    {%- if not execute -%}
+        {{- return('select 1') -}}
+    {%- endif -%}
+    update {{ _run_windows_relation() }}
+    set relation_oid = to_regclass({{ _sql_text(this | string) }})
+    where model = {{ _sql_text(this.identifier) }}
 {%- endmacro %}
 
 {% macro spark__confirm_run_window() -%}
@@ -143,22 +159,36 @@
     {{- return(adapter.dispatch('recorded_run_window', 'seedtest_analytics')(identifier)) -}}
 {%- endmacro %}
 
+{#
+    The record is read where the relation read is (`ref(identifier)`: in another schema when
+    deferred), and only counts when it names that very relation: a clone or copy of the table
+    (another oid) has no recorded window. A record of an earlier version (no oid) counts.
+#}
 {% macro default__recorded_run_window(identifier) -%}
     {%- if not execute -%}
         {{- return(none) -}}
     {%- endif -%}
-    {%- set registry = _run_windows_relation() -%}
-    {%- if not _run_windows_exists() -%}
+    {%- set read = ref(identifier) -%}
+    {%- set registry = _run_windows_relation(read) -%}
+    {%- set found = run_query(
+        'select to_regclass(' ~ _sql_text(registry | string) ~ ') is not null'
+    ) -%}
+    {%- if not found.columns[0].values()[0] -%}
         {{- return(none) -}}
     {%- endif -%}
     {%- set found = run_query(
-        'select cast(run_window as text) from ' ~ registry
-        ~ ' where model = ' ~ _sql_text(identifier)
+        'select cast(run_window as text), relation_oid is null'
+        ~ ' or relation_oid = to_regclass(' ~ _sql_text(read | string) ~ ')'
+        ~ ' from ' ~ registry ~ ' where model = ' ~ _sql_text(dry_run_alias(identifier))
+    ) if 'relation_oid' in (adapter.get_columns_in_relation(registry) | map(attribute='name'))
+    else run_query(
+        'select cast(run_window as text), true from ' ~ registry
+        ~ ' where model = ' ~ _sql_text(dry_run_alias(identifier))
     ) -%}
-    {%- if found.rows | length == 0 -%}
+    {%- if found.rows | length == 0 or not found.rows[0][1] -%}
         {{- return(none) -}}
     {%- endif -%}
-    {{- return(fromjson(found.columns[0].values()[0])) -}}
+    {{- return(fromjson(found.rows[0][0])) -}}
 {%- endmacro %}
 
 {% macro spark__recorded_run_window(identifier) -%}
@@ -185,7 +215,8 @@
     {%- set recorded = recorded_run_window(identifier) -%}
     {%- set current = run_window(needed_from) -%}
     {%- if recorded is none -%}
-        {{- return(identifier ~ ' has no recorded window (it was not built by this version)') -}}
+        {{- return(identifier ~ ' has no recorded window of its own (not built by this version'
+            ~ ' of the project, or a copy or clone of a table built elsewhere)') -}}
     {%- endif -%}
     {%- for key in ['anchor_date', 'activity_timezone', 'map_user_ids',
                     'attempts_from_exam_results', 'source_schema'] -%}

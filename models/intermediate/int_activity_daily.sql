@@ -46,6 +46,20 @@ exams as (
     where
         user_id is not null
         and {{ in_window('activity_at', window_start) }}
+        and {{ is_finite_time('activity_at') }}
+),
+
+-- the attempt source's attempt ids per exam session (only read when the windowed attempts
+-- cannot serve this run)
+session_attempts as (
+    select
+        attempts.session_id,
+        attempts.attempt_id
+    from {{ attempt_source }} as attempts
+    where
+        {{ (not use_windowed) | string | lower }}
+        and {{ in_window('attempts.completed_at', window_start) }}
+    group by attempts.session_id, attempts.attempt_id
 ),
 
 events as (
@@ -68,19 +82,14 @@ events as (
 
     union all
 
+    -- one event per attempt id of the exam's session (as the windowed attempts count)
     select
         exams.user_id,
         exams.activity_at,
         'attempt' as activity_source
     from exams
-    where
-        {{ (not use_windowed) | string | lower }}
-        and exists (
-            select 1 from {{ attempt_source }} as attempts
-            where
-                attempts.session_id = exams.session_id
-                and {{ in_window('attempts.completed_at', window_start) }}
-        )
+    inner join session_attempts
+        on exams.session_id = session_attempts.session_id
 
     union all
 
@@ -92,6 +101,7 @@ events as (
     where
         user_id is not null
         and {{ in_window('activity_at', window_start) }}
+        and {{ is_finite_time('activity_at') }}
 )
 
 select

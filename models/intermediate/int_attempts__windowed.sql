@@ -43,11 +43,12 @@ attempts as (
         is_correct,
         response_time_ms,
         hint_used,
-        completed_at,
+        -- an infinite time ('-infinity' on a first build) is no time
+        {{ finite_time_or_null('completed_at') }} as completed_at,
         case
             when user_id is null then 'no_user'
             when nullif(topic_id, '') is null then 'no_topic'
-            when completed_at is null then 'no_time'
+            when completed_at is null or not {{ is_finite_time('completed_at') }} then 'no_time'
             -- (date, user_id, topic_id) is features_topic_daily's unique index, whose keys must
             -- fit in a third of a page (2,704 bytes)
             when octet_length(topic_id) > {{ max_key_bytes }} then 'topic_too_long'

@@ -26,6 +26,10 @@ topic_theta as (
         theta_se,
         estimated_at
     from {{ ref('int_student_topic_thetas__mapped') }}
+    -- a NaN or infinite theta or error: the row is skipped (source check is_finite)
+    where
+        coalesce({{ is_finite_number('theta') }}, true)
+        and coalesce({{ is_finite_number('theta_se') }}, true)
 ),
 
 user_ability as (
@@ -35,6 +39,10 @@ user_ability as (
         theta_se,
         fitted_at
     from {{ ref('int_mirt_abilities__mapped') }}
+    -- a NaN or infinite theta or error: the row is skipped (source check is_finite)
+    where
+        coalesce({{ is_finite_number('theta') }}, true)
+        and coalesce({{ is_finite_number('theta_se') }}, true)
 ),
 
 topic_theta_ranked as (

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from . import __version__, log
 from .config import Settings, load_settings, parse_int
 from .db import connection
-from .db.app_schema import init_db
+from .db.app_schema import setup_app_schema
 from .db.locking import lock_wait_seconds
 from .dbt.docs import run_docs
 from .dbt.retry import retry_settings, run_dbt_retry
@@ -38,9 +38,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 DRY_RUN_HELP = (
-    "compute and report the same counts without touching the real tables: dbt builds into the "
-    "scratch schema <SEEDTEST_DBT_SCHEMA>_dry_run, dropped before and after; the only other "
-    "write is the run's row in seedtest_run_history"
+    "compute and report the same counts without touching the real tables: dbt builds "
+    "dry_run__<model> relations in SEEDTEST_DBT_SCHEMA, marked as the dry run's and dropped "
+    "before and after (on Spark: the scratch database <SEEDTEST_DBT_SCHEMA>_dry_run); the only "
+    "other write is the run's row in seedtest_run_history"
 )
 
 
@@ -165,7 +166,14 @@ def _checked_settings(args: argparse.Namespace) -> Settings:
 
 def _init_db(args: argparse.Namespace) -> int:
     params = connection.resolve()
-    created = init_db(params)
+    setup = setup_app_schema(params)
+    if setup.missing:
+        log.info(
+            f"The application's schema in {params.redacted()} holds its tables: init-db "
+            f"created nothing in it; missing: {', '.join(setup.missing)}"
+        )
+        return 0
+    created = setup.created
     log.info(
         f"Application schema ready in {params.redacted()}; created: "
         f"{', '.join(created) or 'nothing'} (existing objects are never replaced)"

@@ -13,7 +13,9 @@ estimates_ranked as (
     from {{ ref('int_ability_estimates__mapped') }}
     where
         fitted_at < {{ anchor_end_ts() }}
-        and ability_mean is not null
+        -- NaN or infinite values: the row is skipped (counted by the source check is_finite)
+        and {{ is_finite_number('ability_mean') }}
+        and coalesce({{ is_finite_number('ability_sd') }}, true)
 ),
 
 estimates as (
@@ -36,7 +38,8 @@ mirt_ranked as (
     from {{ ref('int_mirt_abilities__mapped') }}
     where
         fitted_at < {{ anchor_end_ts() }}
-        and theta is not null
+        and {{ is_finite_number('theta') }}
+        and coalesce({{ is_finite_number('theta_se') }}, true)
 ),
 
 mirt as (

@@ -67,22 +67,37 @@ def _existing(conn: psycopg.Connection, schema: str, objects: list[SchemaObject]
     return found
 
 
+@dataclass(frozen=True)
+class AppSchemaSetup:
+    created: list[str]  # "table exam_results", ...
+    missing: list[str]  # what the application's own schema lacks (nothing was created there)
+
+
 def init_db(params: ConnectionParams, schema: str = "public") -> list[str]:
     """Create what is missing of the application schema (tables, the attempt view, the
-    app_user_uuid function); never replace or alter an object that exists. Returns the names
-    of the objects created (empty when everything was there)."""
+    app_user_uuid function) in a database that does not have it yet; returns the names of the
+    objects created. Never replaces or alters an object that exists, and creates nothing in a
+    schema that already holds the application's tables (setup_app_schema)."""
+    return setup_app_schema(params, schema).created
+
+
+def setup_app_schema(params: ConnectionParams, schema: str = "public") -> AppSchemaSetup:
+    """init_db, and what is missing: when one of the application's tables exists, the schema
+    is the application's own, and init-db only reports what it lacks."""
     objects = app_schema_objects(schema)
     with connect(params) as conn:
         # One creator at a time: two concurrent init-db would both see an object missing.
         conn.execute("select pg_advisory_xact_lock(hashtext('seedtest-analytics init-db'))")
         existing = _existing(conn, schema, objects)
+        missing = [o for o in objects if o.name not in existing]
+        if any(o.kind == "table" and o.name in existing for o in objects):
+            return AppSchemaSetup([], [f"{o.kind} {o.name}" for o in missing])
         created = []
-        for obj in objects:
-            if obj.name not in existing:
-                conn.execute(obj.statements)
-                created.append(f"{obj.kind} {obj.name}")
+        for obj in missing:
+            conn.execute(obj.statements)
+            created.append(f"{obj.kind} {obj.name}")
         conn.commit()
-    return created
+    return AppSchemaSetup(created, [])
 
 
 def tables_with_rows(params: ConnectionParams, schema: str = "public") -> list[str]:

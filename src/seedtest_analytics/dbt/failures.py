@@ -13,6 +13,9 @@ from .runner import BuildSummary
 _LOCK_TIMEOUT = "canceling statement due to lock timeout"
 _STATEMENT_TIMEOUT = "canceling statement due to statement timeout"
 _LOST = "seedtest-analytics lost its run lock"
+# A refusal of the project's own (macros/published_table.sql, incremental_settings.sql,
+# run_window.sql): its sentence says it all.
+_REFUSED = re.compile(r"(\S+ not (?:re)?built, nothing (?:dropped|written|deleted): [^\n]+)")
 
 
 def _node(message: str) -> str:
@@ -27,6 +30,9 @@ def dbt_failure(summary: BuildSummary) -> str | None:
     if lock is not None and (locking.is_lost() or any(_LOST in e for e in summary.errors)):
         return lock.lost_message("its next write")
     for message in summary.errors:
+        refused = _REFUSED.search(message)
+        if refused:
+            return refused.group(1).strip()
         if _LOCK_TIMEOUT in message:
             seconds = load_timeouts().lock_seconds
             return (

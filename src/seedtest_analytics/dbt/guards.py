@@ -19,6 +19,7 @@ import psycopg
 
 from ..config import DRY_RUN_SUFFIX as DRY_RUN_SUFFIX
 from ..errors import UsageError
+from . import dry_run
 from .paths import project_root
 
 # Tables the project keeps in its schema besides the models: the run history (db/history.py)
@@ -30,6 +31,7 @@ OWN_TABLES = frozenset(
     {
         "seedtest_run_history",
         "run_windows",
+        "incremental_settings",
         "churn_models",
         "churn_backtest_results",
         "churn_candidates",
@@ -128,10 +130,13 @@ def foreign_relation(conn: psycopg.Connection, schema: str) -> tuple[str, str] |
         join pg_namespace as n on n.oid = c.relnamespace
         where n.nspname = %s and c.relkind in ('r', 'p', 'v', 'm', 'f')
             and c.relname <> all(%s)
+            -- a scratch relation of a dry run, proved by its marker (dry_run.py)
+            and not (left(c.relname, %s) = %s
+                     and obj_description(c.oid, 'pg_class') is not distinct from %s)
         order by c.relname
         limit 1
         """,
-        (schema, sorted(managed_names())),
+        (schema, sorted(managed_names()), len(dry_run.PREFIX), dry_run.PREFIX, dry_run.MARKER),
     ).fetchone()
     conn.rollback()
     return (str(row[0]), str(row[1])) if row else None

@@ -20,6 +20,7 @@ from ..db.history import note, note_build
 from ..errors import RunError, UsageError
 from .failures import report_build_failure
 from .paths import dbt_target_path
+from .retry_checks import RUN_ID_ENV, check_invocation, check_pair
 from .runner import _summarise, dbt_env, environment, project_root, settings_file
 
 
@@ -36,26 +37,50 @@ def last_run_results() -> dict[str, Any]:
     return data
 
 
-def last_settings() -> dict[str, str]:
-    """The settings the last invocation passed to dbt (dbt_runner.invoke keeps them beside
-    run_results.json): the same environment makes `dbt retry` compute the same window."""
+def _settings_record() -> tuple[str | None, dict[str, str]]:
+    """(run id, settings) the last invocation passed to dbt (dbt_runner.invoke keeps them
+    beside run_results.json): the same environment makes `dbt retry` compute the same window.
+    A file of an earlier version (settings only, no run id) pairs with no run results."""
     path = settings_file()
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        return {}
+        return None, {}
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, dict) or set(data) - set(DBT_VAR_ENV.values()):
-        raise UsageError(f"{path} is not the settings of a seedtest-analytics run")
-    return {str(key): str(value) for key, value in data.items()}
+    refused = UsageError(f"{path} is not the settings of a seedtest-analytics run")
+    if not isinstance(data, dict):
+        raise refused
+    run_id, values = data.get("run_id"), data.get("settings", data)
+    if (
+        not isinstance(values, dict)
+        or set(values) - set(DBT_VAR_ENV.values())
+        or not all(isinstance(value, str) for value in values.values())
+    ):
+        raise refused
+    return (str(run_id) if isinstance(run_id, str) else None), dict(values)
+
+
+def last_settings() -> dict[str, str]:
+    return _settings_record()[1]
+
+
+def checked_results() -> dict[str, Any]:
+    """The last invocation's run results, refused (exit 2) unless a nightly command made them
+    and they pair with the kept settings (retry_checks.py)."""
+    results = last_run_results()
+    where = str(dbt_target_path())
+    check_invocation(results, where)
+    check_pair(results, _settings_record()[0], where)
+    return results
 
 
 def retry_settings() -> Settings:
-    """The settings of the invocation to retry: its anchor date, else the default."""
-    last_run_results()  # nothing to retry without them
-    anchor = last_settings().get(DBT_VAR_ENV["anchor_date"])
-    return load_settings(date=anchor or None)
+    """The settings of the invocation to retry, validated as on any night."""
+    checked_results()  # nothing to retry without them; only a nightly invocation
+    values = last_settings()
+    with environment(values):
+        return load_settings(date=values.get(DBT_VAR_ENV["anchor_date"]) or None)
 
 
 def run_dbt_retry(params: ConnectionParams, settings: Settings) -> int:
@@ -65,15 +90,17 @@ def run_dbt_retry(params: ConnectionParams, settings: Settings) -> int:
     root = project_root()
     failed_before = [
         str(result.get("unique_id"))
-        for result in last_run_results().get("results") or []
+        for result in checked_results().get("results") or []
         if isinstance(result, dict) and result.get("status") in ("error", "fail", "skipped")
     ]
     log.info(
         f"Retrying {len(failed_before)} failed or skipped dbt nodes of the last invocation "
         f"(anchor {settings.anchor_date.isoformat()})"
     )
+    run_id, values = _settings_record()
     try:
-        with environment(last_settings()):
+        # the retry's own results pair with the same settings (a second retry may follow)
+        with environment({**values, RUN_ID_ENV: str(run_id)}):
             result = dbtRunner().invoke(
                 ["retry", "--project-dir", str(root), "--profiles-dir", str(root / "profiles")]
             )

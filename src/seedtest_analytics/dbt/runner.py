@@ -6,6 +6,7 @@ import contextlib
 import json
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from ..warehouse import engine
 from . import profiling
 from .paths import dbt_target_path
 from .paths import project_root as project_root
+from .retry_checks import RUN_ID_ENV
 
 TARGET_SCHEMA_ENV = DBT_SCHEMA.env
 POST_WRITE_TAG = "post_write"
@@ -122,7 +124,9 @@ def _summarise(result: object) -> BuildSummary:
         summary.errors.append(str(exception).strip().splitlines()[0])
     run_results = getattr(result, "result", None)
     for node_result in getattr(run_results, "results", None) or []:
-        node = node_result.node
+        node = getattr(node_result, "node", None)
+        if node is None:  # a run-operation's result has no node
+            continue
         status = str(node_result.status)
         if node.resource_type == "model":
             if status == "success":
@@ -242,13 +246,18 @@ def settings_file() -> Path:
     return dbt_target_path() / SETTINGS_FILE
 
 
-def _keep_settings(values: dict[str, str]) -> None:
+def _keep_settings(values: dict[str, str]) -> str:
+    """Keeps the invocation's settings with a fresh run id (retry_checks.py); returns the id,
+    which dbt records in its run results."""
+    run_id = uuid.uuid4().hex
     path = settings_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values, sort_keys=True) + "\n")
+        record = {"run_id": run_id, "settings": values}
+        path.write_text(json.dumps(record, sort_keys=True) + "\n")
     except OSError as exc:  # only dbt-retry reads it; the run goes on
         log.warn(f"could not keep the run's settings in {path}: {exc}")
+    return run_id
 
 
 Callback = Callable[[Any], None]
@@ -299,10 +308,10 @@ def invoke(
         colors=_colors_wanted(),
     )
     values = settings.dbt_env()
-    _keep_settings(values)
+    run_id = _keep_settings(values)
     started = time.time()
     try:
-        with environment(values):
+        with environment({**values, RUN_ID_ENV: run_id}):
             result = dbtRunner(callbacks=list(_progress)).invoke(args)
     except Exception as exc:  # dbt raises for a broken project or connection set-up
         raise RunError(f"dbt {command} failed: {exc}") from None

@@ -22,7 +22,7 @@ from ..db.failures import database_step
 from ..db.history import note, note_build
 from ..db.kpi_writer import write_scores
 from ..db.returners import mark_returned
-from ..dbt import profiling
+from ..dbt import dry_run, profiling
 from ..dbt.failures import report_build_failure
 from ..dbt.runner import (
     POST_WRITE_TAG,
@@ -39,6 +39,7 @@ from ..warehouse import engine
 from ..warehouse import reader as warehouse
 from .features import selector_args
 from .freshness import Freshness, check_freshness
+from .inputs_check import check_inputs_anchor
 
 SCORING_INPUTS = "inactive_user_scoring_inputs"
 ABILITIES = "user_ability_as_of"
@@ -83,12 +84,18 @@ def score_and_write(
     threshold = settings.threshold_days
     schema = target_schema()
     with connect(params) as conn:
+        if not engine.is_spark():  # inputs built for another anchor are never scored
+            with database_step("checking the scoring inputs"):
+                check_inputs_anchor(
+                    conn, schema, dry_run.relation(SCORING_INPUTS), settings.anchor_date
+                )
+                conn.rollback()
         # The models are on the engine's warehouse; weekly_kpi stays on PostgreSQL (conn).
         inputs, prior_means = warehouse.current().read_scoring(
             conn,
             schema,
-            inputs=SCORING_INPUTS,
-            abilities=ABILITIES if settings.use_bayesian else None,
+            inputs=dry_run.relation(SCORING_INPUTS),
+            abilities=dry_run.relation(ABILITIES) if settings.use_bayesian else None,
         )
         result.found = len(inputs)
         note(users_found=len(inputs))

@@ -11,15 +11,16 @@ from psycopg import sql
 
 from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
+from ..dbt import dry_run
 from ..scoring.inputs import ScoringInput, read_prior_means, read_scoring_inputs
 
 _WINDOW_COUNTS = """
         select
-            (select count(*) from {schema}.int_topic_daily__aggregated
+            (select count(*) from {aggregated}
              where activity_date between %(since)s and %(anchor)s),
             count(*) filter (where invalid_reason in ('no_user', 'no_topic', 'no_time')),
             count(*) filter (where invalid_reason in ('topic_too_long', 'user_id_too_long'))
-        from {schema}.int_attempts__windowed
+        from {windowed}
         where not is_valid
             and (activity_date is null or activity_date between %(since)s and %(anchor)s)
         """
@@ -42,7 +43,10 @@ class PostgresWarehouse:
     def window_counts(
         self, params: ConnectionParams, schema: str, since: dt.date, anchor: dt.date
     ) -> tuple[int, int, int]:
-        query = sql.SQL(_WINDOW_COUNTS).format(schema=sql.Identifier(schema))
+        query = sql.SQL(_WINDOW_COUNTS).format(  # a dry run's relations (dbt/dry_run.py)
+            aggregated=sql.Identifier(schema, dry_run.relation("int_topic_daily__aggregated")),
+            windowed=sql.Identifier(schema, dry_run.relation("int_attempts__windowed")),
+        )
         with database_step("the window report"), connect(params) as conn:
             row = conn.execute(query, {"since": since, "anchor": anchor}).fetchone()
         assert row is not None
