@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from . import __version__, cli_help, log, outcome, targets
-from .config import Settings, load_settings, parse_int
+from .config import Settings, dbt_environment, load_settings, parse_int
 from .db import connection
 from .db.app_schema import setup_app_schema
 from .db.locking import lock_wait_seconds
@@ -290,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcome.install(dbt=args.command not in ("status", "init-db"))
     targets.own_target(args.command)
     if getattr(args, "allow_stale", False):
-        os.environ[ALLOW_STALE_ENV] = "true"
+        dbt_environment({ALLOW_STALE_ENV: "true"})
     try:
         code: int = args.func(args)
         return code

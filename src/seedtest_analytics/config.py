@@ -714,6 +714,41 @@ def load_settings(
     )
 
 
+# The process environment. This module is the only one that touches it: load_settings and
+# target_schema read it, and the rest of the package asks through environ_get/environ_has.
+# The one writer is dbt_environment: dbt runs in-process and reads its variables
+# (env_var() in profiles.yml and macros/vars/) from the environment, so the values a run
+# hands to dbt are set there; environ_copy is what dbt's env_var() context is built from.
+# A test (tests/python/test_settings_env.py) keeps it so.
+
+
+def environ_get(name: str, default: str = "") -> str:
+    """The environment variable `name` as set, `default` when unset."""
+    return os.environ.get(name, default)
+
+
+def environ_has(name: str) -> bool:
+    """Whether the environment variable `name` is set (even to an empty value)."""
+    return name in os.environ
+
+
+def environ_copy() -> dict[str, str]:
+    """A copy of the whole environment, as dbt's env_var() sees it."""
+    return dict(os.environ)
+
+
+def dbt_environment(values: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Set environment variables for dbt, which runs in-process (None: remove the variable).
+    Returns the values they replace (None: was unset): passing those back restores them."""
+    replaced = {key: os.environ.get(key) for key in values}
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    return replaced
+
+
 # The suffix of a dry run's scratch schema (and of its dbt target path): `<schema>_dry_run`.
 DRY_RUN_SUFFIX = "_dry_run"
 

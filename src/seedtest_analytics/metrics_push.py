@@ -17,10 +17,10 @@ A dry run pushes nothing. A push that fails is a warning: the run's outcome stan
 
 from __future__ import annotations
 
-import os
 import time
 
 from . import log
+from .config import environ_get
 from .db.history import RunRecord
 from .outcome import KNOWN
 
@@ -38,7 +38,7 @@ def exit_class(record: RunRecord) -> str:
 
 def push(command: str, record: RunRecord | None) -> None:
     """Push the metrics of `record` (the run of `command` that just ended), if configured."""
-    url = os.environ.get(PUSHGATEWAY_ENV, "").strip()
+    url = environ_get(PUSHGATEWAY_ENV).strip()
     if not url or record is None or record.dry_run:
         return  # a dry run is not a night: it would stand for the command's last run
     try:

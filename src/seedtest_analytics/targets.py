@@ -7,8 +7,7 @@ vars never invalidate the nightly partial parse (dbt keeps it in the target dire
 
 from __future__ import annotations
 
-import os
-
+from .config import dbt_environment
 from .dbt.paths import dbt_target_path
 
 NIGHTLY = frozenset({"run", "aggregate", "detect-inactivity", "backfill", "rebuild", "dbt-retry"})
@@ -20,4 +19,4 @@ def own_target(command: str) -> None:
     if command not in WITH_DBT:
         return
     shared = dbt_target_path()
-    os.environ["DBT_TARGET_PATH"] = str(shared.with_name(f"{shared.name}-{command}"))
+    dbt_environment({"DBT_TARGET_PATH": str(shared.with_name(f"{shared.name}-{command}"))})

@@ -9,10 +9,9 @@ a persistent quirk in a few rows is not a failed night, a systematic failure is.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from .config import parse_float, parse_int
+from .config import environ_get, parse_float, parse_int
 from .errors import UsageError
 
 MAX_FAILED_SHARE_ENV = "SEEDTEST_MAX_FAILED_SHARE"
@@ -49,9 +48,9 @@ class Limits:
 
 def load_limits() -> Limits:
     """Both settings, checked (a bad value is a usage error, exit 2)."""
-    raw_share = os.environ.get(MAX_FAILED_SHARE_ENV, "").strip() or DEFAULT_SHARE
+    raw_share = environ_get(MAX_FAILED_SHARE_ENV).strip() or DEFAULT_SHARE
     share = parse_float(MAX_FAILED_SHARE_ENV, raw_share)
     if not 0 <= share <= 1:
         raise UsageError(f"{MAX_FAILED_SHARE_ENV} must be between 0 and 1 (got {raw_share!r})")
-    raw_users = os.environ.get(MAX_FAILED_USERS_ENV, "").strip() or DEFAULT_USERS
+    raw_users = environ_get(MAX_FAILED_USERS_ENV).strip() or DEFAULT_USERS
     return Limits(share=share, users=parse_int(MAX_FAILED_USERS_ENV, raw_users, maximum=10**9))

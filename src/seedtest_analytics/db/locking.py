@@ -22,7 +22,6 @@ with it, silently. So:
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 import psycopg
 
 from .. import log
-from ..config import LOCK_WAIT
+from ..config import LOCK_WAIT, dbt_environment, environ_get
 from ..errors import RunError
 from .connection import ConnectionParams, connect
 
@@ -48,7 +47,7 @@ _APPLICATION_NAME = "seedtest-analytics lock "
 def lock_wait_seconds() -> int:
     """SEEDTEST_LOCK_WAIT_SECONDS (default 300); a bad value is a usage error, not a silent
     default (and never reaches the `set lock_timeout` below unchecked)."""
-    raw = os.environ.get(LOCK_WAIT_ENV, "").strip() or LOCK_WAIT.default
+    raw = environ_get(LOCK_WAIT_ENV).strip() or LOCK_WAIT.default
     return LOCK_WAIT.parse(raw)
 
 
@@ -168,18 +167,13 @@ def pipeline_lock(params: ConnectionParams, scope: str) -> Iterator[RunLock]:
                 f"{scope}) is still going after {max(wait, 1)} s; nothing was written"
             )
         lock = RunLock(key=key, pid=pid, name=name, scope=scope, dbname=params.dbname)
-        saved = {env: os.environ.get(env) for env in LOCK_ENV}
-        os.environ.update(lock.env())
+        saved = dbt_environment(lock.env())
         _current, _lock_conn = lock, conn
         try:
             yield lock
         finally:
             _current, _lock_conn = None, None
-            for env, value in saved.items():
-                if value is None:
-                    os.environ.pop(env, None)
-                else:
-                    os.environ[env] = value
+            dbt_environment(saved)
             with contextlib.suppress(psycopg.Error):
                 conn.execute("select pg_advisory_unlock(%s, %s)", (key, RUN_LOCK))
 

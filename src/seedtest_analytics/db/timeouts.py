@@ -21,10 +21,9 @@ models, and a server-side idle timeout would end them (and the run lock's sessio
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from ..config import LOCK_TIMEOUT, STATEMENT_TIMEOUT, IntVar
+from ..config import LOCK_TIMEOUT, STATEMENT_TIMEOUT, IntVar, environ_get
 
 LOCK_TIMEOUT_ENV = LOCK_TIMEOUT.env
 STATEMENT_TIMEOUT_ENV = STATEMENT_TIMEOUT.env
@@ -44,7 +43,7 @@ class Timeouts:
 
 
 def _seconds(var: IntVar) -> int:
-    raw = os.environ.get(var.env, "").strip() or var.default
+    raw = environ_get(var.env).strip() or var.default
     return var.parse(raw)
 
 

@@ -18,13 +18,13 @@ On Spark a dry run keeps its scratch database (runs.py); this module is PostgreS
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import psycopg
 from psycopg import errors, sql
 
 from .. import log
+from ..config import environ_get
 from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
 from ..errors import UsageError
@@ -41,7 +41,7 @@ _KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "f"
 
 def active() -> bool:
     """Whether this process runs a PostgreSQL dry run (runs.py sets the variable for it)."""
-    return os.environ.get(ENV, "").strip().lower() == "true"
+    return environ_get(ENV).strip().lower() == "true"
 
 
 def relation(name: str) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from ..config import environ_get
 
 
 def project_root() -> Path:
     """The dbt project: SEEDTEST_PROJECT_DIR, else the checkout this package lives in."""
-    configured = os.environ.get("SEEDTEST_PROJECT_DIR")
+    configured = environ_get("SEEDTEST_PROJECT_DIR")
     if configured:
         return Path(configured).resolve()
     here = Path(__file__).resolve()
@@ -20,5 +21,5 @@ def project_root() -> Path:
 
 def dbt_target_path() -> Path:
     """Where dbt writes its artifacts: DBT_TARGET_PATH (relative to the project) or target/."""
-    configured = Path(os.environ.get("DBT_TARGET_PATH", "").strip() or "target")
+    configured = Path(environ_get("DBT_TARGET_PATH").strip() or "target")
     return configured if configured.is_absolute() else project_root() / configured

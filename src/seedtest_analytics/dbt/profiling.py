@@ -6,21 +6,22 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
+
+from ..config import environ_get
 
 PROFILE_ENV = "SEEDTEST_PROFILE_FILE"
 
 
 def enabled() -> bool:
-    return bool(os.environ.get(PROFILE_ENV, "").strip())
+    return bool(environ_get(PROFILE_ENV).strip())
 
 
 def record(kind: str, **fields: Any) -> None:
     """Append one event (`kind` and fields) to the profile file, if one is configured."""
-    path = os.environ.get(PROFILE_ENV, "").strip()
+    path = environ_get(PROFILE_ENV).strip()
     if not path:
         return
     with open(path, "a", encoding="utf-8") as out:

@@ -11,11 +11,10 @@ the failed command again: every run is idempotent).
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from .. import log
-from ..config import DBT_VAR_ENV, Settings, load_settings
+from ..config import DBT_VAR_ENV, Settings, dbt_environment, load_settings
 from ..db.connection import ConnectionParams
 from ..db.history import note, note_build
 from ..errors import RunError, UsageError
@@ -87,7 +86,7 @@ def retry_settings() -> Settings:
 def run_dbt_retry(params: ConnectionParams, settings: Settings) -> int:
     from dbt.cli.main import dbtRunner
 
-    os.environ.update(dbt_env(params))
+    dbt_environment(dbt_env(params))
     root = project_root()
     failed_before = [
         str(result.get("unique_id"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import time
 import uuid
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import log
-from ..config import DBT_SCHEMA, DBT_TESTS, Settings
+from ..config import DBT_SCHEMA, DBT_TESTS, Settings, dbt_environment, environ_get, environ_has
 from ..config import target_schema as target_schema
 from ..db.connection import ConnectionParams
 from ..errors import RunError
@@ -166,7 +165,7 @@ def _summarise(result: object) -> BuildSummary:
 def data_tests_enabled() -> bool:
     """SEEDTEST_DBT_TESTS=false builds the models without their data and unit tests (`dbt run`
     instead of `dbt build`): for development and the test suite, never for the nightly run."""
-    return os.environ.get(DATA_TESTS_ENV, "").strip().lower() not in ("false", "0", "no", "off")
+    return environ_get(DATA_TESTS_ENV).strip().lower() not in ("false", "0", "no", "off")
 
 
 def dbt_env(params: ConnectionParams) -> dict[str, str]:
@@ -231,16 +230,11 @@ def dbt_args(
 @contextlib.contextmanager
 def environment(values: dict[str, str]) -> Iterator[None]:
     """Set environment variables for the block (dbt runs in-process and reads them)."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
+    saved = dbt_environment(values)
     try:
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        dbt_environment(saved)
 
 
 SETTINGS_FILE = "seedtest_settings.json"
@@ -283,7 +277,7 @@ def progress(callback: Callback) -> Iterator[None]:
 
 def _colors_wanted() -> bool:
     """dbt's colour codes only on a terminal (DBT_USE_COLORS, when set, decides)."""
-    return "DBT_USE_COLORS" in os.environ or sys.stdout.isatty()
+    return environ_has("DBT_USE_COLORS") or sys.stdout.isatty()
 
 
 def invoke(
@@ -299,8 +293,8 @@ def invoke(
     """Run one dbt command (build, run, test, docs generate, ...) against params' database."""
     from dbt.cli.main import dbtRunner
 
-    os.environ.update(dbt_env(params))
-    os.environ.update(engine.dbt_env(project_root()))  # nothing unless SEEDTEST_ENGINE=spark
+    dbt_environment(dbt_env(params))
+    dbt_environment(engine.dbt_env(project_root()))  # nothing unless SEEDTEST_ENGINE=spark
     settings = engine.dbt_settings(settings)  # on Spark, the Spark copy of the sources
     args = dbt_args(
         command,

@@ -6,13 +6,12 @@ stalled source. SEEDTEST_ALLOW_STALE (or --allow-stale) scores anyway, for one r
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from psycopg import sql
 
-from ..config import FRESHNESS_HOURS, Settings
+from ..config import FRESHNESS_HOURS, Settings, environ_get
 from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
 from ..db.history import note
@@ -27,7 +26,7 @@ FRESHNESS_ENV = FRESHNESS_HOURS.env
 
 
 def freshness_hours() -> int:
-    raw = os.environ.get(FRESHNESS_ENV, "").strip() or FRESHNESS_HOURS.default
+    raw = environ_get(FRESHNESS_ENV).strip() or FRESHNESS_HOURS.default
     return FRESHNESS_HOURS.parse(raw)
 
 
@@ -42,7 +41,7 @@ USUAL_MIN = 2
 def allow_stale() -> bool:
     """SEEDTEST_ALLOW_STALE (or the --allow-stale flag, which sets it): score even on a stale
     source, for one run."""
-    raw = os.environ.get(ALLOW_STALE_ENV, "").strip().lower()
+    raw = environ_get(ALLOW_STALE_ENV).strip().lower()
     if raw in ("", "0", "false", "no", "off"):
         return False
     if raw in ("1", "true", "yes", "on"):

@@ -17,11 +17,10 @@ before connecting, the lock, the checks before dbt, the job, and its row in the 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from .. import metrics_push, outcome
-from ..config import Settings
+from ..config import Settings, environ_get
 from ..db import connection, history
 from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
@@ -60,7 +59,7 @@ def execute(command: str, settings: Settings, job: Job) -> int:
     dbt_schema = scope + DRY_RUN_SUFFIX if settings.dry_run and spark else scope
     env = {
         TARGET_SCHEMA_ENV: dbt_schema,
-        "PGOPTIONS": timeouts.pgoptions(os.environ.get("PGOPTIONS", "")),
+        "PGOPTIONS": timeouts.pgoptions(environ_get("PGOPTIONS")),
         dry_run.ENV: "true" if settings.dry_run and not spark else "",
     }
     if settings.dry_run:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-import os
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import psycopg
 from psycopg import sql
 
 from .. import log
-from ..config import Settings, parse_int
+from ..config import Settings, environ_get, parse_int
 from ..errors import UsageError
 from .churn_model import FEATURES, ChurnInputs, lifetime_mean_gap_days, read_inputs_as_of, sigmoid
 from .formulas import churn_risk
@@ -49,7 +48,7 @@ DEFAULT_MAX_AGE_DAYS = 35
 
 
 def max_age_days() -> int:
-    raw = os.environ.get(MAX_AGE_ENV, "").strip() or str(DEFAULT_MAX_AGE_DAYS)
+    raw = environ_get(MAX_AGE_ENV).strip() or str(DEFAULT_MAX_AGE_DAYS)
     return parse_int(MAX_AGE_ENV, raw, minimum=1, maximum=3650)
 
 

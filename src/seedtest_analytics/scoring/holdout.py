@@ -9,9 +9,8 @@ below the share: the same users every night, and raising the share only adds use
 from __future__ import annotations
 
 import hashlib
-import os
 
-from ..config import parse_float
+from ..config import environ_get, parse_float
 from ..errors import UsageError
 
 HOLDOUT_ENV = "SEEDTEST_HOLDOUT_SHARE"
@@ -20,7 +19,7 @@ _SALT = b"seedtest-holdout:"
 
 def holdout_share() -> float:
     """The share from the environment; UsageError (exit 2) unless a number in [0, 1]."""
-    raw = os.environ.get(HOLDOUT_ENV, "").strip() or "0"
+    raw = environ_get(HOLDOUT_ENV).strip() or "0"
     share = parse_float(HOLDOUT_ENV, raw)
     if not 0.0 <= share <= 1.0:
         raise UsageError(f"{HOLDOUT_ENV} must be between 0 and 1 (got {raw!r})")

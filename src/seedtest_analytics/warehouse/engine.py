@@ -19,10 +19,16 @@ SEEDTEST_SPARK_SHUFFLE_PARTITIONS.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
-from ..config import ENGINE, SPARK_MASTER, SPARK_SOURCE_SCHEMA, Settings, parse_identifier
+from ..config import (
+    ENGINE,
+    SPARK_MASTER,
+    SPARK_SOURCE_SCHEMA,
+    Settings,
+    environ_get,
+    parse_identifier,
+)
 from ..errors import UsageError
 from . import spark_thrift
 
@@ -36,7 +42,7 @@ _ALIASES = {"postgres": POSTGRES, "postgresql": POSTGRES, "spark": SPARK}
 
 def engine() -> str:
     """SEEDTEST_ENGINE: `postgres` (default) or `spark`; anything else is a usage error."""
-    raw = os.environ.get(ENGINE_ENV, "").strip().lower()
+    raw = environ_get(ENGINE_ENV).strip().lower()
     if not raw:
         return POSTGRES
     if raw not in _ALIASES:
@@ -50,7 +56,7 @@ def is_spark() -> bool:
 
 def spark_source_schema() -> str:
     """The Spark database holding the copies of the application tables."""
-    raw = os.environ.get(SPARK_SOURCE_SCHEMA_ENV, "").strip() or SPARK_SOURCE_SCHEMA.default
+    raw = environ_get(SPARK_SOURCE_SCHEMA_ENV).strip() or SPARK_SOURCE_SCHEMA.default
     return parse_identifier(SPARK_SOURCE_SCHEMA_ENV, raw)
 
 
@@ -87,16 +93,16 @@ def dbt_env(project_root: Path) -> dict[str, str]:
     directory), and a loopback driver address for a local master."""
     if not is_spark() or spark_thrift.is_thrift():  # a server has its own warehouse, metastore
         return {}
-    base = Path(os.environ.get("SEEDTEST_SPARK_DIR") or project_root / ".spark").resolve()
+    base = Path(environ_get("SEEDTEST_SPARK_DIR") or project_root / ".spark").resolve()
     env = {
         "SEEDTEST_SPARK_DIR": str(base),
-        "SEEDTEST_SPARK_WAREHOUSE": os.environ.get("SEEDTEST_SPARK_WAREHOUSE")
+        "SEEDTEST_SPARK_WAREHOUSE": environ_get("SEEDTEST_SPARK_WAREHOUSE")
         or str(base / "warehouse"),
-        "SEEDTEST_SPARK_METASTORE": os.environ.get("SEEDTEST_SPARK_METASTORE")
+        "SEEDTEST_SPARK_METASTORE": environ_get("SEEDTEST_SPARK_METASTORE")
         or str(base / "metastore_db"),
     }
     base.mkdir(parents=True, exist_ok=True)
-    master = os.environ.get(SPARK_MASTER.env, SPARK_MASTER.default)
-    if master.startswith("local") and not os.environ.get("SPARK_LOCAL_IP"):
+    master = environ_get(SPARK_MASTER.env, SPARK_MASTER.default)
+    if master.startswith("local") and not environ_get("SPARK_LOCAL_IP"):
         env["SPARK_LOCAL_IP"] = "127.0.0.1"
     return env

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import os
 from array import array
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 
-from ..config import parse_identifier
+from ..config import dbt_environment, environ_copy, parse_identifier
 from ..db.connection import ConnectionParams
 from ..errors import RunError
 from ..scoring.inputs import ScoringInput
@@ -53,8 +52,8 @@ def _profile_spark_parameters() -> dict[str, str]:
     from ..dbt.paths import project_root
 
     root = project_root()
-    os.environ.update(dbt_env(root))
-    set_invocation_context(dict(os.environ))  # what env_var() in profiles.yml reads
+    dbt_environment(dbt_env(root))
+    set_invocation_context(environ_copy())  # what env_var() in profiles.yml reads
     output = read_profile(str(root / "profiles"))["seedtest_analytics"]["outputs"][SPARK_TARGET]
     rendered = ProfileRenderer({}).render_data(output.get("server_side_parameters") or {})
     parameters = {str(key): str(value) for key, value in rendered.items()}

@@ -20,12 +20,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib
-import os
 import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+from ..config import environ_copy, environ_get
 from ..errors import RunError, UsageError
 
 METHOD_ENV = "SEEDTEST_SPARK_METHOD"
@@ -38,7 +38,7 @@ FETCH_ROWS = 10_000  # rows per fetch: the reads stream, they never hold a resul
 
 def method() -> str:
     """SEEDTEST_SPARK_METHOD: `session` (default: Spark inside this process) or `thrift`."""
-    raw = os.environ.get(METHOD_ENV, "").strip().lower() or SESSION
+    raw = environ_get(METHOD_ENV).strip().lower() or SESSION
     if raw not in TARGETS:
         raise UsageError(f"{METHOD_ENV} must be session or thrift (got {raw!r})")
     return raw
@@ -57,13 +57,13 @@ def validate() -> None:
     """Checks the thrift settings before anything connects (a bad value is exit code 2)."""
     if not is_thrift():
         return
-    port = os.environ.get("SEEDTEST_SPARK_PORT", "").strip()
+    port = environ_get("SEEDTEST_SPARK_PORT").strip()
     if port and not (port.isdigit() and 0 < int(port) < 65536):
         raise UsageError(f"SEEDTEST_SPARK_PORT must be a TCP port number (got {port!r})")
-    auth = os.environ.get("SEEDTEST_SPARK_AUTH", "").strip().upper()
+    auth = environ_get("SEEDTEST_SPARK_AUTH").strip().upper()
     if auth and auth not in AUTH_MODES:
         raise UsageError(f"SEEDTEST_SPARK_AUTH must be one of {', '.join(AUTH_MODES)}")
-    if auth in ("LDAP", "CUSTOM") and not os.environ.get("DBT_ENV_SECRET_SPARK_PASSWORD"):
+    if auth in ("LDAP", "CUSTOM") and not environ_get("DBT_ENV_SECRET_SPARK_PASSWORD"):
         raise UsageError(f"SEEDTEST_SPARK_AUTH={auth} needs DBT_ENV_SECRET_SPARK_PASSWORD")
     try:
         importlib.import_module("pyhive.hive")
@@ -81,7 +81,7 @@ def profile_output(name: str) -> dict[str, Any]:
 
     from ..dbt.paths import project_root
 
-    set_invocation_context(dict(os.environ))  # what env_var() in profiles.yml reads
+    set_invocation_context(environ_copy())  # what env_var() in profiles.yml reads
     profile = read_profile(str(project_root() / "profiles"))["seedtest_analytics"]
     rendered = ProfileRenderer({}).render_data(profile["outputs"][name])
     return dict(rendered)
