@@ -67,7 +67,7 @@ BACKFILL = re.compile(
 )
 # dbt's per-node progress lines (colour codes may sit around the status).
 MODEL_OK = re.compile(
-    r"\d+ of \d+ OK created sql (?:view|table|incremental) model analytics\.(\w+) "
+    r"\d+ of \d+ OK created sql (?:view|table|incremental|published_table) model analytics\.(\w+) "
 )
 NODE_PASS = re.compile(r"\d+ of \d+ PASS (\S+) ")
 DBT_STARTED = "Running with dbt="

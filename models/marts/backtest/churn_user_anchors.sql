@@ -57,8 +57,9 @@ scored_days as (
         coalesce(day_scores.correct, 0) as correct
     from user_days
     left join day_scores
-        on user_days.user_id = day_scores.user_id
-        and user_days.activity_date = day_scores.activity_date
+        on
+            user_days.user_id = day_scores.user_id
+            and user_days.activity_date = day_scores.activity_date
 ),
 
 sequenced as (
@@ -86,8 +87,8 @@ sequenced as (
 carried as (
     select
         sequenced.*,
-        first_value(day_score) over by_group as last_score_so_far,
-        first_value(activity_date) over by_group as last_scored_day
+        first_value(sequenced.day_score) over by_group as last_score_so_far,
+        first_value(sequenced.activity_date) over by_group as last_scored_day
     from sequenced
     window by_group as (
         partition by user_id, scored_days_so_far order by activity_date

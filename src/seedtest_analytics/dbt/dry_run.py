@@ -2,9 +2,10 @@
 schema of their own.
 
 A dry run needs no privilege beyond the real run's (owning the project's one schema; no
-CREATE on the database): dbt names every relation it builds `dry_run__<model>` (macros/
-dry_run.sql, switched on by SEEDTEST_DRY_RUN=true), in the project's schema. Each carries the
-comment MARKER, set in the transaction that creates it (by dbt, or here for the copies of the
+CREATE on the database): dbt names every relation it builds `dry_run__<model>`
+(macros/hooks/dry_run.sql, switched on by SEEDTEST_DRY_RUN=true), in the project's schema.
+Each carries the comment MARKER, set in the transaction that creates it (by dbt, or here
+for the copies of the
 incremental models), so ownership is proved relation by relation:
 
 - before the build, the `dry_run__` relations a killed dry run left are dropped, one by one
@@ -31,9 +32,10 @@ from ..errors import UsageError
 
 ENV = "SEEDTEST_DRY_RUN"
 PREFIX = "dry_run__"
-# The same text as macros/dry_run.sql's dry_run_marker().
+# The same text as macros/hooks/dry_run.sql's dry_run_marker().
 MARKER = "seedtest-analytics dry run: scratch relation, dropped after the dry run"
-# What the project records about its incremental tables (macros/incremental_settings.sql):
+# What the project records about its incremental tables
+# (macros/incremental/incremental_settings.sql):
 # copied with them, so a dry run checks what the real run would.
 REGISTRIES = ("incremental_settings",)
 _KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "f": "foreign table"}

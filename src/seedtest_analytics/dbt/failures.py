@@ -14,8 +14,8 @@ from .runner import BuildSummary
 _LOCK_TIMEOUT = "canceling statement due to lock timeout"
 _STATEMENT_TIMEOUT = "canceling statement due to statement timeout"
 _LOST = "seedtest-analytics lost its run lock"
-# A refusal of the project's own (macros/published_table.sql, incremental_settings.sql,
-# run_window.sql): its sentence says it all.
+# A refusal of the project's own (macros/materializations/published_table.sql,
+# macros/incremental/incremental_settings.sql, macros/run_window/): its sentence says it all.
 _REFUSED = re.compile(r"(\S+ not (?:re)?built, nothing (?:dropped|written|deleted): [^\n]+)")
 
 

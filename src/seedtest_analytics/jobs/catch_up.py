@@ -3,7 +3,7 @@ catches features_topic_daily up from the last day built instead of leaving the d
 between empty for good.
 
 Before dbt runs, the last anchor features_topic_daily was built for is read (recorded with
-its settings, macros/incremental_settings.sql). When the days after it start before this
+its settings, macros/incremental/incremental_settings.sql). When the days after it start before this
 run's window, the run's lookback is widened to begin on the
 day after it, up to MAX_CATCH_UP_DAYS before the anchor (a bounded cost); a larger gap keeps
 the usual window and says, in one warning line, the backfill command that fills it. Only the
@@ -31,8 +31,8 @@ MAX_CATCH_UP_DAYS = 60
 
 def newest_day(params: ConnectionParams, schema: str) -> dt.date | None:
     """The last anchor features_topic_daily was built for (recorded with its settings by
-    macros/incremental_settings.sql), else its newest day with rows; None before its first
-    build."""
+    macros/incremental/incremental_settings.sql), else its newest day with rows; None before
+    its first build."""
     registry, features = sql.Identifier(schema, REGISTRY), sql.Identifier(schema, FEATURES)
     with database_step(f"reading the newest day of {schema}.{FEATURES}"), connect(params) as conn:
         found = conn.execute(
