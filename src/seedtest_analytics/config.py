@@ -196,7 +196,7 @@ FRESHNESS_HOURS = IntVar(
     "24",
     maximum=87_600,
     group="safety",
-    doc="freshness guard: `run`/`detect-inactivity` stop before the P/S step (exit 1) when"
+    doc="freshness guard: `run`/`detect-inactivity` stop before the P/S step (exit 3) when"
     " `exam_results` has no row in the last this-many hours of the anchor day; `aggregate`"
     " only warns; `0` switches it off",
 )
@@ -406,11 +406,16 @@ SPARK_POLL_SECONDS = Var(
 # profiles/profiles.yml's connection: the CLI sets these from DATABASE_URL (the password in a
 # variable dbt keeps out of its logs); set them yourself only for a plain `dbt` command.
 PLAIN_DBT = "set by the CLI from `DATABASE_URL`; set it yourself only for a plain `dbt` command"
-PGHOST = Var("SEEDTEST_PGHOST", None, "localhost", group="plain_dbt", doc=f"host; {PLAIN_DBT}")
+REQUIRED = "required: a plain `dbt` command stops when it is unset"
+PGHOST = Var("SEEDTEST_PGHOST", None, "", group="plain_dbt", doc=f"host ({REQUIRED}); {PLAIN_DBT}")
 PGPORT = Var("SEEDTEST_PGPORT", None, "5432", group="plain_dbt", doc=f"port; {PLAIN_DBT}")
-PGUSER = Var("SEEDTEST_PGUSER", None, "postgres", group="plain_dbt", doc=f"role; {PLAIN_DBT}")
+PGUSER = Var("SEEDTEST_PGUSER", None, "", group="plain_dbt", doc=f"role ({REQUIRED}); {PLAIN_DBT}")
 PGDATABASE = Var(
-    "SEEDTEST_PGDATABASE", None, "postgres", group="plain_dbt", doc=f"database; {PLAIN_DBT}"
+    "SEEDTEST_PGDATABASE",
+    None,
+    "",
+    group="plain_dbt",
+    doc=f"database ({REQUIRED}); {PLAIN_DBT}",
 )
 PGSSLMODE = Var(
     "SEEDTEST_PGSSLMODE", None, "prefer", group="plain_dbt", doc=f"`sslmode`; {PLAIN_DBT}"
@@ -443,6 +448,39 @@ HOLDOUT_SHARE = Var(
     " `0` writes no flag",
 )
 
+# Read by write_limits.py, jobs/freshness.py and metrics_push.py.
+MAX_FAILED_SHARE = Var(
+    "SEEDTEST_MAX_FAILED_SHARE",
+    None,
+    "0.01",
+    group="safety",
+    doc="the run fails (exit 1) only when more than this share of the users found could not be"
+    " written (and more than `SEEDTEST_MAX_FAILED_USERS`); fewer are warnings counted in"
+    " `failed=`",
+)
+MAX_FAILED_USERS = Var(
+    "SEEDTEST_MAX_FAILED_USERS",
+    None,
+    "10",
+    group="safety",
+    doc="the number of unwritable users a run tolerates whatever the share",
+)
+ALLOW_STALE = Var(
+    "SEEDTEST_ALLOW_STALE",
+    None,
+    "false",
+    group="safety",
+    doc="`true` scores even on a stale source, for one run (same as `--allow-stale`)",
+)
+PUSHGATEWAY_URL = Var(
+    "SEEDTEST_PUSHGATEWAY_URL",
+    None,
+    "",
+    group="safety",
+    doc="a Prometheus Pushgateway: each run pushes its `seedtest_*` metrics there (a failed"
+    " push is a warning); empty pushes nothing",
+)
+
 # Every setting, in the order docs/configuration.md lists them (by group).
 SETTINGS: tuple[Var, ...] = (
     DATABASE_URL,
@@ -450,6 +488,10 @@ SETTINGS: tuple[Var, ...] = (
     *VARS,
     CHURN_MODEL_MAX_AGE,
     HOLDOUT_SHARE,
+    MAX_FAILED_SHARE,
+    MAX_FAILED_USERS,
+    ALLOW_STALE,
+    PUSHGATEWAY_URL,
     LOCK_WAIT,
     DBT_THREADS,
     DBT_TARGET_PATH,

@@ -20,11 +20,11 @@ from __future__ import annotations
 import time
 
 from . import log
-from .config import environ_get
+from .config import PUSHGATEWAY_URL, environ_get
 from .db.history import RunRecord
 from .outcome import KNOWN
 
-PUSHGATEWAY_ENV = "SEEDTEST_PUSHGATEWAY_URL"
+PUSHGATEWAY_ENV = PUSHGATEWAY_URL.env
 JOB = "seedtest-analytics"
 PUSH_TIMEOUT_SECONDS = 10
 EXIT_CLASSES = ("success", *sorted(KNOWN))

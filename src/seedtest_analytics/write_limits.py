@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import environ_get, parse_float, parse_int
+from .config import MAX_FAILED_SHARE, MAX_FAILED_USERS, environ_get, parse_float, parse_int
 from .errors import UsageError
 
-MAX_FAILED_SHARE_ENV = "SEEDTEST_MAX_FAILED_SHARE"
-MAX_FAILED_USERS_ENV = "SEEDTEST_MAX_FAILED_USERS"
-DEFAULT_SHARE = "0.01"
-DEFAULT_USERS = "10"
+MAX_FAILED_SHARE_ENV = MAX_FAILED_SHARE.env
+MAX_FAILED_USERS_ENV = MAX_FAILED_USERS.env
+DEFAULT_SHARE = MAX_FAILED_SHARE.default
+DEFAULT_USERS = MAX_FAILED_USERS.default
 
 
 @dataclass(frozen=True)

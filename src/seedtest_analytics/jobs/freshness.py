@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from psycopg import sql
 
-from ..config import FRESHNESS_HOURS, Settings, environ_get
+from ..config import ALLOW_STALE, FRESHNESS_HOURS, Settings, environ_get
 from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
 from ..db.history import note
@@ -30,7 +30,7 @@ def freshness_hours() -> int:
     return FRESHNESS_HOURS.parse(raw)
 
 
-ALLOW_STALE_ENV = "SEEDTEST_ALLOW_STALE"
+ALLOW_STALE_ENV = ALLOW_STALE.env
 # A day without exams is only suspicious when that weekday usually has them: of the same
 # weekday in the USUAL_WEEKS weeks before, at least USUAL_MIN had an exam (a school without
 # weekend exams has quiet Saturdays, not a stalled ingest).
