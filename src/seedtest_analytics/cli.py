@@ -14,11 +14,12 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from . import __version__, cli_help, log, outcome, targets
+from . import __version__, cli_help, log, outcome
 from .config import Settings, dbt_environment, load_settings, parse_int
 from .db import connection
 from .db.app_schema import setup_app_schema
 from .db.locking import lock_wait_seconds
+from .dbt import targets
 from .dbt.docs import run_docs
 from .dbt.retry import retry_settings, run_dbt_retry
 from .dbt.runner import target_schema
@@ -251,7 +252,7 @@ def _locked(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from .config import parse_float
-    from .status import run_status
+    from .monitoring.status import run_status
 
     max_age = None
     if args.max_age is not None:

@@ -448,7 +448,7 @@ HOLDOUT_SHARE = Var(
     " `0` writes no flag",
 )
 
-# Read by write_limits.py, jobs/freshness.py and metrics_push.py.
+# Read by db/write_limits.py, jobs/freshness.py and monitoring/pushgateway.py.
 MAX_FAILED_SHARE = Var(
     "SEEDTEST_MAX_FAILED_SHARE",
     None,

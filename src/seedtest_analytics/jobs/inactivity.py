@@ -22,6 +22,7 @@ from ..db.failures import database_step
 from ..db.history import note, note_build
 from ..db.kpi_writer import write_scores
 from ..db.returners import mark_returned
+from ..db.write_limits import load_limits
 from ..dbt import dry_run, profiling
 from ..dbt.failures import report_build_failure
 from ..dbt.runner import (
@@ -37,7 +38,6 @@ from ..scoring.holdout import holdout_share
 from ..scoring.inputs import Score, score_users
 from ..warehouse import engine
 from ..warehouse import reader as warehouse
-from ..write_limits import load_limits
 from .features import selector_args
 from .freshness import ALLOW_STALE_ENV, Freshness, allow_stale, check_freshness
 from .inputs_check import check_inputs_anchor

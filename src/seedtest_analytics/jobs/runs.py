@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .. import metrics_push, outcome
+from .. import outcome
 from ..config import Settings, environ_get
 from ..db import connection, history
 from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
 from ..db.locking import lock_wait_seconds, pipeline_lock
 from ..db.timeouts import load_timeouts
+from ..db.write_limits import load_limits
 from ..dbt import dry_run
 from ..dbt.guards import (
     DRY_RUN_SUFFIX,
@@ -36,9 +37,9 @@ from ..dbt.guards import (
 from ..dbt.paths import dbt_target_path
 from ..dbt.runner import TARGET_SCHEMA_ENV, environment, target_schema
 from ..errors import ConnectError, RunError, UsageError
+from ..monitoring import pushgateway
 from ..warehouse import engine
 from ..warehouse import reader as warehouse
-from ..write_limits import load_limits
 from . import catch_up
 from .freshness import allow_stale, freshness_hours
 
@@ -113,5 +114,5 @@ def execute(command: str, settings: Settings, job: Job) -> int:
         history.finish(code, error)
         with environment({"PGOPTIONS": env["PGOPTIONS"]}):
             history.write(params, scope)
-        metrics_push.push(command, history.last())
+        pushgateway.push(command, history.last())
     return code

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import MAX_FAILED_SHARE, MAX_FAILED_USERS, environ_get, parse_float, parse_int
-from .errors import UsageError
+from ..config import MAX_FAILED_SHARE, MAX_FAILED_USERS, environ_get, parse_float, parse_int
+from ..errors import UsageError
 
 MAX_FAILED_SHARE_ENV = MAX_FAILED_SHARE.env
 MAX_FAILED_USERS_ENV = MAX_FAILED_USERS.env

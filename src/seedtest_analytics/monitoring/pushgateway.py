@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import time
 
-from . import log
-from .config import PUSHGATEWAY_URL, environ_get
-from .db.history import RunRecord
-from .outcome import KNOWN
+from .. import log
+from ..config import PUSHGATEWAY_URL, environ_get
+from ..db.history import RunRecord
+from ..outcome import KNOWN
 
 PUSHGATEWAY_ENV = PUSHGATEWAY_URL.env
 JOB = "seedtest-analytics"

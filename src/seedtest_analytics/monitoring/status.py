@@ -16,11 +16,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import log
-from .db.connection import ConnectionParams, connect
-from .db.history import TABLE
-from .errors import RunError, UsageError
-from .outcome import one_line
+from .. import log
+from ..db.connection import ConnectionParams, connect
+from ..db.history import TABLE
+from ..errors import RunError, UsageError
+from ..outcome import one_line
 
 EXIT_OK = 0
 EXIT_TOO_OLD = 1

@@ -1,0 +1,1 @@
+"""Watching the nights: the run-history status command and the Pushgateway metrics."""
