@@ -380,6 +380,8 @@ def test_only_the_validation_macros_read_vars() -> None:
         REPO / "profiles" / "profiles.yml",
         # SEEDTEST_LOCK_*: set by the CLI, each matched against a strict pattern before use.
         REPO / "macros" / "hooks" / "run_lock.sql",
+        # SEEDTEST_DRY_RUN: set by the CLI, only compared with 'true' (never rendered).
+        REPO / "macros" / "hooks" / "dry_run.sql",
     }
     call = re.compile(r"\b(?:var|env_var)\s*\(\s*['\"]")
     offenders = []
