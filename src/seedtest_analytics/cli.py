@@ -266,9 +266,10 @@ def _status(args: argparse.Namespace) -> int:
 
 def _backtest(args: argparse.Namespace) -> int:
     """backtest and train-churn: they write only their own tables, under the same lock."""
-    from .churn.commands import run_command
+    from .churn.commands import check_args, run_command
 
     settings = _checked_settings(args)
+    check_args(args, settings)
     return execute(args.command, settings, lambda params, s: run_command(args, params, s))
 
 

@@ -53,7 +53,7 @@ from .anchors import (
 from .evaluation import Backtest, evaluate_backtest, format_metric
 
 
-def _writable(path: Path, flag: str) -> Path:
+def writable(path: Path, flag: str) -> Path:
     path = path.expanduser()
     if path.is_dir():
         raise UsageError(f"{flag} {path} is a directory")
@@ -130,8 +130,8 @@ def run_backtest(
 ) -> Backtest:
     require_extra("backtest", "numpy", *(("matplotlib",) if html is not None else ()))
     anchors = check_spine(start, end, every, settings)
-    output = _writable(output, "--output")
-    html = None if html is None else _writable(html, "--html")
+    output = writable(output, "--output")
+    html = None if html is None else writable(html, "--html")
     started = time.perf_counter()
     schema = target_schema()
     build_user_anchors(params, settings, anchors, every)

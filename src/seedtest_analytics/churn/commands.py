@@ -11,9 +11,36 @@ from .. import log
 from ..config import Settings, parse_date, parse_int
 from ..db.connection import ConnectionParams
 from ..errors import UsageError
-from .anchors import require_extra
-from .backtest import run_backtest
+from .anchors import check_spine, require_extra
+from .backtest import run_backtest, writable
 from .training import run_train
+
+
+def check_args(args: argparse.Namespace, settings: Settings) -> None:
+    """Every check of the command line that needs no database, before the run starts (and
+    writes its history row): bad usage is one line, exit 2, and nothing written."""
+    every = parse_int("--every", args.every, minimum=1, maximum=3650)
+    if args.command == "train-churn":
+        until = parse_date("--until", args.until)
+        if until > settings.anchor_date:
+            raise UsageError(
+                f"--until {until} is after {settings.anchor_date}, the last complete "
+                "day of data (yesterday, or ANCHOR_DATE)"
+            )
+        if args.start is not None:
+            last = until - dt.timedelta(days=settings.churn_horizon_days)
+            check_spine(
+                parse_date("--start", args.start),
+                last,
+                every,
+                settings,
+                what="--until minus the horizon",
+            )
+        return
+    check_spine(parse_date("--start", args.start), parse_date("--end", args.end), every, settings)
+    writable(Path(args.output), "--output")
+    if args.html is not None:
+        writable(Path(args.html), "--html")
 
 
 def run_command(args: argparse.Namespace, params: ConnectionParams, settings: Settings) -> int:
