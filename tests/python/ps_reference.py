@@ -1,4 +1,4 @@
-"""An independent Python computation of the detect-inactivity results (SPEC 2.1, 4, 5).
+"""An independent Python computation of the detect-inactivity results.
 
 Everything here is computed from the raw application rows (exam_results, session,
 ability_estimates, mirt_ability, interest_goal, weekly_kpi): none of the dbt models and none
@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-# The id rule of SPEC 2.1, defined once for everything outside the dbt project.
+# The user id rule, defined once for everything outside the dbt project.
 from seedtest_dev.rules import app_user_uuid as uuid_form
 from seedtest_dev.rules import is_uuid_shaped
 
@@ -31,7 +31,7 @@ SOURCES = ("exam_results", "attempt", "session", "features_topic_daily")
 Row = dict[str, Any]
 
 
-# --- user identity (SPEC 2.1) ---------------------------------------------------------------
+# --- user identity ---------------------------------------------------------------
 
 def build_id_map(app_ids: Iterable[str], other_ids: Iterable[str]) -> dict[str, str]:
     """uuid form -> application id. A non-uuid id wins (its uuid form is derived from it);

@@ -1,4 +1,4 @@
-"""An independent, pure-Python computation of features_topic_daily (SPEC 2.1, 3.1-3.3).
+"""An independent, pure-Python computation of features_topic_daily.
 
 It reads the raw application tables (exam_results and the optional theta tables), never the
 attempt view or anything dbt builds, so the tests compare two implementations written apart.
@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-# The id rule (SPEC 2.1) and the improvement index's formula (SPEC 3.3), defined once for
+# The id rule and the improvement index's formula, defined once for
 # everything outside the dbt project; the reference applies them to raw rows on its own.
 from seedtest_dev.rules import app_user_uuid as uuid_form
 from seedtest_dev.rules import improvement_index as improvement

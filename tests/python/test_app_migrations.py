@@ -1,5 +1,5 @@
-"""The application's migrations are never blocked by this project (issue 16.10), and one bad
-row does not poison the run (issue 16.4).
+"""The application's migrations are never blocked by this project, and one bad
+row does not poison the run.
 
 Staging is ephemeral: between two runs nothing of ours depends on the application's tables,
 so its own migrations (`alter table ability_estimates alter column mean type text`, `drop

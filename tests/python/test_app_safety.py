@@ -1,4 +1,4 @@
-"""The application's database is never harmed (issue 16.1, 16.2, 13): init-db creates only what
+"""The application's database is never harmed: init-db creates only what
 is missing and never replaces an object; the demo checks before touching anything; the
 project's schema is never the source schema and never holds a relation it did not create.
 

@@ -1,4 +1,4 @@
-"""init-db: the application schema of SPEC 2, idempotent, and the attempt view of SPEC 2.1."""
+"""init-db: the application schema, idempotent, and the attempt view."""
 
 from __future__ import annotations
 

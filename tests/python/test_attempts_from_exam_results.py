@@ -1,5 +1,5 @@
 """Var attempts_from_exam_results: stg_seedtest__attempts derived from exam_results by the
-attempt view's rules (SPEC 2.1) gives exactly the rows of the application's attempt view.
+attempt view's rules gives exactly the rows of the application's attempt view.
 
 The same compiled model (dbt compile, real dbt) is run against a real database twice, once
 per value of the var, over exams that hold every shape the view has a rule for (both

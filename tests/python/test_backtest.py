@@ -1,4 +1,4 @@
-"""train-churn, backtest and the nightly's logistic mode end to end (issue 14), against a
+"""train-churn, backtest and the nightly's logistic mode end to end, against a
 synthetic population whose truth is known, compared with an independent computation from the
 raw rows (ps_reference.py for what the nightly would have scored, the labels and the
 learned model's inputs from the raw activity days, AUC by counting pairs).
@@ -6,7 +6,7 @@ learned model's inputs from the raw activity days, AUC by counting pairs).
 The population (activity through exams with and without attempts and through sessions, in
 ACTIVITY_TIMEZONE=Asia/Seoul while the database session runs in Pacific/Auckland, some of it
 next to local midnight):
-- `periodic`: every 9-13 days, always back (the SPEC's S calls them high risk: long gaps,
+- `periodic`: every 9-13 days, always back (the fixed-weight S calls them high risk: long gaps,
   few active days);
 - `quitter`: almost daily for weeks, then gone for good (S calls them low risk at first:
   many active days, short gaps);
@@ -616,7 +616,7 @@ def test_nightly_logistic_mode_writes_the_model_probability(
     for t in rows:
         assert kpis[t.user]["S"] == pytest.approx(probability(scenario.model, t), abs=1e-12)
         assert kpis[t.user]["S_model"] == 1
-    # the default mode again: the SPEC's S, and no S_model that would claim otherwise
+    # the default mode again: the fixed-weight S, and no S_model that would claim otherwise
     assert score_and_write(params, settings).processed == len(rows)
     kpis = written()
     for t in rows:

@@ -1,4 +1,4 @@
-"""The backtest's pure parts (issue 14): AUC, Brier, calibration bins, ROC, the left-out rule,
+"""The backtest's pure parts: AUC, Brier, calibration bins, ROC, the left-out rule,
 and the learned model's two implementations (plain Python for the nightly, numpy for the
 backtest) agreeing. No database."""
 

@@ -1,4 +1,4 @@
-"""The backtest at scale (issue 14): over a million scored user-anchors in under a minute.
+"""The backtest at scale: over a million scored user-anchors in under a minute.
 
 A synthetic population of 100k users over 150 days (about 2.9M sessions, written set-based on
 the server), the nightly pipeline's activity model built once and a churn model trained, then

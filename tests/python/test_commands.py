@@ -1,4 +1,4 @@
-"""Honest commands (issue 13): --version, the usage without a command, a help text and a default
+"""Honest commands: --version, the usage without a command, a help text and a default
 for every option, every flag checked before anything runs. None of these needs a database:
 DATABASE_URL points at no server, so anything that tried to connect would end in exit 1."""
 

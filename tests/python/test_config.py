@@ -1,4 +1,4 @@
-"""Bad configuration and hostile input (SPEC 6): every bad value stops the run before it
+"""Bad configuration and hostile input: every bad value stops the run before it
 connects anywhere, with exit code 2 and one clear line on stderr; nothing that looks like SQL
 gets through a flag, an env var or a dbt var, whichever way dbt is started.
 
@@ -255,7 +255,7 @@ def test_bad_configuration_exits_2_with_one_line_before_connecting(
     args: list[str], env: dict[str, str], fragment: str, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Every bad value of SPEC 6 (and of the env vars this package adds) gives exit code 2 and
+    """Every bad value of the settings (the old jobs' and this package's) gives exit code 2 and
     one `[ERROR]` line naming the culprit, with DATABASE_URL pointing at no server at all: a
     connection attempt first would have given exit code 1."""
     outcome = _main_in_process(
@@ -552,7 +552,7 @@ def test_odd_text_is_a_usage_error_or_a_clean_value(env: dict[str, str]) -> None
 
 
 def test_database_url_forms() -> None:
-    """The URL forms of SPEC 6; a bad one is a UsageError that does not repeat the password."""
+    """The DATABASE_URL forms; a bad one is a UsageError that does not repeat the password."""
     for url in (
         "postgresql://app:pw@db.internal:6432/seedtest?sslmode=require",
         "postgresql+psycopg2://app:pw@db.internal:6432/seedtest",

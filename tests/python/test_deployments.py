@@ -1,4 +1,4 @@
-"""What real deployments do (issue 9), through the CLI on a real database: every case ends in
+"""What real deployments do, through the CLI on a real database: every case ends in
 exit 0 and leaves features_topic_daily, the inactive users and weekly_kpi equal to the
 independent Python references (reference.py, ps_reference.py) computed from the raw rows.
 
@@ -20,7 +20,7 @@ while the database session runs in Pacific/Auckland.
   backfill over days already built (theta off). Each run leaves the days it covered equal to
   the reference (with that run's settings) and every other row exactly as it was.
 
-Cases that need issue 9's severity rule (no error-severity test on rows other runs wrote, source
+Cases that need the severity rule (no error-severity test on rows other runs wrote, source
 assumptions as warnings) carry "SEVERITY RULE" in their docstring: before that rule is merged
 they fail with exit 1 (the own view's not_null item_id, the nights after the first).
 """

@@ -1,7 +1,7 @@
 """detect-inactivity end to end: the command against a real database, compared with an
 independent Python computation (ps_reference.py) made straight from the raw application rows.
 
-One scenario holds a case for each defect of the old job (SPEC 7):
+One scenario holds a case for each defect of the old job:
 - a user stale in exam_results but active in session (7.1: must not be inactive);
 - features last_seen_at equal to the real attempt time, never the run time (7.2);
 - weekly_kpi rows holding I_t/E_t/R_t/A_t and other keys (7.3: kept, P and S land);
@@ -664,7 +664,7 @@ def test_user_without_p_and_s_is_reported_and_the_rest_written(
 
 
 def test_reference_examples() -> None:
-    """The reference reproduces the worked examples of SPEC 5 and the id rule of SPEC 2.1."""
+    """The reference reproduces the worked examples of the P/S formulas and the user id rule."""
     assert ref.s_churn(4, 1, 3, 14) == pytest.approx(0.4136, abs=5e-5)
     assert ref.s_churn(7, 2, 2, 7) == pytest.approx(0.7914, abs=5e-5)
     assert ref.s_churn(0, 12, 0, 14) == 0.0

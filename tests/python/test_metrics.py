@@ -1,4 +1,4 @@
-"""P and S: the SPEC examples, properties over many inputs, and score_users' accounting."""
+"""P and S: the worked examples, properties over many inputs, and score_users' accounting."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ horizons = st.integers(min_value=0, max_value=36_500)
 priors = st.one_of(st.none(), st.tuples(finite, positive))
 
 
-# --- SPEC examples -------------------------------------------------------------------------
+# --- worked examples -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ SELECT_WEEKLY_KPI = (
     "select user_id, week_start, kpis::text, created_at, updated_at from public.weekly_kpi"
 )
 
-# The old jobs' lines (SPEC 6) and the pipeline's own.
+# The old jobs' lines and the pipeline's own.
 AGGREGATING = re.compile(
     r"^\[INFO\] Aggregating features for (\d+) \(user, topic, date\) combinations; "
     r"since=(\d{4}-\d{2}-\d{2}), anchor=(\d{4}-\d{2}-\d{2}), dry_run=(True|False)$",

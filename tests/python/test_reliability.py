@@ -12,7 +12,7 @@
   kpis that are not an object) does not stop the run; what is skipped is counted and logged.
 
 Expected values come from tests/python/reference.py (features, computed from the raw rows)
-and from the formulas of SPEC 5 written out here for simple data.
+and from the P/S formulas written out here for simple data.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Faults during a run (issue 16.3, 16.5, 16.6, 16.9): the run never writes after losing its
+"""Faults during a run: the run never writes after losing its
 lock, never waits forever, and every failure is one [ERROR] line plus the Summary line.
 
 - The lock session is terminated while dbt is inside a model: the model in flight finishes,

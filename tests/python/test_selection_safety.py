@@ -1,4 +1,4 @@
-"""Any dbt selection is safe (issue 10): plain dbt, run in-process with dbtRunner against a real
+"""Any dbt selection is safe: plain dbt, run in-process with dbtRunner against a real
 database, after a build for another anchor.
 
 features_topic_daily replaces the days of its window from the per-run tables

@@ -1,6 +1,6 @@
 """No var's text is ever rendered as Jinja or put into SQL before it is validated, on any dbt
-command, whether it comes from --vars or from the environment variable it falls back to
-(issue 9, issue 16 item 7). Plain dbt is used (dbt's programmatic entry point, the code path
+command, whether it comes from --vars or from the environment variable it falls back to.
+Plain dbt is used (dbt's programmatic entry point, the code path
 of the `dbt` executable), never the seedtest-analytics CLI, which validates values first.
 
 What dbt does with a var (dbt-core 1.11, dbt/context/base.py `Var.get_rendered_var`): in a
@@ -414,7 +414,7 @@ def python_problem(text: str) -> str:
 def test_cli_and_dbt_apply_the_same_date_rule(outcomes: dict[str, dict[str, Any]]) -> None:
     """macros/vars/validators.sql's date_problem and config.parse_date agree on every text: which
     are dates, and what is wrong with the others (1899-12-31 and 0001-01-01 are refused by
-    both, before connecting on the CLI's side, issue 16 item 8)."""
+    both, before connecting on the CLI's side)."""
     outcome = outcomes["control"]
     assert outcome["success"], outcome["message"]
     in_dbt = json.loads(outcome["compiled"].splitlines()[1])
