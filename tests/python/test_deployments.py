@@ -15,10 +15,11 @@ while the database session runs in Pacific/Auckland.
 - missing sources: all optional tables missing at once (the dbt tests on), then each one
   missing alone (models only: SEEDTEST_DBT_TESTS=false);
 - nights: one database through configuration changes and anchors out of order, the dbt tests
-  on: 11-01 (theta on, lookback 7, threshold 7), 10-24 (theta off, lookback 3, threshold 3),
-  11-01 again (theta on, lookback 14, threshold 10), an anchor before any data, then a
-  backfill over days already built (theta off). Each run leaves the days it covered equal to
-  the reference (with that run's settings) and every other row exactly as it was.
+  on: 11-01 (theta on, lookback 7, threshold 7), 10-24 (lookback 3, threshold 3), 11-01 again
+  (lookback 14, threshold 10), an anchor before any data, a backfill over days already built;
+  then theta off: refused without a rebuild (nothing written), `rebuild`, and 10-24 again with
+  theta off. Each run leaves the days it covered equal to the reference (with that run's
+  settings) and every other row exactly as it was.
 
 Cases that need the severity rule (no error-severity test on rows other runs wrote, source
 assumptions as warnings) carry "SEVERITY RULE" in their docstring: before that rule is merged
@@ -390,7 +391,8 @@ def run(
         ps_src = ps_sources(conn, schema)
     result = run_cli(job or params, *args, env=env)
     first = (start or anchor) - dt.timedelta(days=lookback)
-    covered = None if not before else (first, anchor)  # None: the first run builds all days
+    # None: the first run and a rebuild build all days
+    covered = None if not before or command == "rebuild" else (first, anchor)
     window = reference.features(sources, anchor=anchor, timezone=TZ, include_theta=theta,
                                 since=covered[0] if covered else None)
     kept = {k: row for k, row in before.items() if covered and not first <= k[2] <= anchor}
@@ -540,8 +542,10 @@ def test_own_attempt_view_null_item_ids_do_not_stop_the_run(own_view: OwnView) -
 
 # --- another schema, a least-privilege role, weekly_kpi of its own shape ---------------------
 
+# init-db creates nothing in a schema that already holds one of the application's tables, so
+# the fixture lets it create the whole schema and then replaces the (empty) weekly_kpi it made.
 WEEKLY_KPI_WITH_EXTRAS = """
-create schema app;
+drop table app.weekly_kpi;
 create table app.weekly_kpi (
     user_id text not null,
     source_job text not null default 'app',
@@ -588,9 +592,9 @@ def other_schema(server_params: ConnectionParams, databases: list[ConnectionPara
     role = f"seedtest_job_{secrets.token_hex(4)}"
     password = secrets.token_hex(12)
     who, db = sql.Identifier(role), sql.Identifier(params.dbname)
+    assert "table weekly_kpi" in init_db(params, "app")
     with connect(params) as conn:
         conn.execute(WEEKLY_KPI_WITH_EXTRAS)
-    init_db(params, "app")
     rng = random.Random(16)
     with connect(params) as conn:
         b = Builder(conn, "app")
@@ -727,15 +731,21 @@ def test_one_optional_source_missing(sources_db: ConnectionParams, table: str) -
 
 BEFORE_ANY_DATA = FIRST_DAY - dt.timedelta(days=30)
 # The first night builds the history the others change: its dbt tests are not the point.
+# AGG_INCLUDE_THETA shapes the rows (recorded in incremental_settings): the nights change it
+# only through a rebuild; a night that changes it alone is refused before writing.
 NIGHTS: list[dict[str, Any]] = [
     {"command": "run", "anchor": ANCHOR, "theta": True, "lookback": 7, "threshold": 7,
      "tests": False},
-    {"command": "run", "anchor": dt.date(2025, 10, 24), "theta": False, "lookback": 3,
+    {"command": "run", "anchor": dt.date(2025, 10, 24), "theta": True, "lookback": 3,
      "threshold": 3},
     {"command": "run", "anchor": ANCHOR, "theta": True, "lookback": 14, "threshold": 10},
-    {"command": "aggregate", "anchor": BEFORE_ANY_DATA, "theta": False, "lookback": 7},
+    {"command": "aggregate", "anchor": BEFORE_ANY_DATA, "theta": True, "lookback": 7},
     {"command": "backfill", "start": dt.date(2025, 10, 20), "anchor": dt.date(2025, 10, 28),
-     "theta": False, "lookback": 7},
+     "theta": True, "lookback": 7},
+    {"command": "run", "anchor": ANCHOR, "theta": False, "lookback": 7, "threshold": 7},
+    {"command": "rebuild", "anchor": ANCHOR, "theta": False, "lookback": 7},
+    {"command": "run", "anchor": dt.date(2025, 10, 24), "theta": False, "lookback": 3,
+     "threshold": 3},
 ]
 
 
@@ -757,12 +767,14 @@ def test_first_night_builds_all_history(nights: list[Run]) -> None:
     assert any(r.theta_estimate is not None for r in first.expected_features.values())
 
 
-@pytest.mark.parametrize("night", [1, 2], ids=["10-24-theta-off-lookback-3-threshold-3",
-                                                "11-01-again-theta-on-lookback-14-threshold-10"])
+@pytest.mark.parametrize("night", [1, 2, 7], ids=["10-24-theta-on-lookback-3-threshold-3",
+                                                   "11-01-again-theta-on-lookback-14-threshold-10",
+                                                   "10-24-after-rebuild-theta-off-lookback-3"])
 def test_later_nights_change_only_their_window(nights: list[Run], night: int) -> None:
     """SEVERITY RULE (theta and anchor tests must look only at the run's window). An older
-    anchor, then the newest again, each with other settings: the covered days equal the
-    reference with that night's settings, every other row (later days too) is untouched."""
+    anchor, then the newest again, each with other settings (and, after the rebuild, theta
+    off): the covered days equal the reference with that night's settings, every other row
+    (later days too) is untouched."""
     outcome = nights[night]
     check_features(outcome)
     check_scores(outcome)
@@ -775,7 +787,7 @@ def test_later_nights_change_only_their_window(nights: list[Run], night: int) ->
     outside = [r for k, r in outcome.after.items() if not first <= k[2] <= last]
     theta_index = reference.COLUMNS.index("theta_estimate")
     assert any(r[theta_index] is not None for r in in_window) == theta
-    assert any(r[theta_index] is not None for r in outside)  # kept from the nights with theta
+    assert any(r[theta_index] is not None for r in outside) == theta  # one setting per table
 
 
 def test_anchor_before_any_data_changes_nothing(nights: list[Run]) -> None:
@@ -788,14 +800,41 @@ def test_anchor_before_any_data_changes_nothing(nights: list[Run]) -> None:
 
 
 def test_backfill_over_days_already_built(nights: list[Run]) -> None:
-    """SEVERITY RULE. backfill 10-20..10-28 (theta off) after the nights: the days daily runs
-    over that range would recompute ([10-13, 10-28]) equal the reference, later days (built
-    with theta on) are untouched."""
+    """SEVERITY RULE. backfill 10-20..10-28 after the nights: the days daily runs over that
+    range would recompute ([10-13, 10-28]) equal the reference, later days are untouched."""
     outcome = nights[4]
     check_features(outcome)
     assert outcome.covered == (dt.date(2025, 10, 13), dt.date(2025, 10, 28))
     later = {k: r for k, r in outcome.after.items() if k[2] > dt.date(2025, 10, 28)}
     assert later and all(outcome.before[k] == r for k, r in later.items())
+
+
+def test_theta_change_without_rebuild_writes_nothing(nights: list[Run]) -> None:
+    """A night with AGG_INCLUDE_THETA=false on a table built with theta on: one line naming
+    the setting and the rebuild command, exit 1, features and weekly_kpi as they were."""
+    outcome = nights[5]
+    assert outcome.result.returncode == 1, outcome.result.stdout[-3000:]
+    assert "Traceback" not in outcome.result.stdout + outcome.result.stderr
+    output = outcome.result.stdout + outcome.result.stderr
+    errors = [line for line in output.splitlines() if line.startswith("[ERROR]")]
+    assert len(errors) == 1, errors
+    assert "features_topic_daily not built, nothing written" in errors[0]
+    assert "AGG_INCLUDE_THETA=true, this run has AGG_INCLUDE_THETA=false" in errors[0]
+    assert "seedtest-analytics rebuild" in errors[0]
+    assert outcome.after == outcome.before
+    assert outcome.kpi_after == outcome.kpi_before
+
+
+def test_rebuild_with_theta_off_recomputes_every_day(nights: list[Run]) -> None:
+    """`rebuild` with theta off after the nights with theta on: every day up to the anchor
+    equals the reference computed from scratch with theta off (none of the old rows kept)."""
+    outcome = nights[6]
+    assert outcome.covered is None
+    check_features(outcome)
+    assert outcome.after.keys() >= outcome.before.keys()
+    assert all(outcome.after[k][-1] != r[-1] for k, r in outcome.before.items())
+    theta_index = reference.COLUMNS.index("theta_estimate")
+    assert not any(r[theta_index] is not None for r in outcome.after.values())
 
 
 # --- the one-off Jobs of deploy/k8s, their arguments as shipped ------------------------------
