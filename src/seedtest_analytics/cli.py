@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from . import __version__, cli_help, log, outcome
+from . import __version__, cli_help, engine, log, outcome
 from .config import Settings, dbt_environment, load_settings, parse_int
 from .db import connection
 from .db.app_schema import setup_app_schema
@@ -31,7 +31,6 @@ from .jobs.pipeline import backfill_settings, run_backfill, run_pipeline
 from .jobs.rebuild import run_rebuild
 from .jobs.runs import execute
 from .scoring.churn_scorer import churn_scorer
-from .warehouse import engine
 
 
 class _Parser(argparse.ArgumentParser):

@@ -28,10 +28,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
-
-from .db.connection import ConnectionParams
-
 EXIT_OK = 0
 EXIT_FAILED = 1  # a run-time failure: a retry may succeed
 EXIT_CONFIG = 2  # usage, configuration, authentication, privileges: a retry cannot help
@@ -111,29 +107,6 @@ def exit_code(code: int, error_class: str | None) -> int:
     if error_class == "stale_source":
         return EXIT_STALE
     return code
-
-
-_database: ConnectionParams | None = None
-
-
-def set_database(params: ConnectionParams) -> None:
-    """The database of the run: what unreachable() probes."""
-    global _database
-    _database = params
-
-
-def unreachable() -> str | None:
-    """Why the run's database cannot be reached now (a fresh connection fails), or None.
-    Tells "the database stopped" from "a session of ours ended" after a lost connection."""
-    if _database is None:
-        return None
-    try:
-        with psycopg.connect(**_database.psycopg_kwargs(), connect_timeout=5) as conn:
-            conn.execute("select 1")
-    except psycopg.Error as exc:
-        text = one_line(str(exc)).removeprefix("connection failed: ")
-        return f"cannot connect to {_database.redacted()}: {text}"
-    return None
 
 
 class OneLineErrors(logging.Filter):

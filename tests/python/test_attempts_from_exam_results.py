@@ -27,7 +27,8 @@ import pytest
 import reference
 from conftest import create_database, drop_database
 from seedtest_analytics.db.connection import ConnectionParams
-from seedtest_analytics.dbt.runner import dbt_env, project_root
+from seedtest_analytics.dbt.runner import dbt_env
+from seedtest_analytics.paths import project_root
 from test_features import insert_random_exams
 
 ANCHOR = dt.date(2025, 5, 20)

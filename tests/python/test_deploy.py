@@ -967,7 +967,7 @@ def test_build_time_dbt_parse_succeeds(tmp_path: Path) -> None:
     # With the image's environment, the package runs dbt on that project.
     located = subprocess.run(
         [sys.executable, "-c",
-         "from seedtest_analytics.dbt.runner import project_root; print(project_root())"],
+         "from seedtest_analytics.paths import project_root; print(project_root())"],
         env=env, cwd=scratch, capture_output=True, text=True, check=False,
     )
     assert located.stdout.strip() == str(app), located.stderr

@@ -41,8 +41,9 @@ from conftest import SESSION_TIMEZONE, create_database, drop_database, run_cli
 from seedtest_analytics.config import Settings
 from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_analytics.jobs import inactivity
-from seedtest_analytics.scoring.inputs import ScoringInput, score_users
+from seedtest_analytics.scoring.formulas import score_users
 from seedtest_analytics.warehouse import postgres
+from seedtest_analytics.warehouse.scoring_inputs import ScoringInput
 
 TZ = "Asia/Seoul"
 ANCHOR = dt.date(2025, 11, 5)  # a Wednesday

@@ -12,9 +12,8 @@ from psycopg.types.json import Jsonb
 
 from seedtest_analytics.db.app_schema import init_db
 from seedtest_analytics.db.connection import ConnectionParams
-from seedtest_analytics.db.kpi_writer import write_scores
-from seedtest_analytics.scoring.inputs import (
-    Score,
+from seedtest_analytics.db.kpi_writer import Score, write_scores
+from seedtest_analytics.warehouse.scoring_inputs import (
     ScoringInput,
     read_prior_means,
     read_scoring_inputs,

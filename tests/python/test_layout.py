@@ -39,14 +39,15 @@ def _module(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> set[str]:
-    """The absolute module names one file imports (relative imports resolved)."""
+def _imports(path: Path, *, typing: bool = False) -> set[str]:
+    """The absolute module names one file imports (relative imports resolved), those inside
+    functions included; with `typing`, those for the type checker only as well."""
     module_name = _module(path)
     package = module_name if path.name == "__init__.py" else module_name.rpartition(".")[0]
     found: set[str] = set()
     tree = ast.parse(path.read_text(encoding="utf-8"))
     # Imports under `if TYPE_CHECKING:` exist for the type checker only: no arrow at run time.
-    typing_only = {
+    typing_only = set() if typing else {
         id(inner)
         for node in ast.walk(tree)
         if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
@@ -102,12 +103,67 @@ def test_runtime_import_graph_has_no_arrow_into_the_tooling() -> None:
         - {"seedtest_analytics", "__future__"}
     )
     assert third_party <= allowed, third_party - allowed
-    # No cycle between the connection and database modules (nor any other pair).
+
+
+def _cycles(arrows: dict[str, set[str]]) -> list[set[str]]:
+    """The groups of nodes that import each other in a circle (strongly connected, 2 or more)."""
+    reach = {node: set(targets) for node, targets in arrows.items()}
+    changed = True
+    while changed:  # the transitive closure: a few dozen nodes
+        changed = False
+        for targets in reach.values():
+            more = set().union(*(reach.get(t, set()) for t in targets)) - targets
+            if more:
+                targets |= more
+                changed = True
+    groups: list[set[str]] = []
+    for node in sorted(reach):
+        group = {node} | {other for other in reach[node] if node in reach.get(other, set())}
+        if len(group) > 1 and group not in groups:
+            groups.append(group)
+    return groups
+
+
+def _unit(module: str) -> str:
+    """The part of the runtime a module belongs to: its sub-package (db, dbt, warehouse, ...)
+    or, for a module at the top (config, engine, outcome, ...), the module itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def test_runtime_import_graph_has_no_cycle() -> None:
+    """No circle of imports between modules, nor between the sub-packages: the runtime reads
+    bottom up (log, errors, outcome, config, paths, engine -> db -> dbt -> warehouse ->
+    scoring -> monitoring -> jobs, churn -> cli). Every import counts, those inside a
+    function or for the type checker only as well."""
+    graph = {
+        _module(path): _imports(path, typing=True) for path in sorted(RUNTIME.rglob("*.py"))
+    }
+    assert {"seedtest_analytics.db.history", "seedtest_analytics.dbt.runner"} <= set(graph)
     local = {
         module: {t for t in targets if t in graph and t != module}
         for module, targets in graph.items()
     }
-    assert not any(a in local[b] for a in local for b in local[a]), local
+    assert local["seedtest_analytics.dbt.runner"] >= {"seedtest_analytics.db.connection"}
+    modules = _cycles(local)
+    assert not modules, [sorted(group) for group in modules]
+    # Between the sub-packages, with the arrows that make each circle.
+    units: dict[str, set[str]] = {}
+    why: dict[tuple[str, str], list[str]] = {}
+    for module, targets in local.items():
+        for target in targets:
+            a, b = _unit(module), _unit(target)
+            # `from ..db import locking` names the package and its module: keep the module.
+            named_inside = any(other.startswith(f"{target}.") for other in targets)
+            if a != b and not named_inside:
+                units.setdefault(a, set()).add(b)
+                why.setdefault((a, b), []).append(f"{module} -> {target}")
+    assert {"db", "dbt", "warehouse", "scoring", "jobs", "config"} <= set(units)
+    circles = [
+        sorted(arrow for (a, b), arrows in why.items() if {a, b} <= group for arrow in arrows)
+        for group in _cycles(units)
+    ]
+    assert not circles, "\n".join("\n".join(circle) for circle in circles)
 
 
 _WITHOUT_TOOLING = """

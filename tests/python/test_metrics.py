@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from seedtest_analytics.db.kpi_writer import Score
 from seedtest_analytics.scoring.formulas import (
     churn_risk,
     goal_probability,
@@ -17,8 +18,9 @@ from seedtest_analytics.scoring.formulas import (
     normal_cdf,
     population_prior,
     posterior,
+    score_users,
 )
-from seedtest_analytics.scoring.inputs import Score, ScoringInput, score_users
+from seedtest_analytics.warehouse.scoring_inputs import ScoringInput
 
 WEEK = dt.date(2025, 10, 27)
 

@@ -364,10 +364,9 @@ def test_a_user_id_with_a_newline_stays_on_one_line(scenario: Scenario) -> None:
 def test_the_weekly_kpi_write_checks_the_lock_first(fresh_db: ConnectionParams) -> None:
     """In-process: a run whose lock session was terminated cannot write weekly_kpi (the write
     checks in its own transaction), and a new run takes the lock only after that."""
-    from seedtest_analytics.db.kpi_writer import write_scores
+    from seedtest_analytics.db.kpi_writer import Score, write_scores
     from seedtest_analytics.db.locking import pipeline_lock
     from seedtest_analytics.errors import RunError
-    from seedtest_analytics.scoring.inputs import Score
 
     scores = [Score("u1", WEEK, 0.5, 0.25)]
     with pipeline_lock(fresh_db, "analytics") as lock, connect(fresh_db) as admin, \

@@ -30,7 +30,8 @@ from psycopg import sql
 import reference
 from conftest import SESSION_TIMEZONE, create_database, drop_database
 from seedtest_analytics.db.connection import ConnectionParams
-from seedtest_analytics.dbt.runner import dbt_env, project_root
+from seedtest_analytics.dbt.runner import dbt_env
+from seedtest_analytics.paths import project_root
 from seedtest_dev.synthetic import generate_demo
 
 TZ = "America/New_York"

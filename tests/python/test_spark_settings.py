@@ -13,8 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import run_cli
+from seedtest_analytics import engine
 from seedtest_analytics.dbt.runner import environment
-from seedtest_analytics.warehouse import engine, spark_thrift
+from seedtest_analytics.warehouse import spark_thrift
 
 UNREACHABLE_URL = "postgresql://nobody:NoSuchPassw0rd@/nodb?host=/nonexistent-seedtest-socket-dir"
 SPARK_ENV = ("SEEDTEST_ENGINE", "SEEDTEST_SPARK_HOST", "SEEDTEST_SPARK_PORT", "SEEDTEST_SPARK_USER",
@@ -66,7 +67,7 @@ def test_thrift_output_from_settings() -> None:
 
 def test_session_method_is_the_default() -> None:
     with environment({"SEEDTEST_ENGINE": "spark"}):
-        assert spark_thrift.method() == "session"
+        assert engine.spark_method() == "session"
         assert engine.dbt_target_args() == ["--target", "spark"]
     with environment({"SEEDTEST_ENGINE": "postgres", "SEEDTEST_SPARK_METHOD": "thrift"}):
         assert engine.dbt_target_args() == []

@@ -134,11 +134,12 @@ class SparkSQL:
 def spark(isolated_dirs: None) -> Iterator[SparkSQL]:
     """Spark as the run reaches it: a Thrift session, or the process's SparkSession
     configured from the profile's spark target (dbt reuses it)."""
-    from seedtest_analytics.warehouse import engine, spark_thrift
+    from seedtest_analytics import engine
+from seedtest_analytics.warehouse import spark_thrift
     from seedtest_analytics.warehouse.spark import spark_session
 
-    method = spark_thrift.method()
-    if method == spark_thrift.THRIFT:
+    method = engine.spark_method()
+    if method == engine.THRIFT:
         started = time.monotonic()
         client = SparkSQL(method)
         version = client.rows("select version()")[0][0]

@@ -49,9 +49,10 @@ from seedtest_analytics.db import connection
 from seedtest_analytics.db.app_schema import init_db
 from seedtest_analytics.db.connection import ConnectionParams, connect
 from seedtest_analytics.dbt import profiling
-from seedtest_analytics.dbt.runner import project_root, target_schema
+from seedtest_analytics.dbt.runner import target_schema
 from seedtest_analytics.errors import RunError, UsageError
 from seedtest_analytics.jobs.inactivity import score_and_write
+from seedtest_analytics.paths import project_root
 
 from . import embedded, legacy
 from .rules import improvement_sql

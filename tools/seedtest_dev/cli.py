@@ -20,8 +20,8 @@ import sys
 from collections.abc import Sequence
 
 from seedtest_analytics import log
-from seedtest_analytics.dbt.runner import project_root
 from seedtest_analytics.errors import RunError, UsageError
+from seedtest_analytics.paths import project_root
 
 from . import embedded
 

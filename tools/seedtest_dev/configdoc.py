@@ -10,7 +10,7 @@ import yaml  # type: ignore[import-untyped]
 
 from seedtest_analytics import log
 from seedtest_analytics.config import GROUPS, SETTINGS, Var
-from seedtest_analytics.dbt.paths import project_root
+from seedtest_analytics.paths import project_root
 
 DOC = Path("docs") / "configuration.md"
 CONFIGMAP = Path("deploy") / "k8s" / "configmap.yaml"

@@ -20,8 +20,8 @@ from pathlib import Path
 from psycopg import sql
 
 from seedtest_analytics.db.connection import ConnectionParams, connect
-from seedtest_analytics.dbt.runner import project_root
 from seedtest_analytics.errors import RunError
+from seedtest_analytics.paths import project_root
 
 DATABASE = "seedtest"
 PGDATA_ENV = "SEEDTEST_PGDATA"

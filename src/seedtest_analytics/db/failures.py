@@ -8,12 +8,36 @@ from collections.abc import Iterator
 
 import psycopg
 
-from .. import outcome
 from ..errors import RunError
+from ..outcome import one_line
 from . import locking
+from .connection import ConnectionParams
 from .timeouts import LOCK_TIMEOUT_ENV, STATEMENT_TIMEOUT_ENV, load_timeouts
 
 HISTORY_NOTE = "the run's history row stays 'running' and reads as interrupted"
+
+
+_database: ConnectionParams | None = None
+
+
+def set_database(params: ConnectionParams) -> None:
+    """The database of the run: what unreachable() probes."""
+    global _database
+    _database = params
+
+
+def unreachable() -> str | None:
+    """Why the run's database cannot be reached now (a fresh connection fails), or None.
+    Tells "the database stopped" from "a session of ours ended" after a lost connection."""
+    if _database is None:
+        return None
+    try:
+        with psycopg.connect(**_database.psycopg_kwargs(), connect_timeout=5) as conn:
+            conn.execute("select 1")
+    except psycopg.Error as exc:
+        text = one_line(str(exc)).removeprefix("connection failed: ")
+        return f"cannot connect to {_database.redacted()}: {text}"
+    return None
 
 
 def _message(exc: BaseException) -> str:
@@ -29,7 +53,7 @@ def database_error(exc: psycopg.Error, step: str) -> RunError:
     lost = locking.current()
     lock_gone = lost is not None and locking.is_lost()
     if lock_gone or isinstance(exc, psycopg.OperationalError):
-        down = outcome.unreachable()  # the database itself, rather than a session of ours?
+        down = unreachable()  # the database itself, rather than a session of ours?
         if down is not None:
             return RunError(
                 f"{step}: the database stopped answering ({down}); rolled back, nothing of it "

@@ -23,16 +23,16 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import psycopg
 from psycopg import sql
 
 from .. import log
 from ..config import Settings
-from ..dbt.paths import dbt_target_path
-from ..dbt.runner import BuildSummary
 from ..errors import ConnectError
 from ..outcome import classify, on_error, one_line
+from ..paths import dbt_target_path
 from .connection import ConnectionParams, connect
 
 TABLE = "seedtest_run_history"
@@ -164,7 +164,16 @@ def _last_invocation_id(since: dt.datetime) -> str | None:
     return str(metadata.get("invocation_id")) if generated >= since else None
 
 
-def note_build(summary: BuildSummary) -> None:
+class BuildCounts(Protocol):
+    """What the history keeps of one dbt invocation (dbt/runner.py's BuildSummary)."""
+
+    models_built: int
+    tests_passed: int
+    tests_warned: int
+    tests_failed: int
+
+
+def note_build(summary: BuildCounts) -> None:
     """Add one dbt invocation's counts and its invocation id."""
     if _current is None:
         return

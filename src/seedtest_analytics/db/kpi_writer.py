@@ -10,17 +10,26 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
 
-from ..scoring.holdout import in_holdout
-from ..scoring.inputs import Score
 from .locking import assert_held
 
 _TEMP_TABLE = "seedtest_kpi_scores"
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """P and S of one user's week, as the write merges them into its kpis."""
+
+    user_id: str
+    week_start: dt.date
+    p: float | None
+    s: float | None
+    s_model: int | None = None  # the churn model version behind S (None: the heuristic S)
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,7 @@ def write_scores(
     *,
     schema: str = "public",
     as_of: dt.date | None = None,
-    holdout_share: float = 0.0,
+    holdout: Callable[[str], bool] | None = None,
 ) -> WriteResult:
     """Upsert P/S of `scores` into schema.weekly_kpi; all or nothing.
 
@@ -43,8 +52,8 @@ def write_scores(
     (user_id, week_start) rows that were left untouched because their kpis is not an object.
     Two scores for the same (user_id, week_start) make the upsert fail (and roll back).
     `as_of`: the anchor date S was computed for, written as S_as_of next to S. With
-    `holdout_share` > 0 every written row gets `holdout` (true for the stable hashed share
-    of users outreach leaves out, holdout.py).
+    `holdout` every written row gets `holdout`, its answer for the user (true for the users
+    outreach leaves out: scoring/holdout.py).
     """
     if conn.autocommit:
         raise ValueError("write_scores needs a connection that is not in autocommit mode")
@@ -87,7 +96,7 @@ def write_scores(
                             score.s,
                             score.s_model,
                             as_of if score.s is not None else None,
-                            in_holdout(score.user_id, holdout_share) if holdout_share else None,
+                            None if holdout is None else holdout(score.user_id),
                         )
                     )
                     copied += 1

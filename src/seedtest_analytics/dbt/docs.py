@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import log
 from ..config import Settings
 from ..db.connection import ConnectionParams
-from .paths import dbt_target_path
+from ..paths import dbt_target_path
 from .runner import invoke
 
 

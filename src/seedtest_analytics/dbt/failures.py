@@ -7,7 +7,7 @@ import re
 
 from .. import log, outcome
 from ..db import locking
-from ..db.failures import HISTORY_NOTE
+from ..db.failures import HISTORY_NOTE, unreachable
 from ..db.timeouts import LOCK_TIMEOUT_ENV, STATEMENT_TIMEOUT_ENV, load_timeouts
 from .runner import BuildSummary
 
@@ -30,7 +30,7 @@ def dbt_failure(summary: BuildSummary) -> str | None:
     lock = locking.current()
     lock_gone = lock is not None and (locking.is_lost() or any(_LOST in e for e in summary.errors))
     if lock_gone or any(outcome.classify(e) == "connection_lost" for e in summary.errors):
-        down = outcome.unreachable()  # the database stopped: not the lock's fault
+        down = unreachable()  # the database stopped: not the lock's fault
         if down is not None:
             return (
                 f"dbt stopped: the database stopped answering ({down}); nothing half-written; "

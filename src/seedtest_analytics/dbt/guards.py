@@ -19,8 +19,8 @@ import psycopg
 
 from ..config import DRY_RUN_SUFFIX as DRY_RUN_SUFFIX
 from ..errors import UsageError
+from ..paths import project_root
 from . import dry_run
-from .paths import project_root
 
 # Tables the project keeps in its schema besides the models: the run history (db/history.py)
 # and the windows of the per-run tables (macros/run_window/run_windows_registry.sql).

@@ -18,10 +18,10 @@ from ..config import DBT_VAR_ENV, Settings, dbt_environment, load_settings
 from ..db.connection import ConnectionParams
 from ..db.history import note, note_build
 from ..errors import RunError, UsageError
+from ..paths import dbt_target_path, project_root
 from .failures import report_build_failure
-from .paths import dbt_target_path
 from .retry_checks import RUN_ID_ENV, check_invocation, check_pair
-from .runner import _summarise, dbt_env, environment, project_root, settings_file
+from .runner import _summarise, dbt_env, environment, settings_file
 
 
 def last_run_results() -> dict[str, Any]:

@@ -12,15 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import log
+from .. import engine, log
 from ..config import DBT_SCHEMA, DBT_TESTS, Settings, dbt_environment, environ_get, environ_has
 from ..config import target_schema as target_schema
 from ..db.connection import ConnectionParams
 from ..errors import RunError
-from ..warehouse import engine
+from ..paths import dbt_target_path, project_root
 from . import profiling
-from .paths import dbt_target_path
-from .paths import project_root as project_root
 from .retry_checks import RUN_ID_ENV
 
 TARGET_SCHEMA_ENV = DBT_SCHEMA.env

@@ -8,7 +8,7 @@ vars never invalidate the nightly partial parse (dbt keeps it in the target dire
 from __future__ import annotations
 
 from ..config import dbt_environment
-from .paths import dbt_target_path
+from ..paths import dbt_target_path
 
 NIGHTLY = frozenset({"run", "aggregate", "detect-inactivity", "backfill", "rebuild", "dbt-retry"})
 WITH_DBT = frozenset({"docs", "backtest", "train-churn"})

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from .. import log
+from .. import engine, log
 from ..config import Settings
 from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
 from ..db.history import note, note_build
-from ..db.kpi_writer import write_scores
+from ..db.kpi_writer import Score, write_scores
 from ..db.returners import mark_returned
 from ..db.write_limits import load_limits
 from ..dbt import dry_run, profiling
@@ -34,9 +34,8 @@ from ..dbt.runner import (
 )
 from ..errors import RunError
 from ..scoring.churn_scorer import churn_scorer
-from ..scoring.holdout import holdout_share
-from ..scoring.inputs import Score, score_users
-from ..warehouse import engine
+from ..scoring.formulas import score_users
+from ..scoring.holdout import holdout_flag, holdout_share
 from ..warehouse import reader as warehouse
 from .features import selector_args
 from .freshness import ALLOW_STALE_ENV, Freshness, allow_stale, check_freshness
@@ -129,7 +128,7 @@ def score_and_write(
                     scores,
                     schema=settings.source_schema,
                     as_of=settings.anchor_date,
-                    holdout_share=holdout_share(),
+                    holdout=holdout_flag(holdout_share()),
                 ).not_object
             _mark_returned(conn, settings, schema)
         for user_id, week_start in skipped:

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .. import outcome
+from .. import engine, outcome
 from ..config import Settings, environ_get
 from ..db import connection, history
 from ..db.connection import ConnectionParams, connect
-from ..db.failures import database_step
+from ..db.failures import database_step, set_database
 from ..db.locking import lock_wait_seconds, pipeline_lock
 from ..db.timeouts import load_timeouts
 from ..db.write_limits import load_limits
@@ -34,11 +34,10 @@ from ..dbt.guards import (
     check_target_schema,
     incremental_models,
 )
-from ..dbt.paths import dbt_target_path
 from ..dbt.runner import TARGET_SCHEMA_ENV, environment, target_schema
 from ..errors import ConnectError, RunError, UsageError
 from ..monitoring import pushgateway
-from ..warehouse import engine
+from ..paths import dbt_target_path
 from ..warehouse import reader as warehouse
 from . import catch_up
 from .freshness import allow_stale, freshness_hours
@@ -67,7 +66,7 @@ def execute(command: str, settings: Settings, job: Job) -> int:
         real = dbt_target_path()
         env["DBT_TARGET_PATH"] = str(real.with_name(real.name + DRY_RUN_SUFFIX.replace("_", "-")))
     history.begin(command, settings)
-    outcome.set_database(params)
+    set_database(params)
     code, error = 1, None
     try:
         # The run's row first (status running), once the schema is known to be the project's.

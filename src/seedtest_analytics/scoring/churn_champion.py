@@ -34,10 +34,10 @@ from psycopg import sql
 
 from .. import log
 from ..config import Settings, environ_get, parse_int
+from ..db.kpi_writer import Score
 from ..errors import UsageError
 from .churn_model import FEATURES, ChurnInputs, lifetime_mean_gap_days, read_inputs_as_of, sigmoid
 from .formulas import churn_risk
-from .inputs import Score
 
 CANDIDATES_TABLE = "churn_candidates"
 DECISIONS_TABLE = "churn_decisions"

@@ -23,8 +23,8 @@ from psycopg import sql
 
 from ..config import DRY_RUN_SUFFIX, Settings, target_schema
 from ..db.connection import ConnectionParams, connect
+from ..db.kpi_writer import Score
 from ..errors import RunError, UsageError
-from .inputs import Score
 
 CHURN_INPUTS = "churn_user_anchors"  # the dbt model (a view over the anchor spine)
 MODELS_TABLE = "churn_models"

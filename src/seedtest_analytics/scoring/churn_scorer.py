@@ -13,7 +13,7 @@ from ..db.connection import ConnectionParams
 if TYPE_CHECKING:
     import psycopg
 
-    from .inputs import Score
+    from ..db.kpi_writer import Score
 
 
 class ChurnScorer(Protocol):
@@ -76,8 +76,8 @@ class AutoScorer:
     def apply(
         self, conn: psycopg.Connection, scores: list[Score], settings: Settings, schema: str
     ) -> list[Score]:
+        from .. import engine
         from ..db.failures import database_step
-        from ..warehouse import engine
         from .churn_champion import apply_champion
 
         if engine.is_spark():

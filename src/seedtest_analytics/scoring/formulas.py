@@ -1,4 +1,5 @@
-"""P (goal-attainment probability) and S (churn risk): small pure functions, no database.
+"""P (goal-attainment probability) and S (churn risk): small pure functions, no database,
+and score_users, which applies them to the scoring-input rows.
 
 All results are unrounded; the writer stores them as they are.
 """
@@ -6,8 +7,11 @@ All results are unrounded; the writer stores them as they are.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from statistics import fmean
+
+from ..db.kpi_writer import Score
+from ..warehouse.scoring_inputs import ScoringInput
 
 
 def _clamp(x: float, lo: float = 0.0, hi: float = 1.0) -> float:
@@ -98,3 +102,35 @@ def churn_risk(
     return _clamp(
         0.6 * _clamp(d / max(1, h)) + 0.25 * _clamp(g / 7.0) + 0.15 * _clamp(1.0 - k / 10.0)
     )
+
+
+def score_users(
+    inputs: Iterable[ScoringInput],
+    *,
+    default_target: float,
+    use_bayesian: bool,
+    horizon_days: int,
+    prior_means: Sequence[float] | None = None,
+) -> tuple[list[Score], list[str]]:
+    """Scores of the users with P or S (or both), and the ids of users with neither.
+
+    In Bayesian mode the prior comes from `prior_means`: the ability means of all users with
+    an ability as of the anchor, not only the scored ones. Without usable prior means
+    (None, fewer than 2, zero variance) P falls back to the normal mode.
+    """
+    prior = population_prior(prior_means) if use_bayesian and prior_means is not None else None
+    scores: list[Score] = []
+    failed: list[str] = []
+    for row in inputs:
+        target = default_target if row.target is None else row.target
+        p = goal_probability_bayes(row.ability_mean, row.ability_sd, target, prior)
+        s = (
+            None
+            if row.days_inactive is None
+            else churn_risk(row.days_inactive, row.active_days, row.mean_gap_days, horizon_days)
+        )
+        if p is None and s is None:
+            failed.append(row.user_id)
+        else:
+            scores.append(Score(row.user_id, row.week_start, p, s))
+    return scores, failed

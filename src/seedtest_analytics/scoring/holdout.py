@@ -9,6 +9,7 @@ below the share: the same users every night, and raising the share only adds use
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 from ..config import environ_get, parse_float
 from ..errors import UsageError
@@ -33,3 +34,10 @@ def hash_fraction(user_id: str) -> float:
 
 def in_holdout(user_id: str, share: float) -> bool:
     return hash_fraction(user_id) < share
+
+
+def holdout_flag(share: float) -> Callable[[str], bool] | None:
+    """What the weekly_kpi write flags as `holdout` for each user; None (no flag) at share 0."""
+    if not share:
+        return None
+    return lambda user_id: in_holdout(user_id, share)

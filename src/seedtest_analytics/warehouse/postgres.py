@@ -12,7 +12,7 @@ from psycopg import sql
 from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
 from ..dbt import dry_run
-from ..scoring.inputs import ScoringInput, read_prior_means, read_scoring_inputs
+from .scoring_inputs import ScoringInput, read_prior_means, read_scoring_inputs
 
 _WINDOW_COUNTS = """
         select

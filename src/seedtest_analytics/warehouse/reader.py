@@ -9,10 +9,10 @@ from typing import Protocol
 
 import psycopg
 
+from .. import engine
 from ..db.connection import ConnectionParams
-from ..scoring.inputs import ScoringInput
-from . import engine
 from .postgres import PostgresWarehouse
+from .scoring_inputs import ScoringInput
 from .spark import SparkWarehouse
 
 

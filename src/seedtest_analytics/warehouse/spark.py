@@ -15,11 +15,10 @@ import psycopg
 
 from ..config import dbt_environment, environ_copy, parse_identifier
 from ..db.connection import ConnectionParams
+from ..engine import ENGINE_ENV, SPARK_TARGET, dbt_env, is_thrift
 from ..errors import RunError
-from ..scoring.inputs import ScoringInput
 from . import spark_thrift
-from .engine import ENGINE_ENV, SPARK_TARGET, dbt_env
-from .spark_thrift import is_thrift
+from .scoring_inputs import ScoringInput
 
 
 def spark_session() -> Any:
@@ -49,7 +48,7 @@ def _profile_spark_parameters() -> dict[str, str]:
     from dbt.config.renderer import ProfileRenderer
     from dbt_common.context import set_invocation_context
 
-    from ..dbt.paths import project_root
+    from ..paths import project_root
 
     root = project_root()
     dbt_environment(dbt_env(root))
@@ -77,7 +76,7 @@ def _table(schema: str, table: str) -> str:
 
 
 def read_scoring_inputs(schema: str, table: str) -> list[ScoringInput]:
-    """All rows of the scoring-input model in one Spark query (as scoring.read_scoring_inputs)."""
+    """All rows of the scoring-input model in one Spark query (as the PostgreSQL read does)."""
     query = (
         "select cast(user_id as string), cast(week_start as date), cast(days_inactive as int),"
         " coalesce(cast(active_days as int), 0), coalesce(cast(mean_gap_days as double), 0d),"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import environ_get
+from .config import environ_get
 
 
 def project_root() -> Path:

@@ -1,4 +1,5 @@
-"""From scoring-input rows (one per inactive user, built by dbt) to P/S scores.
+"""The scoring-input rows (one per inactive user, built by dbt), as every engine's reader
+returns them, and their read from PostgreSQL.
 
 The reads are one query each through a server-side cursor, so a million users stream in
 batches instead of being held twice (once by the driver, once as Python objects).
@@ -9,14 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
-
-from .formulas import churn_risk, goal_probability_bayes, population_prior
 
 _BATCH_ROWS = 10_000
 
@@ -31,47 +30,6 @@ class ScoringInput:
     ability_mean: float | None
     ability_sd: float | None
     target: float | None  # None: use the default target
-
-
-@dataclass(frozen=True, slots=True)
-class Score:
-    user_id: str
-    week_start: dt.date
-    p: float | None
-    s: float | None
-    s_model: int | None = None  # the churn model version behind S (None: the heuristic S)
-
-
-def score_users(
-    inputs: Iterable[ScoringInput],
-    *,
-    default_target: float,
-    use_bayesian: bool,
-    horizon_days: int,
-    prior_means: Sequence[float] | None = None,
-) -> tuple[list[Score], list[str]]:
-    """Scores of the users with P or S (or both), and the ids of users with neither.
-
-    In Bayesian mode the prior comes from `prior_means`: the ability means of all users with
-    an ability as of the anchor, not only the scored ones. Without usable prior means
-    (None, fewer than 2, zero variance) P falls back to the normal mode.
-    """
-    prior = population_prior(prior_means) if use_bayesian and prior_means is not None else None
-    scores: list[Score] = []
-    failed: list[str] = []
-    for row in inputs:
-        target = default_target if row.target is None else row.target
-        p = goal_probability_bayes(row.ability_mean, row.ability_sd, target, prior)
-        s = (
-            None
-            if row.days_inactive is None
-            else churn_risk(row.days_inactive, row.active_days, row.mean_gap_days, horizon_days)
-        )
-        if p is None and s is None:
-            failed.append(row.user_id)
-        else:
-            scores.append(Score(row.user_id, row.week_start, p, s))
-    return scores, failed
 
 
 def _stream(conn: psycopg.Connection, query: sql.Composed) -> Iterator[tuple[Any, ...]]:
