@@ -1,1 +1,2 @@
-"""Scoring students: the P and S formulas, the scoring inputs and the churn models."""
+"""Scoring students: the P and S formulas (applied to the scoring inputs), the outreach
+holdout and the churn models."""

@@ -1,1 +1,2 @@
-"""Where the models live: PostgreSQL or Spark, chosen once per run."""
+"""Reading the models where they live, PostgreSQL or Spark (engine.py chooses, once per run):
+the scoring inputs, the window counts, a dry run's scratch copies."""
