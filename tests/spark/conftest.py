@@ -135,7 +135,6 @@ def spark(isolated_dirs: None) -> Iterator[SparkSQL]:
     """Spark as the run reaches it: a Thrift session, or the process's SparkSession
     configured from the profile's spark target (dbt reuses it)."""
     from seedtest_analytics import engine
-from seedtest_analytics.warehouse import spark_thrift
     from seedtest_analytics.warehouse.spark import spark_session
 
     method = engine.spark_method()
