@@ -21,6 +21,7 @@ from .db.app_schema import setup_app_schema
 from .db.locking import lock_wait_seconds
 from .dbt import targets
 from .dbt.docs import run_docs
+from .dbt.paths import checked_project_root
 from .dbt.retry import retry_settings, run_dbt_retry
 from .dbt.runner import target_schema
 from .errors import RunError, UsageError
@@ -202,6 +203,7 @@ def _backfill_settings(args: argparse.Namespace) -> Settings:
 def _checked_settings(args: argparse.Namespace) -> Settings:
     """The settings, and the other values that reach SQL or the lock, checked before anything
     connects."""
+    checked_project_root()  # dbt-retry's settings are read from the project's target/
     settings: Settings = getattr(args, "settings", _settings)(args)
     log.set_debug(settings.debug)
     target_schema()

@@ -43,7 +43,7 @@ import yaml
 from psycopg import sql
 
 import ps_reference as ps
-from conftest import REPO, SESSION_TIMEZONE
+from conftest import REPO, SESSION_TIMEZONE, run_cli
 from seedtest_analytics.db.app_schema import init_db
 from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_dev import embedded
@@ -374,3 +374,20 @@ def walk(blocks: dict[str, tuple[str, str]], db: Database, tmp_path: Path, url: 
     assert [row[:-1] for row in db.rows(features)] == before
     tail = [(c, dry, s) for c, dry, s, *_ in db.history()[-2:]]
     assert tail == [("rebuild", True, "success"), ("rebuild", False, "success")]
+
+
+def test_no_dbt_project_is_one_configuration_line_before_connecting(tmp_path: Path) -> None:
+    """A non-editable install run outside the checkout without SEEDTEST_PROJECT_DIR finds no
+    dbt project: one line naming the setting, exit 2, nothing connects (the database URL points
+    at no server; it used to end with exit 1 and dbt's `Path '<cwd>/profiles' does not exist`)."""
+    empty = tmp_path / "no-project"
+    empty.mkdir()
+    nowhere = f"postgresql://job@/seedtest?host={tmp_path / 'no-socket'}"
+    for args in (("run", "--dry-run"), ("rebuild",), ("dbt-retry",)):
+        result = run_cli(None, *args, env={"SEEDTEST_PROJECT_DIR": str(empty),
+                                           "DATABASE_URL": nowhere})
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert result.stderr.strip().splitlines() == [
+            f"[ERROR] no dbt project in {empty} (no dbt_project.yml): set SEEDTEST_PROJECT_DIR"
+            " to the folder that holds it (the checkout the package was installed from)"
+        ], result.stderr
