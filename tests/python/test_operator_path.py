@@ -33,7 +33,7 @@ import re
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -100,13 +100,11 @@ class Terminal:
     env: dict[str, str]
     cwd: Path
     state: Path
-    outputs: list[subprocess.CompletedProcess[str]] = field(default_factory=list)
 
     def run(self, script: str, code: int = 0) -> subprocess.CompletedProcess[str]:
         wrapped = f"set -euo pipefail\n{script}\nenv -0 > {self.state}\n"
         result = subprocess.run(["bash", "-c", wrapped], env=self.env, cwd=self.cwd,
                                 capture_output=True, text=True, check=False)
-        self.outputs.append(result)
         shown = f"exit {result.returncode}\n{result.stdout[-6000:]}\nstderr:\n{result.stderr}"
         assert result.returncode == code, f"{script}\n{shown}"
         assert "Traceback" not in result.stdout + result.stderr, shown
