@@ -30,6 +30,7 @@ from .jobs.inactivity import run_detect_inactivity
 from .jobs.pipeline import backfill_settings, run_backfill, run_pipeline
 from .jobs.rebuild import run_rebuild
 from .jobs.runs import execute
+from .paths import checked_project_root
 from .scoring.churn_scorer import churn_scorer
 
 
@@ -201,6 +202,7 @@ def _backfill_settings(args: argparse.Namespace) -> Settings:
 def _checked_settings(args: argparse.Namespace) -> Settings:
     """The settings, and the other values that reach SQL or the lock, checked before anything
     connects."""
+    checked_project_root()  # dbt-retry's settings are read from the project's target/
     settings: Settings = getattr(args, "settings", _settings)(args)
     log.set_debug(settings.debug)
     target_schema()
