@@ -22,7 +22,8 @@ from urllib.parse import quote, urlencode
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from ..config import environ_get
+from ..config import database_url as configured_database_url
+from ..config import login_user
 from ..errors import ConnectError, RunError, UsageError
 
 DATABASE_PROVIDERS = "seedtest_analytics.database"
@@ -108,7 +109,7 @@ def parse_database_url(url: str) -> ConnectionParams:
     port_text = str(values.get("port") or 5432).strip()
     if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise UsageError(f"DATABASE_URL has an invalid port (got {port_text!r})")
-    user = str(values.get("user") or environ_get("USER", "postgres"))
+    user = str(values.get("user") or login_user())
     sslmode = values.get("sslmode")
     return ConnectionParams(
         host=str(values.get("host") or "localhost"),
@@ -141,7 +142,7 @@ def default_database_url() -> str:
 
 def resolve(database_url: str | None = None) -> ConnectionParams:
     """DATABASE_URL when set, else the development database (when installed)."""
-    url = database_url if database_url is not None else environ_get("DATABASE_URL")
+    url = database_url if database_url is not None else configured_database_url()
     if url.strip():
         return parse_database_url(url)
     return parse_database_url(default_database_url())

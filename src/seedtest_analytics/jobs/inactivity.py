@@ -34,12 +34,11 @@ from ..dbt.runner import (
 )
 from ..errors import RunError
 from ..scoring.churn_scorer import churn_scorer
-from ..scoring.holdout import holdout_share
 from ..scoring.inputs import Score, score_users
 from ..warehouse import engine
 from ..warehouse import reader as warehouse
 from .features import selector_args
-from .freshness import ALLOW_STALE_ENV, Freshness, allow_stale, check_freshness
+from .freshness import ALLOW_STALE_ENV, Freshness, check_freshness
 from .inputs_check import check_inputs_anchor
 
 SCORING_INPUTS = "inactive_user_scoring_inputs"
@@ -129,7 +128,7 @@ def score_and_write(
                     scores,
                     schema=settings.source_schema,
                     as_of=settings.anchor_date,
-                    holdout_share=holdout_share(),
+                    holdout_share=settings.holdout_share,
                 ).not_object
             _mark_returned(conn, settings, schema)
         for user_id, week_start in skipped:
@@ -175,7 +174,7 @@ def not_object_rows(
 
 def check_written(params: ConnectionParams, settings: Settings) -> bool:
     """The data tests of what the write produced (tag post_write); False when one failed."""
-    if settings.dry_run or not data_tests_enabled():
+    if settings.dry_run or not data_tests_enabled(settings):
         return True
     if engine.is_spark():
         # Those tests read weekly_kpi through the dbt source, i.e. the Spark copy, which the
@@ -204,7 +203,7 @@ def stop_if_stale(freshness: Freshness, settings: Settings, started: float) -> b
         log.info(freshness.quiet_line())
     if not freshness.stale:
         return False
-    if allow_stale():
+    if settings.safety.allow_stale:
         log.warn(f"{freshness.line()}; scoring anyway ({ALLOW_STALE_ENV} or --allow-stale)")
         return False
     message = (
@@ -259,7 +258,7 @@ def score_check_and_report(
         checked = False
     code = 0 if checked else 1
     if checked and result.failed:
-        limits = load_limits()
+        limits = load_limits(settings.safety)
         too_many = limits.exceeded(result.failed, result.found)
         if too_many is not None:
             log.error(too_many)
