@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from .variables import VARS, IntVar, Var
 
-# The other environment variables, read outside Settings or only by profiles/profiles.yml.
+# The other environment variables: Settings fields that are not dbt vars (Safety, Spark, the
+# scoring extras), the process state dbt shares (environment.py) and profiles/profiles.yml's.
 DATABASE_URL = Var(
     "DATABASE_URL",
     None,
@@ -212,7 +213,7 @@ PGPASSWORD = Var(
     doc=f"password (dbt never prints a `DBT_ENV_SECRET_` value); {PLAIN_DBT}",
 )
 
-# Read by scoring/churn_champion.py and scoring/holdout.py.
+# Settings.churn_model_max_age_days and Settings.holdout_share.
 CHURN_MODEL_MAX_AGE = IntVar(
     "METRICS_CHURN_MODEL_MAX_AGE_DAYS",
     None,
@@ -232,7 +233,7 @@ HOLDOUT_SHARE = Var(
     " `0` writes no flag",
 )
 
-# Read by db/write_limits.py, jobs/freshness.py and monitoring/pushgateway.py.
+# Settings.safety (used by db/write_limits.py, jobs/freshness.py, monitoring/pushgateway.py).
 MAX_FAILED_SHARE = Var(
     "SEEDTEST_MAX_FAILED_SHARE",
     None,

@@ -135,7 +135,7 @@ DEBUG = Var(
     group="dbt",
     doc="debug log lines (for example a sample of the scores)",
 )
-# Read by dbt/runner.py (the profile's schema, and whether a build runs the data tests).
+# Settings.data_tests and the profile's schema (config.target_schema), used by dbt/runner.py.
 DBT_SCHEMA = Var(
     "SEEDTEST_DBT_SCHEMA",
     None,
@@ -152,7 +152,7 @@ DBT_TESTS = Var(
     doc="`false` builds the models without their dbt data tests (development and the test"
     " suite only; the nightly run keeps them)",
 )
-# Read by db/timeouts.py and jobs/freshness.py (the reasons for the defaults are there).
+# Settings.safety (the reasons for the defaults are in db/timeouts.py and jobs/freshness.py).
 LOCK_TIMEOUT = IntVar(
     "SEEDTEST_LOCK_TIMEOUT_SECONDS",
     None,
