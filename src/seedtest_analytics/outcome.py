@@ -8,7 +8,9 @@ and cause (columns `error_class`, `error`). The classes:
 
 - database_unreachable: the database could not be reached (or stopped during the run);
 - connection_lost: the database was up but a session of the run ended;
-- authentication: the database refused the credentials (exit 2: a retry cannot fix it);
+- authentication: the database refused the credentials, or TLS failed: the server's
+  certificate did not verify against the CA given, a TLS file cannot be used (exit 2: a retry
+  cannot fix it);
 - permission: the job's role lacks a privilege (exit 2);
 - configuration: a setting or usage error (exit 2);
 - stale_source: the source stopped receiving data (exit 3: not retried, see --allow-stale);
@@ -46,7 +48,12 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (
             "authentication",
             r"password authentication failed|authentication failed|no pg_hba\.conf entry"
-            r"|no password supplied|\[28P01\]|\[28000\]",
+            r"|no password supplied|\[28P01\]|\[28000\]"
+            # TLS: the server's certificate does not verify, or a TLS file cannot be used
+            r"|certificate verify failed|server certificate for .* does not match host name"
+            r"|root certificate file .* does not exist|could not (read|load) (root certificate"
+            r"|private key|SSL certificate|client certificate)|certificate present, but not"
+            r"|private key file .* has (group|world) access|server does not support SSL",
         ),
         (
             "permission",

@@ -41,6 +41,7 @@ SLOW_FILES = {"test_bench_run.py"}
 # Files whose tests run dbt, or many of the command's processes, without a database fixture.
 INTEGRATION_FILES = {
     "test_app_safety.py",
+    "test_tls.py",
     "test_selection_safety.py",
     "test_sql_lint.py",
     "test_var_injection.py",

@@ -571,3 +571,55 @@ def test_database_url_forms() -> None:
             parse_database_url(url)
         assert "SuperSecret1" not in str(error.value)
 
+
+
+def test_database_url_tls_parameters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sslrootcert, sslcert, sslkey and sslcrl in DATABASE_URL reach psycopg, dbt's profile
+    variables and the URL handed on; a file that is not there, an unknown sslmode or an
+    sslpassword (dbt cannot pass one) is a UsageError; without them libpq's PGSSL* apply."""
+    for name in ("PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGSSLCRL"):
+        monkeypatch.delenv(name, raising=False)
+    names = ("sslrootcert", "sslcert", "sslkey", "sslcrl")
+    files = {name: tmp_path / f"{name}.pem" for name in names}
+    for path in files.values():
+        path.write_text("-----BEGIN X-----\n")
+    query = "&".join(f"{name}={path}" for name, path in files.items())
+    url = f"postgresql://app:Pw-Secret1@db.internal:6432/seedtest?sslmode=verify-full&{query}"
+    params = parse_database_url(url)
+    given = {"sslmode": "verify-full", **{name: str(path) for name, path in files.items()}}
+    assert params.ssl_options() == given
+    kwargs = params.psycopg_kwargs()
+    assert {name: kwargs[name] for name in given} == given
+    env = params.dbt_env()
+    assert env["SEEDTEST_PGSSLMODE"] == "verify-full"
+    assert env["SEEDTEST_PGSSLROOTCERT"] == str(files["sslrootcert"])
+    assert env["SEEDTEST_PGSSLCERT"] == str(files["sslcert"])
+    assert env["SEEDTEST_PGSSLKEY"] == str(files["sslkey"])
+    assert env["PGSSLCRL"] == str(files["sslcrl"])  # dbt-postgres has no sslcrl key
+    assert parse_database_url(params.to_url()) == params
+    assert "Pw-Secret1" not in params.redacted()
+    system = url.replace(f"sslrootcert={files['sslrootcert']}", "sslrootcert=system")
+    assert parse_database_url(system).sslrootcert == "system"
+
+    plain = parse_database_url("postgresql://app:pw@db.internal/seedtest")
+    assert plain.ssl_options() == {}
+    assert not {"sslmode", "sslrootcert", "sslcert", "sslkey"} & plain.psycopg_kwargs().keys()
+    plain_env = plain.dbt_env()
+    for suffix in ("MODE", "ROOTCERT", "CERT", "KEY"):
+        assert plain_env[f"SEEDTEST_PGSSL{suffix}"] == ""  # the profile passes none
+    assert "PGSSLCRL" not in plain_env
+
+    missing = tmp_path / "gone.crt"
+    for bad, message in (
+        (f"sslmode=verify-full&sslrootcert={missing}", f"sslrootcert names {missing}"),
+        (f"sslkey={missing}", f"DATABASE_URL's sslkey names {missing}, which is not a file"),
+        ("sslmode=verify_full", "invalid sslmode"),
+        ("sslpassword=Pw-Secret1", "sslpassword is not supported"),
+    ):
+        with pytest.raises(UsageError, match=re.escape(message)) as error:
+            parse_database_url(f"postgresql://app:Pw-Secret1@db.internal/seedtest?{bad}")
+        assert "Pw-Secret1" not in str(error.value)
+    monkeypatch.setenv("PGSSLROOTCERT", str(missing))
+    with pytest.raises(UsageError, match=re.escape(f"PGSSLROOTCERT names {missing}")):
+        parse_database_url("postgresql://app:pw@db.internal/seedtest")
+    assert parse_database_url(url).sslrootcert == str(files["sslrootcert"])  # the URL's wins

@@ -903,12 +903,14 @@ def test_dockerfile_parses_the_dbt_project_at_build_time() -> None:
     # Dummy connection values for the variables the package hands to profiles.yml.
     from seedtest_analytics.db.connection import ConnectionParams
 
-    expected = set(ConnectionParams("h", 5432, "u", "p", "d").dbt_env())
+    handed = ConnectionParams("h", 5432, "u", "p", "d").dbt_env()
+    # the TLS ones are empty without TLS parameters in the URL: the profile then passes none
+    expected = {key for key, value in handed.items() if value}
     dummies = build_parse_env(command)
     assert expected <= set(dummies), f"dbt parse lacks {sorted(expected - set(dummies))}"
     profiles = (REPO / "profiles" / "profiles.yml").read_text(encoding="utf-8")
     used = set(re.findall(r"""env_var\(\s*['"]([A-Z][A-Z0-9_]*)['"]""", profiles))
-    assert expected <= used, f"profiles.yml does not read {sorted(expected - used)}"
+    assert set(handed) <= used, f"profiles.yml does not read {sorted(set(handed) - used)}"
 
 
 def build_parse_env(command: str) -> dict[str, str]:

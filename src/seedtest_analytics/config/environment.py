@@ -54,6 +54,17 @@ def login_user() -> str:
     return os.environ.get("USER", "postgres")
 
 
+# libpq's own TLS file variables: libpq reads them itself when DATABASE_URL names no file.
+LIBPQ_TLS_FILES = ("PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGSSLCRL")
+
+
+def libpq_tls_file(variable: str) -> str:
+    """The file libpq's `variable` (one of LIBPQ_TLS_FILES) names ("" when unset)."""
+    if variable not in LIBPQ_TLS_FILES:
+        raise ValueError(f"not a libpq TLS file variable: {variable}")
+    return os.environ.get(variable, "")
+
+
 def project_dir() -> str:
     """SEEDTEST_PROJECT_DIR as set ("" when unset: the checkout)."""
     return os.environ.get(PROJECT_DIR.env, "")

@@ -202,8 +202,34 @@ PGDATABASE = Var(
     group="plain_dbt",
     doc=f"database ({REQUIRED}); {PLAIN_DBT}",
 )
+LIBPQ_TLS = "unset: libpq's own `{}` applies"
 PGSSLMODE = Var(
-    "SEEDTEST_PGSSLMODE", None, "prefer", group="plain_dbt", doc=f"`sslmode`; {PLAIN_DBT}"
+    "SEEDTEST_PGSSLMODE",
+    None,
+    "",
+    group="plain_dbt",
+    doc=f"`sslmode` ({LIBPQ_TLS.format('PGSSLMODE')}, else `prefer`); {PLAIN_DBT}",
+)
+PGSSLROOTCERT = Var(
+    "SEEDTEST_PGSSLROOTCERT",
+    None,
+    "",
+    group="plain_dbt",
+    doc=f"`sslrootcert`, the server's CA file ({LIBPQ_TLS.format('PGSSLROOTCERT')}); {PLAIN_DBT}",
+)
+PGSSLCERT = Var(
+    "SEEDTEST_PGSSLCERT",
+    None,
+    "",
+    group="plain_dbt",
+    doc=f"`sslcert`, a client certificate ({LIBPQ_TLS.format('PGSSLCERT')}); {PLAIN_DBT}",
+)
+PGSSLKEY = Var(
+    "SEEDTEST_PGSSLKEY",
+    None,
+    "",
+    group="plain_dbt",
+    doc=f"`sslkey`, its key file ({LIBPQ_TLS.format('PGSSLKEY')}); {PLAIN_DBT}",
 )
 PGPASSWORD = Var(
     "DBT_ENV_SECRET_PGPASSWORD",
@@ -305,6 +331,9 @@ SETTINGS: tuple[Var, ...] = (
     PGUSER,
     PGDATABASE,
     PGSSLMODE,
+    PGSSLROOTCERT,
+    PGSSLCERT,
+    PGSSLKEY,
     PGPASSWORD,
 )
 # The groups of docs/configuration.md, in order: key -> heading.

@@ -12,6 +12,7 @@ PostgreSQL there); the runtime never imports them, and without them that is a us
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -23,12 +24,20 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from ..config import database_url as configured_database_url
-from ..config import login_user
+from ..config import libpq_tls_file, login_user
 from ..errors import ConnectError, RunError, UsageError
 
 DATABASE_PROVIDERS = "seedtest_analytics.database"
 _SCHEME = re.compile(r"^(postgresql|postgres)(\+psycopg2|\+psycopg)?://", re.IGNORECASE)
 _USERINFO = re.compile(r"//[^/?#]*@")
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# The TLS files a URL may name, with the libpq variable that names them otherwise.
+SSL_FILES = {
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslcrl": "PGSSLCRL",
+}
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,15 @@ class ConnectionParams:
     password: str
     dbname: str
     sslmode: str | None = None
+    sslrootcert: str | None = None
+    sslcert: str | None = None
+    sslkey: str | None = None
+    sslcrl: str | None = None
+
+    def ssl_options(self) -> dict[str, str]:
+        """The TLS parameters the URL gave (none: libpq's PGSSLMODE, PGSSLROOTCERT, ... apply)."""
+        values = {"sslmode": self.sslmode, **{name: getattr(self, name) for name in SSL_FILES}}
+        return {name: value for name, value in values.items() if value}
 
     def psycopg_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -50,20 +68,28 @@ class ConnectionParams:
         }
         if self.password:
             kwargs["password"] = self.password
-        if self.sslmode:
-            kwargs["sslmode"] = self.sslmode
+        kwargs.update(self.ssl_options())
         return kwargs
 
     def dbt_env(self) -> dict[str, str]:
-        """The environment variables profiles/profiles.yml reads."""
-        return {
+        """The environment variables profiles/profiles.yml reads. A TLS parameter the URL does
+        not give is empty: the profile then passes none, and libpq reads its own PGSSLMODE,
+        PGSSLROOTCERT, ... as it does for the job's own connections. dbt-postgres has no
+        `sslcrl` key: a URL's sslcrl reaches dbt's libpq as PGSSLCRL (dbt runs in-process)."""
+        env = {
             "SEEDTEST_PGHOST": self.host,
             "SEEDTEST_PGPORT": str(self.port),
             "SEEDTEST_PGUSER": self.user,
             "DBT_ENV_SECRET_PGPASSWORD": self.password,
             "SEEDTEST_PGDATABASE": self.dbname,
-            "SEEDTEST_PGSSLMODE": self.sslmode or "prefer",
+            "SEEDTEST_PGSSLMODE": self.sslmode or "",
+            "SEEDTEST_PGSSLROOTCERT": self.sslrootcert or "",
+            "SEEDTEST_PGSSLCERT": self.sslcert or "",
+            "SEEDTEST_PGSSLKEY": self.sslkey or "",
         }
+        if self.sslcrl:
+            env["PGSSLCRL"] = self.sslcrl
+        return env
 
     def redacted(self) -> str:
         """The libpq URI without the password: printable, and accepted as is by psql."""
@@ -82,9 +108,7 @@ class ConnectionParams:
         auth = quote(self.user, safe="")
         if self.password:
             auth += ":" + quote(self.password, safe="")
-        query = {"host": self.host, "port": str(self.port)}
-        if self.sslmode:
-            query["sslmode"] = self.sslmode
+        query = {"host": self.host, "port": str(self.port), **self.ssl_options()}
         return f"postgresql://{auth}@/{quote(self.dbname, safe='')}?{urlencode(query, safe='/')}"
 
 
@@ -110,15 +134,45 @@ def parse_database_url(url: str) -> ConnectionParams:
     if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise UsageError(f"DATABASE_URL has an invalid port (got {port_text!r})")
     user = str(values.get("user") or login_user())
-    sslmode = values.get("sslmode")
-    return ConnectionParams(
+    sslmode = str(values.get("sslmode") or "") or None
+    if sslmode is not None and sslmode not in SSL_MODES:
+        raise UsageError(
+            f"DATABASE_URL has an invalid sslmode (got {sslmode[:20]!r}; one of "
+            f"{', '.join(SSL_MODES)})"
+        )
+    if values.get("sslpassword"):
+        raise UsageError(
+            "DATABASE_URL's sslpassword is not supported (dbt cannot pass it on): give an "
+            "unencrypted client key in sslkey, readable by the job's user only"
+        )
+    files = {name: str(values.get(name) or "") or None for name in SSL_FILES}
+    params = ConnectionParams(
         host=str(values.get("host") or "localhost"),
         port=int(port_text),
         user=user,
         password=str(values.get("password") or ""),
         dbname=str(values.get("dbname") or user),
-        sslmode=str(sslmode) if sslmode else None,
+        sslmode=sslmode,
+        **files,
     )
+    check_ssl_files(params)
+    return params
+
+
+def check_ssl_files(params: ConnectionParams) -> None:
+    """Every TLS file named, in the URL or else in libpq's variable (PGSSLROOTCERT, ...), is a
+    readable file; else a UsageError before anything runs (libpq would, with sslmode=require,
+    quietly skip a root certificate that is not there)."""
+    for name, variable in SSL_FILES.items():
+        given = getattr(params, name)
+        where = f"DATABASE_URL's {name}" if given else variable
+        path = given or libpq_tls_file(variable)
+        if not path or (name == "sslrootcert" and path == "system"):
+            continue
+        if not os.path.isfile(path):
+            raise UsageError(f"{where} names {path}, which is not a file (mount it or fix {where})")
+        if not os.access(path, os.R_OK):
+            raise UsageError(f"{where} names {path}, which this user ({os.getuid()}) cannot read")
 
 
 def default_database_url() -> str:
