@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__, cli_help, log, outcome
-from .config import Settings, load_settings, parse_int, with_allow_stale
+from .config import Settings, load_settings, parse_int
 from .db import connection
 from .db.app_schema import setup_app_schema
 from .dbt import targets
@@ -202,8 +202,6 @@ def _checked_settings(args: argparse.Namespace) -> Settings:
     """The settings (every value checked by load_settings: the run's, the guards', the
     engine's), and the other values that reach SQL, checked before anything connects."""
     settings: Settings = getattr(args, "settings", _settings)(args)
-    if getattr(args, "allow_stale", False):  # for the commands whose settings come otherwise
-        settings = with_allow_stale(settings)
     log.set_debug(settings.debug)
     target_schema()
     engine.validate(

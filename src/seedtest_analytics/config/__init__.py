@@ -50,7 +50,6 @@ from .settings import (
     load_settings,
     load_spark,
     target_schema,
-    with_allow_stale,
 )
 from .settings_table import (
     ALLOW_STALE,
@@ -229,5 +228,4 @@ __all__ = [
     "target_path_setting",
     "target_schema",
     "today_in",
-    "with_allow_stale",
 ]

@@ -8,7 +8,6 @@ that use a setting receive it (Settings, or its Safety or Spark part) from their
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -348,13 +347,6 @@ def load_settings(
         data_tests=env.get(DBT_TESTS.env, "").strip().lower() not in _OFF[1:],
         safety=safety,
         spark=load_spark(env),
-    )
-
-
-def with_allow_stale(settings: Settings) -> Settings:
-    """The settings of a run that scores even on a stale source (--allow-stale)."""
-    return dataclasses.replace(
-        settings, safety=dataclasses.replace(settings.safety, allow_stale=True)
     )
 
 

@@ -35,7 +35,6 @@ from ..dbt.runner import (
 from ..errors import RunError
 from ..scoring.churn_scorer import churn_scorer
 from ..scoring.inputs import Score, score_users
-from ..warehouse import engine
 from ..warehouse import reader as warehouse
 from .features import selector_args
 from .freshness import ALLOW_STALE_ENV, Freshness, check_freshness
@@ -80,7 +79,7 @@ def score_and_write(
     threshold = settings.threshold_days
     schema = target_schema()
     with connect(params) as conn:
-        if not engine.is_spark():  # inputs built for another anchor are never scored
+        if not settings.spark.is_spark:  # inputs built for another anchor are never scored
             with database_step("checking the scoring inputs"):
                 check_inputs_anchor(
                     conn, schema, dry_run.relation(SCORING_INPUTS), settings.anchor_date
@@ -144,7 +143,7 @@ def score_and_write(
 
 def _mark_returned(conn: psycopg.Connection, settings: Settings, schema: str) -> None:
     """Users scored earlier this week who have come back get S_returned_on (returners.py)."""
-    if settings.dry_run or engine.is_spark():
+    if settings.dry_run or settings.spark.is_spark:
         return
     with database_step("marking the returners in weekly_kpi"):
         marked = mark_returned(conn, settings, kpi_schema=settings.source_schema, dbt_schema=schema)
@@ -176,7 +175,7 @@ def check_written(params: ConnectionParams, settings: Settings) -> bool:
     """The data tests of what the write produced (tag post_write); False when one failed."""
     if settings.dry_run or not data_tests_enabled(settings):
         return True
-    if engine.is_spark():
+    if settings.spark.is_spark:
         # Those tests read weekly_kpi through the dbt source, i.e. the Spark copy, which the
         # write (on PostgreSQL) does not change.
         log.info("post-write tests skipped: weekly_kpi is on PostgreSQL, the models on Spark")
