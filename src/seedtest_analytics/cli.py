@@ -20,6 +20,7 @@ from .db import connection
 from .db.app_schema import setup_app_schema
 from .dbt import targets
 from .dbt.docs import run_docs
+from .dbt.paths import checked_project_root
 from .dbt.retry import retry_settings, run_dbt_retry
 from .dbt.runner import target_schema
 from .errors import RunError, UsageError
@@ -201,6 +202,7 @@ def _backfill_settings(args: argparse.Namespace) -> Settings:
 def _checked_settings(args: argparse.Namespace) -> Settings:
     """The settings (every value checked by load_settings: the run's, the guards', the
     engine's), and the other values that reach SQL, checked before anything connects."""
+    checked_project_root()  # dbt-retry's settings are read from the project's target/
     settings: Settings = getattr(args, "settings", _settings)(args)
     log.set_debug(settings.debug)
     target_schema()

@@ -36,6 +36,7 @@ INFRA_FILES = {
     "test_dev_tools.py",
     "test_image.py",
     "test_layout.py",
+    "test_operator_path.py",
 }
 SLOW_FILES = {"test_bench_run.py"}
 # Files whose tests run dbt, or many of the command's processes, without a database fixture.

@@ -1,9 +1,11 @@
-"""The backtest at scale: over a million scored user-anchors in under a minute.
+"""The backtest at scale: over a million scored user-anchors in one process.
 
 A synthetic population of 100k users over 150 days (about 2.9M sessions, written set-based on
 the server), the nightly pipeline's activity model built once and a churn model trained, then
-`backtest` over 43 anchors (1.3M user-anchors, all three scorers, the HTML report) timed as a
-whole process. Marked slow: `pytest -m slow tests/python/test_backtest_scale.py`.
+`backtest` over 43 anchors (1.3M user-anchors, all three scorers, the HTML report) run as a
+whole process, which must finish and report every user-anchor. Its time is printed, not
+asserted (speed is measured by the benchmark, never by a test a loaded machine can fail).
+Marked slow: `pytest -m slow tests/python/test_backtest_scale.py`.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ end
 
 
 @pytest.mark.slow
-def test_a_million_user_anchors_in_under_a_minute(
+def test_a_million_user_anchors_in_one_backtest(
     server_params: ConnectionParams, tmp_path: Path
 ) -> None:
     params = create_database(server_params)
@@ -84,4 +86,5 @@ def test_a_million_user_anchors_in_under_a_minute(
     print(f"\n{sessions[0] if sessions else 0} sessions; {pooled['heuristic']['users']} "
           f"user-anchors; backtest process {seconds:.1f} s\n{line[0] if line else ''}")
     assert pooled["heuristic"]["users"] >= 1_000_000
-    assert seconds < 60
+    # every scorer reports the same user-anchors (none dropped at scale)
+    assert {row["users"] for row in report["pooled"]} == {pooled["heuristic"]["users"]}

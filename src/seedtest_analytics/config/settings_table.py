@@ -60,8 +60,8 @@ PROJECT_DIR = Var(
     None,
     "",
     group="dbt",
-    doc="the dbt project the CLI runs; unset: the checkout the package was installed from"
-    " (the image sets it)",
+    doc="the dbt project the CLI runs (the image sets it); unset: the checkout of an editable"
+    " install, else the current folder",
 )
 PROFILE_FILE = Var(
     "SEEDTEST_PROFILE_FILE",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import config
+from ..errors import UsageError
 
 
 def project_root() -> Path:
@@ -17,6 +18,18 @@ def project_root() -> Path:
         if (parent / "dbt_project.yml").is_file():
             return parent
     return Path.cwd()
+
+
+def checked_project_root() -> Path:
+    """project_root(), refused (exit 2, before anything connects) when it holds no dbt project:
+    a non-editable install run outside the checkout, without SEEDTEST_PROJECT_DIR."""
+    root = project_root()
+    if not (root / "dbt_project.yml").is_file():
+        raise UsageError(
+            f"no dbt project in {root} (no dbt_project.yml): set SEEDTEST_PROJECT_DIR to the "
+            "folder that holds it (the checkout the package was installed from)"
+        )
+    return root
 
 
 def dbt_target_path() -> Path:
