@@ -319,6 +319,8 @@ def walk(blocks: dict[str, tuple[str, str]], db: Database, tmp_path: Path, url: 
     assert all(re.fullmatch(r"\[ERROR\] .* \[error_class=[a-z_]+\]", line) for line in lines)
     assert any("permission denied for table interest_goal" in line
                and line.endswith("[error_class=permission]") for line in lines), lines
+    # the closing line (what an operator reads last) names the same class as the exit code
+    assert lines[-1].endswith("[error_class=permission]"), lines
     cronjob = yaml.safe_load((REPO / "deploy" / "k8s" / "cronjob.yaml").read_text())
     rules = cronjob["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"]
     assert any(r["action"] == "FailJob" and 2 in r.get("onExitCodes", {}).get("values", [])

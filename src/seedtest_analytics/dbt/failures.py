@@ -64,7 +64,15 @@ def report_build_failure(summary: BuildSummary, consequence: str | None = None) 
     if line is not None:
         log.error(line)
         return line
-    messages = [*summary.errors, *([consequence] if consequence else [])]
-    for message in messages:
+    for message in summary.errors:
         log.error(message)
+    if consequence:
+        # the consequence follows from the first cause: it carries that cause's class (a
+        # refused privilege stays `permission` on the last line, as in the exit code)
+        cause_class = outcome.classify(summary.errors[0]) if summary.errors else "failed"
+        if cause_class == "failed":
+            log.error(consequence)
+        else:
+            log.error(consequence, extra={"error_class": cause_class})
+    messages = [*summary.errors, *([consequence] if consequence else [])]
     return messages[0] if messages else "dbt failed"
