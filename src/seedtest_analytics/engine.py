@@ -3,7 +3,7 @@
 SEEDTEST_ENGINE=spark builds the models with dbt-spark (`--target spark` of
 profiles/profiles.yml; method session runs Spark inside this process, pip extra
 `dbt-spark[session]`), or with SEEDTEST_SPARK_METHOD=thrift through a Spark Thrift Server
-(`--target thrift`, warehouse/spark_thrift.py; its settings are checked here). The Spark
+(`--target thrift`, warehouse/spark_thrift.py; config.load_spark checks its settings). The Spark
 database SEEDTEST_SPARK_SOURCE_SCHEMA (default `seedtest`) holds copies of the application
 tables (exam_results, attempt, weekly_kpi and the optional ones), kept up to date by the
 platform's ingestion. The P/S step and weekly_kpi stay on the application's PostgreSQL
@@ -24,51 +24,41 @@ from pathlib import Path
 
 from .config import (
     ENGINE,
-    SPARK_MASTER,
+    SESSION,
+    SPARK_METHOD,
     SPARK_SOURCE_SCHEMA,
+    THRIFT,
     Settings,
-    environ_get,
-    parse_identifier,
+    Spark,
+    load_spark,
 )
 from .errors import UsageError
 
 ENGINE_ENV = ENGINE.env
 SPARK_SOURCE_SCHEMA_ENV = SPARK_SOURCE_SCHEMA.env
-POSTGRES = "postgres"
-SPARK = "spark"
 SPARK_TARGET = "spark"
-_ALIASES = {"postgres": POSTGRES, "postgresql": POSTGRES, "spark": SPARK}
-METHOD_ENV = "SEEDTEST_SPARK_METHOD"
-SESSION = "session"
-THRIFT = "thrift"
+METHOD_ENV = SPARK_METHOD.env
 TARGETS = {SESSION: "spark", THRIFT: "thrift"}  # profiles.yml output per method
-AUTH_MODES = ("NONE", "NOSASL", "LDAP", "KERBEROS", "CUSTOM")
 
 
 def engine() -> str:
-    """SEEDTEST_ENGINE: `postgres` (default) or `spark`; anything else is a usage error."""
-    raw = environ_get(ENGINE_ENV).strip().lower()
-    if not raw:
-        return POSTGRES
-    if raw not in _ALIASES:
-        raise UsageError(f"{ENGINE_ENV} must be postgres or spark (got {raw!r})")
-    return _ALIASES[raw]
+    """SEEDTEST_ENGINE: `postgres` (default) or `spark` (checked by config.load_spark, which
+    the settings of every command load before anything connects)."""
+    return load_spark().engine
 
 
 def is_spark() -> bool:
-    return engine() == SPARK
+    return load_spark().is_spark
 
 
 def spark_method() -> str:
-    """SEEDTEST_SPARK_METHOD: `session` (default: Spark inside this process) or `thrift`."""
-    raw = environ_get(METHOD_ENV).strip().lower() or SESSION
-    if raw not in TARGETS:
-        raise UsageError(f"{METHOD_ENV} must be session or thrift (got {raw!r})")
-    return raw
+    """SEEDTEST_SPARK_METHOD: `session` (default: Spark inside this process) or `thrift`
+    (checked by config.load_spark)."""
+    return load_spark().method
 
 
 def is_thrift() -> bool:
-    return spark_method() == THRIFT
+    return load_spark().is_thrift
 
 
 def spark_target() -> str:
@@ -76,18 +66,11 @@ def spark_target() -> str:
     return TARGETS[spark_method()]
 
 
-def _validate_thrift() -> None:
-    """Checks the thrift settings before anything connects (a bad value is exit code 2)."""
-    if not is_thrift():
+def _validate_thrift(spark: Spark) -> None:
+    """Checks that the thrift method can run before anything connects (exit code 2); its
+    settings (port, auth, password) are checked by config.load_spark."""
+    if not spark.is_thrift:
         return
-    port = environ_get("SEEDTEST_SPARK_PORT").strip()
-    if port and not (port.isdigit() and 0 < int(port) < 65536):
-        raise UsageError(f"SEEDTEST_SPARK_PORT must be a TCP port number (got {port!r})")
-    auth = environ_get("SEEDTEST_SPARK_AUTH").strip().upper()
-    if auth and auth not in AUTH_MODES:
-        raise UsageError(f"SEEDTEST_SPARK_AUTH must be one of {', '.join(AUTH_MODES)}")
-    if auth in ("LDAP", "CUSTOM") and not environ_get("DBT_ENV_SECRET_SPARK_PASSWORD"):
-        raise UsageError(f"SEEDTEST_SPARK_AUTH={auth} needs DBT_ENV_SECRET_SPARK_PASSWORD")
     try:
         importlib.import_module("pyhive.hive")
     except ImportError:
@@ -98,17 +81,16 @@ def _validate_thrift() -> None:
 
 def spark_source_schema() -> str:
     """The Spark database holding the copies of the application tables."""
-    raw = environ_get(SPARK_SOURCE_SCHEMA_ENV).strip() or SPARK_SOURCE_SCHEMA.default
-    return parse_identifier(SPARK_SOURCE_SCHEMA_ENV, raw)
+    return load_spark().source_schema
 
 
-def validate(command: str = "", *, needs_postgres_models: bool = False) -> None:
-    """Checks the engine settings before anything connects (a bad value is exit code 2).
-    `needs_postgres_models`: the run's churn scorer reads churn_user_anchors on PostgreSQL."""
-    if not is_spark():
+def validate(spark: Spark, command: str = "", *, needs_postgres_models: bool = False) -> None:
+    """Checks what the engine needs besides its settings (settings.spark, already checked)
+    before anything connects (exit code 2). `needs_postgres_models`: the run's churn scorer
+    reads churn_user_anchors on PostgreSQL."""
+    if not spark.is_spark:
         return
-    spark_source_schema()
-    _validate_thrift()
+    _validate_thrift(spark)
     if command in ("backtest", "train-churn") or needs_postgres_models:
         raise UsageError(
             f"{ENGINE_ENV}=spark: the churn backtest and METRICS_CHURN_MODEL=logistic read"
@@ -133,18 +115,16 @@ def dbt_env(project_root: Path) -> dict[str, str]:
     """Environment for the Spark target of profiles/profiles.yml: absolute paths for a local
     session's warehouse and metastore (the profile's defaults are relative to the working
     directory), and a loopback driver address for a local master."""
-    if not is_spark() or is_thrift():  # a server has its own warehouse, metastore
+    spark = load_spark()
+    if not spark.is_spark or spark.is_thrift:  # a server has its own warehouse, metastore
         return {}
-    base = Path(environ_get("SEEDTEST_SPARK_DIR") or project_root / ".spark").resolve()
+    base = Path(spark.spark_dir or project_root / ".spark").resolve()
     env = {
         "SEEDTEST_SPARK_DIR": str(base),
-        "SEEDTEST_SPARK_WAREHOUSE": environ_get("SEEDTEST_SPARK_WAREHOUSE")
-        or str(base / "warehouse"),
-        "SEEDTEST_SPARK_METASTORE": environ_get("SEEDTEST_SPARK_METASTORE")
-        or str(base / "metastore_db"),
+        "SEEDTEST_SPARK_WAREHOUSE": spark.warehouse or str(base / "warehouse"),
+        "SEEDTEST_SPARK_METASTORE": spark.metastore or str(base / "metastore_db"),
     }
     base.mkdir(parents=True, exist_ok=True)
-    master = environ_get(SPARK_MASTER.env, SPARK_MASTER.default)
-    if master.startswith("local") and not environ_get("SPARK_LOCAL_IP"):
+    if spark.master.startswith("local") and not spark.local_ip:
         env["SPARK_LOCAL_IP"] = "127.0.0.1"
     return env

@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from ..config import environ_copy
-from ..engine import TARGETS, THRIFT
+from ..config import THRIFT, dbt_env_var_context
+from ..engine import TARGETS
 from ..errors import RunError
 
 FETCH_ROWS = 10_000  # rows per fetch: the reads stream, they never hold a result set twice
@@ -40,7 +40,7 @@ def profile_output(name: str) -> dict[str, Any]:
 
     from ..paths import project_root
 
-    set_invocation_context(environ_copy())  # what env_var() in profiles.yml reads
+    set_invocation_context(dbt_env_var_context())  # what env_var() in profiles.yml reads
     profile = read_profile(str(project_root() / "profiles"))["seedtest_analytics"]
     rendered = ProfileRenderer({}).render_data(profile["outputs"][name])
     return dict(rendered)
