@@ -15,10 +15,9 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__, cli_help, log, outcome
-from .config import Settings, dbt_environment, load_settings, parse_int
+from .config import Settings, load_settings, parse_int
 from .db import connection
 from .db.app_schema import setup_app_schema
-from .db.locking import lock_wait_seconds
 from .dbt import targets
 from .dbt.docs import run_docs
 from .dbt.paths import checked_project_root
@@ -26,7 +25,6 @@ from .dbt.retry import retry_settings, run_dbt_retry
 from .dbt.runner import target_schema
 from .errors import RunError, UsageError
 from .jobs.features import run_aggregate
-from .jobs.freshness import ALLOW_STALE_ENV
 from .jobs.inactivity import run_detect_inactivity
 from .jobs.pipeline import backfill_settings, run_backfill, run_pipeline
 from .jobs.rebuild import run_rebuild
@@ -193,6 +191,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         date=getattr(args, "date", None),
         threshold=getattr(args, "threshold", None),
         dry_run=bool(getattr(args, "dry_run", False)),
+        allow_stale=bool(getattr(args, "allow_stale", False)),
     )
 
 
@@ -201,14 +200,14 @@ def _backfill_settings(args: argparse.Namespace) -> Settings:
 
 
 def _checked_settings(args: argparse.Namespace) -> Settings:
-    """The settings, and the other values that reach SQL or the lock, checked before anything
-    connects."""
+    """The settings (every value checked by load_settings: the run's, the guards', the
+    engine's), and the other values that reach SQL, checked before anything connects."""
     checked_project_root()  # dbt-retry's settings are read from the project's target/
     settings: Settings = getattr(args, "settings", _settings)(args)
     log.set_debug(settings.debug)
     target_schema()
-    lock_wait_seconds()
     engine.validate(
+        settings.spark,
         getattr(args, "command", ""),
         needs_postgres_models=churn_scorer(settings).needs_postgres_models,
     )
@@ -243,9 +242,6 @@ def _locked(args: argparse.Namespace) -> int:
     schema, with its row in the run history (runs.py)."""
     settings = _checked_settings(args)
     if args.job in (run_pipeline, run_detect_inactivity):
-        from .scoring.holdout import holdout_share
-
-        holdout_share()  # a bad SEEDTEST_HOLDOUT_SHARE: one line, exit 2, before anything
         scorer = churn_scorer(settings)
         if scorer.needs_postgres_models:
             scorer.check(connection.resolve(), settings)
@@ -292,8 +288,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     outcome.install(dbt=args.command not in ("status", "init-db"))
     targets.own_target(args.command)
-    if getattr(args, "allow_stale", False):
-        dbt_environment({ALLOW_STALE_ENV: "true"})
     try:
         code: int = args.func(args)
         return code

@@ -183,7 +183,7 @@ def test_a_corrupted_champion_falls_back_to_the_previous_one(
 
 
 @pytest.mark.parametrize(("changes", "env", "said"), [
-    ({}, {"METRICS_CHURN_MODEL_MAX_AGE_DAYS": "9"}, "days old"),
+    ({"churn_model_max_age_days": 9}, {}, "METRICS_CHURN_MODEL_MAX_AGE_DAYS=9"),
     ({"threshold_days": 8}, {}, "INACTIVITY_THRESHOLD_DAYS=7, this run has 8"),
     ({"activity_timezone": "Asia/Seoul"}, {}, "ACTIVITY_TIMEZONE=UTC"),
     ({"churn_horizon_days": 21}, {}, "METRICS_CHURN_HORIZON_DAYS=14"),
@@ -206,22 +206,21 @@ def test_a_stale_or_foreign_champion_is_not_used(
     assert all("S_model" not in row for row in written.values())
 
 
-def test_holdout_is_a_stable_hashed_share(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_holdout_is_a_stable_hashed_share(world: World) -> None:
     import hashlib
 
     def held(user: str, share: float) -> bool:
         digest = hashlib.sha256(b"seedtest-holdout:" + user.encode()).digest()
         return (int.from_bytes(digest[:7], "big") >> 4) / 2**52 < share
 
-    monkeypatch.setenv("SEEDTEST_HOLDOUT_SHARE", "0.3")
-    score_and_write(world.params, settings(churn_model="heuristic"))
+    score_and_write(world.params, settings(churn_model="heuristic", holdout_share=0.3))
     written = kpis(world.params)
     flagged = {user for user, row in written.items() if row["holdout"] is True}
     assert all(row["holdout"] in (True, False) for row in written.values())
     assert flagged == {user for user in world.inactive if held(user, 0.3)}
     assert 0.15 < len(flagged) / len(written) < 0.45
-    monkeypatch.setenv("SEEDTEST_HOLDOUT_SHARE", "0.6")  # a larger share only adds users
-    score_and_write(world.params, settings(churn_model="heuristic"))
+    # a larger share only adds users
+    score_and_write(world.params, settings(churn_model="heuristic", holdout_share=0.6))
     more = {user for user, row in kpis(world.params).items() if row["holdout"] is True}
     assert flagged < more
     bad = run_cli(world.params, "detect-inactivity", "--date", NIGHTLY.isoformat(),

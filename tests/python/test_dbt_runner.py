@@ -15,7 +15,7 @@ import pytest
 
 from seedtest_analytics import log
 from seedtest_analytics.churn.anchors import AnchorSettings
-from seedtest_analytics.config import DBT_VAR_ENV, Settings
+from seedtest_analytics.config import DBT_VAR_ENV, Settings, load_settings
 from seedtest_analytics.db.connection import ConnectionParams, parse_database_url
 from seedtest_analytics.db.locking import pipeline_lock
 from seedtest_analytics.dbt.runner import POST_WRITE_TAG, dbt_args, invoke
@@ -96,7 +96,6 @@ def test_a_new_anchor_keeps_dbts_partial_parse(
 ) -> None:
     """Two nights in a row (a new anchor date, a new lock session): the second invocation
     parses nothing (dbt's log says so), and builds for its own anchor."""
-    monkeypatch.setenv("SEEDTEST_DBT_TESTS", "false")
     monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
     monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
     log_file = tmp_path / "logs" / "dbt.log"
@@ -104,7 +103,10 @@ def test_a_new_anchor_keeps_dbts_partial_parse(
     for night, anchor in enumerate(anchors):
         with pipeline_lock(fresh_db, "analytics"):  # a new lock session (pid) each night
             summary = invoke(
-                fresh_db, "build", replace(SETTINGS, anchor_date=anchor), select=["int_user_ids"]
+                fresh_db,
+                "build",
+                replace(SETTINGS, anchor_date=anchor, data_tests=False),
+                select=["int_user_ids"],
             )
         assert summary.success, summary.errors
         if night:
@@ -123,9 +125,10 @@ def test_a_models_only_build_runs_no_test(
 ) -> None:
     """SEEDTEST_DBT_TESTS=false: dbt receives `run` (its run results say so) and runs the
     models of the selection and no test."""
-    monkeypatch.setenv("SEEDTEST_DBT_TESTS", "false")
     monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
-    summary = invoke(fresh_db, "build", SETTINGS, select=["+int_user_ids"])
+    settings = load_settings({"SEEDTEST_DBT_TESTS": "false"}, date=SETTINGS.anchor_date.isoformat())
+    assert settings == replace(SETTINGS, data_tests=False)
+    summary = invoke(fresh_db, "build", settings, select=["+int_user_ids"])
     assert summary.success, summary.errors
     results = json.loads((tmp_path / "target" / "run_results.json").read_text())
     assert results["args"]["which"] == "run"

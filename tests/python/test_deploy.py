@@ -428,12 +428,11 @@ def test_dbt_target_is_on_the_persistent_volume(resource: dict[str, Any]) -> Non
 def test_timeouts_end_a_stuck_night_before_the_job_deadline() -> None:
     """A statement that never ends is stopped by the statement timeout, with a line saying
     so, before Kubernetes kills the pod at activeDeadlineSeconds without a word."""
+    from seedtest_analytics.config import load_safety
     from seedtest_analytics.db.timeouts import load_timeouts
-    from seedtest_analytics.dbt.runner import environment
 
     data = load_one("configmap.yaml")["data"]
-    with environment(data):
-        timeouts = load_timeouts()
+    timeouts = load_timeouts(load_safety(data))
     deadline = job_spec(load_one("cronjob.yaml"))["activeDeadlineSeconds"]
     assert 0 < timeouts.lock_seconds < timeouts.statement_seconds < deadline
 

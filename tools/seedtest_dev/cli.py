@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         "config-docs",
         help="write docs/configuration.md from the settings table",
         description="Writes docs/configuration.md from SETTINGS in "
-        "src/seedtest_analytics/config.py and the ConfigMap of deploy/k8s; with --check, "
+        "src/seedtest_analytics/config/ and the ConfigMap of deploy/k8s; with --check, "
         "exits 1 when the checked-in file differs instead.",
     )
     config_docs.add_argument(

@@ -254,7 +254,10 @@ def run_demo(*, users: str, days: str, seed: str) -> int:
         f"Running the nightly pipeline for {settings.anchor_date}: dbt build (one line per "
         "model), then P and S"
     )
-    with pipeline_lock(params, target_schema()), progress(ModelProgress()):
+    with (
+        pipeline_lock(params, target_schema(), settings.safety.lock_wait_seconds),
+        progress(ModelProgress()),
+    ):
         code = run_pipeline(params, settings)
     if code == 0:
         outcome = read_outcome(params, settings)
@@ -264,7 +267,10 @@ def run_demo(*, users: str, days: str, seed: str) -> int:
         from seedtest_analytics.churn.commands import demo_backtest
 
         # One line per model here too: dbt's own output would bury the summary above.
-        with pipeline_lock(params, target_schema()), progress(ModelProgress()):
+        with (
+            pipeline_lock(params, target_schema(), settings.safety.lock_wait_seconds),
+            progress(ModelProgress()),
+        ):
             code = demo_backtest(
                 params, settings, first_day=data.start_date, last_day=data.end_date
             )

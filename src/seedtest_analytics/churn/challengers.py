@@ -250,7 +250,7 @@ def train_candidates(
     candidates = [calibrated(c, cal_inputs, y_cal) for c in raw_candidates]
     ensure_tables(conn, schema)
     previous = champions(conn, schema)
-    champion = choose_champion(previous, settings, max_age_days())[0] if previous else None
+    champion = choose_champion(previous, settings, max_age_days(settings))[0] if previous else None
     scores: dict[str, Any] = {c.kind: score(c, eval_inputs) for c in candidates}
     scores["days_inactive_raw"] = evaluation.days_inactive.astype(np.float64)
     if champion is not None:

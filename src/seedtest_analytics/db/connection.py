@@ -23,7 +23,8 @@ from urllib.parse import quote, urlencode
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from ..config import environ_get
+from ..config import database_url as configured_database_url
+from ..config import libpq_tls_file, login_user
 from ..errors import ConnectError, RunError, UsageError
 
 DATABASE_PROVIDERS = "seedtest_analytics.database"
@@ -132,7 +133,7 @@ def parse_database_url(url: str) -> ConnectionParams:
     port_text = str(values.get("port") or 5432).strip()
     if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise UsageError(f"DATABASE_URL has an invalid port (got {port_text!r})")
-    user = str(values.get("user") or environ_get("USER", "postgres"))
+    user = str(values.get("user") or login_user())
     sslmode = str(values.get("sslmode") or "") or None
     if sslmode is not None and sslmode not in SSL_MODES:
         raise UsageError(
@@ -165,7 +166,7 @@ def check_ssl_files(params: ConnectionParams) -> None:
     for name, variable in SSL_FILES.items():
         given = getattr(params, name)
         where = f"DATABASE_URL's {name}" if given else variable
-        path = given or environ_get(variable)
+        path = given or libpq_tls_file(variable)
         if not path or (name == "sslrootcert" and path == "system"):
             continue
         if not os.path.isfile(path):
@@ -195,7 +196,7 @@ def default_database_url() -> str:
 
 def resolve(database_url: str | None = None) -> ConnectionParams:
     """DATABASE_URL when set, else the development database (when installed)."""
-    url = database_url if database_url is not None else environ_get("DATABASE_URL")
+    url = database_url if database_url is not None else configured_database_url()
     if url.strip():
         return parse_database_url(url)
     return parse_database_url(default_database_url())

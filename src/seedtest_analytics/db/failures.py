@@ -11,7 +11,7 @@ import psycopg
 from .. import outcome
 from ..errors import RunError
 from . import locking
-from .timeouts import LOCK_TIMEOUT_ENV, STATEMENT_TIMEOUT_ENV, load_timeouts
+from .timeouts import LOCK_TIMEOUT_ENV, STATEMENT_TIMEOUT_ENV, in_effect
 
 HISTORY_NOTE = "the run's history row stays 'running' and reads as interrupted"
 
@@ -38,13 +38,13 @@ def database_error(exc: psycopg.Error, step: str) -> RunError:
     if lost is not None and lock_gone:
         return RunError(lost.lost_message(f"finishing {step}"))
     if isinstance(exc, psycopg.errors.LockNotAvailable):
-        seconds = load_timeouts().lock_seconds
+        seconds = in_effect().lock_seconds
         return RunError(
             f"{step} waited more than {seconds} s for a lock held by another session "
             f"({LOCK_TIMEOUT_ENV}={seconds}); rolled back, nothing of it was written"
         )
     if isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" in str(exc):
-        seconds = load_timeouts().statement_seconds
+        seconds = in_effect().statement_seconds
         return RunError(
             f"{step} took more than {seconds} s ({STATEMENT_TIMEOUT_ENV}={seconds}); "
             "rolled back, nothing of it was written"

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import psycopg
 
 from .. import log
-from ..config import LOCK_WAIT, dbt_environment, environ_get
+from ..config import LOCK_WAIT, dbt_environment
 from ..errors import RunError
 from .connection import ConnectionParams, connect
 
@@ -42,13 +42,6 @@ LOCK_ENV = (LOCK_PID_ENV, LOCK_NAME_ENV, LOCK_KEY_ENV)
 RUN_LOCK = 1  # second half of the advisory key: the run lock (held by the lock session)
 WRITER_LOCK = 2  # ... and the writers' lock (shared, per write transaction)
 _APPLICATION_NAME = "seedtest-analytics lock "
-
-
-def lock_wait_seconds() -> int:
-    """SEEDTEST_LOCK_WAIT_SECONDS (default 300); a bad value is a usage error, not a silent
-    default (and never reaches the `set lock_timeout` below unchecked)."""
-    raw = environ_get(LOCK_WAIT_ENV).strip() or LOCK_WAIT.default
-    return LOCK_WAIT.parse(raw)
 
 
 # The check every write runs first, in its own transaction: the shared writer lock (kept to
@@ -134,12 +127,15 @@ def raise_if_lost(before: str) -> None:
 
 
 @contextlib.contextmanager
-def pipeline_lock(params: ConnectionParams, scope: str) -> Iterator[RunLock]:
-    """Hold the advisory lock of `scope` (the dbt schema) for the duration of the block."""
+def pipeline_lock(
+    params: ConnectionParams, scope: str, wait: int = int(LOCK_WAIT.default)
+) -> Iterator[RunLock]:
+    """Hold the advisory lock of `scope` (the dbt schema) for the duration of the block,
+    waiting up to `wait` s (SEEDTEST_LOCK_WAIT_SECONDS, checked by config.load_settings: a bad
+    value never reaches the `set lock_timeout` below) for another run's."""
     global _current, _lock_conn
     name = _APPLICATION_NAME + uuid.uuid4().hex
     label = f"seedtest-analytics:{params.dbname}:{scope}"
-    wait = lock_wait_seconds()
     with connect(params, autocommit=True) as conn:
         # The lock session must outlive idle periods, and waits only as long as it is told.
         conn.execute("set idle_session_timeout = 0")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import LOCK_TIMEOUT, STATEMENT_TIMEOUT, IntVar, environ_get
+from ..config import LOCK_TIMEOUT, STATEMENT_TIMEOUT, Safety
 
 LOCK_TIMEOUT_ENV = LOCK_TIMEOUT.env
 STATEMENT_TIMEOUT_ENV = STATEMENT_TIMEOUT.env
@@ -42,13 +42,23 @@ class Timeouts:
         return f"{existing.strip()} {ours}".strip()
 
 
-def _seconds(var: IntVar) -> int:
-    raw = environ_get(var.env).strip() or var.default
-    return var.parse(raw)
-
-
-def load_timeouts() -> Timeouts:
-    """The configured timeouts; a bad value is a usage error (exit 2, before connecting)."""
+def load_timeouts(safety: Safety) -> Timeouts:
+    """The configured timeouts (checked by config.load_settings: a bad value is exit 2,
+    before connecting)."""
     return Timeouts(
-        lock_seconds=_seconds(LOCK_TIMEOUT), statement_seconds=_seconds(STATEMENT_TIMEOUT)
+        lock_seconds=safety.lock_timeout_seconds,
+        statement_seconds=safety.statement_timeout_seconds,
     )
+
+
+# The timeouts the sessions of the running command have (set by jobs/runs.py for the run),
+# for the line that says which one fired; the defaults outside a run.
+_in_effect: list[Timeouts] = []
+
+
+def set_in_effect(timeouts: Timeouts | None) -> None:
+    _in_effect[:] = [timeouts] if timeouts is not None else []
+
+
+def in_effect() -> Timeouts:
+    return _in_effect[0] if _in_effect else load_timeouts(Safety())

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import MAX_FAILED_SHARE, MAX_FAILED_USERS, environ_get, parse_float, parse_int
-from ..errors import UsageError
+from ..config import MAX_FAILED_SHARE, MAX_FAILED_USERS, Safety
 
 MAX_FAILED_SHARE_ENV = MAX_FAILED_SHARE.env
 MAX_FAILED_USERS_ENV = MAX_FAILED_USERS.env
@@ -46,11 +45,6 @@ class Limits:
         )
 
 
-def load_limits() -> Limits:
-    """Both settings, checked (a bad value is a usage error, exit 2)."""
-    raw_share = environ_get(MAX_FAILED_SHARE_ENV).strip() or DEFAULT_SHARE
-    share = parse_float(MAX_FAILED_SHARE_ENV, raw_share)
-    if not 0 <= share <= 1:
-        raise UsageError(f"{MAX_FAILED_SHARE_ENV} must be between 0 and 1 (got {raw_share!r})")
-    raw_users = environ_get(MAX_FAILED_USERS_ENV).strip() or DEFAULT_USERS
-    return Limits(share=share, users=parse_int(MAX_FAILED_USERS_ENV, raw_users, maximum=10**9))
+def load_limits(safety: Safety) -> Limits:
+    """Both settings (checked by config.load_settings: a bad value is exit 2)."""
+    return Limits(share=safety.max_failed_share, users=safety.max_failed_users)

@@ -25,12 +25,12 @@ import psycopg
 from psycopg import errors, sql
 
 from .. import log
-from ..config import environ_get
+from ..config import DRY_RUN_ENV, dry_run_marked
 from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
 from ..errors import UsageError
 
-ENV = "SEEDTEST_DRY_RUN"
+ENV = DRY_RUN_ENV
 PREFIX = "dry_run__"
 # The same text as macros/hooks/dry_run.sql's dry_run_marker().
 MARKER = "seedtest-analytics dry run: scratch relation, dropped after the dry run"
@@ -43,7 +43,7 @@ _KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "f"
 
 def active() -> bool:
     """Whether this process runs a PostgreSQL dry run (runs.py sets the variable for it)."""
-    return environ_get(ENV).strip().lower() == "true"
+    return dry_run_marked()
 
 
 def relation(name: str) -> str:

@@ -8,7 +8,7 @@ import re
 from .. import log, outcome
 from ..db import locking
 from ..db.failures import HISTORY_NOTE
-from ..db.timeouts import LOCK_TIMEOUT_ENV, STATEMENT_TIMEOUT_ENV, load_timeouts
+from ..db.timeouts import LOCK_TIMEOUT_ENV, STATEMENT_TIMEOUT_ENV, in_effect
 from .runner import BuildSummary
 
 _LOCK_TIMEOUT = "canceling statement due to lock timeout"
@@ -43,13 +43,13 @@ def dbt_failure(summary: BuildSummary) -> str | None:
         if refused:
             return refused.group(1).strip()
         if _LOCK_TIMEOUT in message:
-            seconds = load_timeouts().lock_seconds
+            seconds = in_effect().lock_seconds
             return (
                 f"{_node(message)} waited more than {seconds} s for a lock held by another "
                 f"session ({LOCK_TIMEOUT_ENV}={seconds}); its transaction was rolled back"
             )
         if _STATEMENT_TIMEOUT in message:
-            seconds = load_timeouts().statement_seconds
+            seconds = in_effect().statement_seconds
             return (
                 f"{_node(message)} took more than {seconds} s ({STATEMENT_TIMEOUT_ENV}="
                 f"{seconds}); its transaction was rolled back"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import environ_get
+from .. import config
 from ..errors import UsageError
 
 
 def project_root() -> Path:
     """The dbt project: SEEDTEST_PROJECT_DIR, else the checkout this package lives in."""
-    configured = environ_get("SEEDTEST_PROJECT_DIR")
+    configured = config.project_dir()
     if configured:
         return Path(configured).resolve()
     here = Path(__file__).resolve()
@@ -34,5 +34,5 @@ def checked_project_root() -> Path:
 
 def dbt_target_path() -> Path:
     """Where dbt writes its artifacts: DBT_TARGET_PATH (relative to the project) or target/."""
-    configured = Path(environ_get("DBT_TARGET_PATH").strip() or "target")
+    configured = Path(config.target_path_setting())
     return configured if configured.is_absolute() else project_root() / configured

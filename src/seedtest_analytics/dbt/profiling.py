@@ -10,18 +10,18 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..config import environ_get
+from ..config import PROFILE_FILE, profile_file
 
-PROFILE_ENV = "SEEDTEST_PROFILE_FILE"
+PROFILE_ENV = PROFILE_FILE.env
 
 
 def enabled() -> bool:
-    return bool(environ_get(PROFILE_ENV).strip())
+    return bool(profile_file())
 
 
 def record(kind: str, **fields: Any) -> None:
     """Append one event (`kind` and fields) to the profile file, if one is configured."""
-    path = environ_get(PROFILE_ENV).strip()
+    path = profile_file()
     if not path:
         return
     with open(path, "a", encoding="utf-8") as out:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import log
-from ..config import DBT_SCHEMA, DBT_TESTS, Settings, dbt_environment, environ_get, environ_has
+from ..config import DBT_SCHEMA, DBT_TESTS, Settings, dbt_colors_set, dbt_environment
 from ..config import target_schema as target_schema
 from ..db.connection import ConnectionParams
 from ..errors import RunError
@@ -162,10 +162,10 @@ def _summarise(result: object) -> BuildSummary:
     return summary
 
 
-def data_tests_enabled() -> bool:
+def data_tests_enabled(settings: Settings) -> bool:
     """SEEDTEST_DBT_TESTS=false builds the models without their data and unit tests (`dbt run`
     instead of `dbt build`): for development and the test suite, never for the nightly run."""
-    return environ_get(DATA_TESTS_ENV).strip().lower() not in ("false", "0", "no", "off")
+    return settings.data_tests
 
 
 def dbt_env(params: ConnectionParams) -> dict[str, str]:
@@ -277,7 +277,7 @@ def progress(callback: Callback) -> Iterator[None]:
 
 def _colors_wanted() -> bool:
     """dbt's colour codes only on a terminal (DBT_USE_COLORS, when set, decides)."""
-    return environ_has("DBT_USE_COLORS") or sys.stdout.isatty()
+    return dbt_colors_set() or sys.stdout.isatty()
 
 
 def invoke(
@@ -304,7 +304,7 @@ def invoke(
         exclude=exclude,
         extra_args=[*extra_args, *engine.dbt_target_args()],
         quiet=quiet or bool(_progress),
-        data_tests=data_tests_enabled(),
+        data_tests=data_tests_enabled(settings),
         colors=_colors_wanted(),
     )
     values = settings.dbt_env()

@@ -11,24 +11,18 @@ from zoneinfo import ZoneInfo
 
 from psycopg import sql
 
-from ..config import ALLOW_STALE, FRESHNESS_HOURS, Settings, environ_get
+from ..config import ALLOW_STALE, FRESHNESS_HOURS, Settings
 from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
 from ..db.history import note
-from ..errors import UsageError
 
 FRESHNESS_ENV = FRESHNESS_HOURS.env
 # A live platform records exams every day; a whole anchor day without one is what a stalled
 # ingest looks like, and the P/S step would then score everybody as a day less active (and,
 # as the stall goes on, every learner as inactive). One night is the earliest a daily job can
 # tell, and the night the wrong scores would be written. 0 switches the guard off.
-# (The default, 24, is defined in config.FRESHNESS_HOURS.)
-
-
-def freshness_hours() -> int:
-    raw = environ_get(FRESHNESS_ENV).strip() or FRESHNESS_HOURS.default
-    return FRESHNESS_HOURS.parse(raw)
-
+# (The default, 24, is defined in config.FRESHNESS_HOURS; the value is
+# settings.safety.freshness_hours.)
 
 ALLOW_STALE_ENV = ALLOW_STALE.env
 # A day without exams is only suspicious when that weekday usually has them: of the same
@@ -36,17 +30,6 @@ ALLOW_STALE_ENV = ALLOW_STALE.env
 # weekend exams has quiet Saturdays, not a stalled ingest).
 USUAL_WEEKS = 4
 USUAL_MIN = 2
-
-
-def allow_stale() -> bool:
-    """SEEDTEST_ALLOW_STALE (or the --allow-stale flag, which sets it): score even on a stale
-    source, for one run."""
-    raw = environ_get(ALLOW_STALE_ENV).strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise UsageError(f"{ALLOW_STALE_ENV} must be true or false (got {raw!r})")
 
 
 @dataclass(frozen=True)
@@ -110,7 +93,7 @@ def check_freshness(params: ConnectionParams, settings: Settings) -> Freshness:
     on coalesce(updated_at, created_at) makes each one probe), recorded in the run history.
     A run for an old date sees the data as it was then, and today's clock plays no part, so a
     backfill is never stopped by it."""
-    hours = freshness_hours()
+    hours = settings.safety.freshness_hours
     zone = ZoneInfo(settings.activity_timezone)
     end = dt.datetime.combine(settings.anchor_date + dt.timedelta(days=1), dt.time(), zone)
     days = [settings.anchor_date - dt.timedelta(days=7 * k) for k in range(1, USUAL_WEEKS + 1)]

@@ -34,12 +34,10 @@ from ..dbt.runner import (
 )
 from ..errors import RunError
 from ..scoring.churn_scorer import churn_scorer
-from ..scoring.holdout import holdout_share
 from ..scoring.inputs import Score, score_users
-from ..warehouse import engine
 from ..warehouse import reader as warehouse
 from .features import selector_args
-from .freshness import ALLOW_STALE_ENV, Freshness, allow_stale, check_freshness
+from .freshness import ALLOW_STALE_ENV, Freshness, check_freshness
 from .inputs_check import check_inputs_anchor
 
 SCORING_INPUTS = "inactive_user_scoring_inputs"
@@ -81,7 +79,7 @@ def score_and_write(
     threshold = settings.threshold_days
     schema = target_schema()
     with connect(params) as conn:
-        if not engine.is_spark():  # inputs built for another anchor are never scored
+        if not settings.spark.is_spark:  # inputs built for another anchor are never scored
             with database_step("checking the scoring inputs"):
                 check_inputs_anchor(
                     conn, schema, dry_run.relation(SCORING_INPUTS), settings.anchor_date
@@ -129,7 +127,7 @@ def score_and_write(
                     scores,
                     schema=settings.source_schema,
                     as_of=settings.anchor_date,
-                    holdout_share=holdout_share(),
+                    holdout_share=settings.holdout_share,
                 ).not_object
             _mark_returned(conn, settings, schema)
         for user_id, week_start in skipped:
@@ -145,7 +143,7 @@ def score_and_write(
 
 def _mark_returned(conn: psycopg.Connection, settings: Settings, schema: str) -> None:
     """Users scored earlier this week who have come back get S_returned_on (returners.py)."""
-    if settings.dry_run or engine.is_spark():
+    if settings.dry_run or settings.spark.is_spark:
         return
     with database_step("marking the returners in weekly_kpi"):
         marked = mark_returned(conn, settings, kpi_schema=settings.source_schema, dbt_schema=schema)
@@ -175,9 +173,9 @@ def not_object_rows(
 
 def check_written(params: ConnectionParams, settings: Settings) -> bool:
     """The data tests of what the write produced (tag post_write); False when one failed."""
-    if settings.dry_run or not data_tests_enabled():
+    if settings.dry_run or not data_tests_enabled(settings):
         return True
-    if engine.is_spark():
+    if settings.spark.is_spark:
         # Those tests read weekly_kpi through the dbt source, i.e. the Spark copy, which the
         # write (on PostgreSQL) does not change.
         log.info("post-write tests skipped: weekly_kpi is on PostgreSQL, the models on Spark")
@@ -204,7 +202,7 @@ def stop_if_stale(freshness: Freshness, settings: Settings, started: float) -> b
         log.info(freshness.quiet_line())
     if not freshness.stale:
         return False
-    if allow_stale():
+    if settings.safety.allow_stale:
         log.warn(f"{freshness.line()}; scoring anyway ({ALLOW_STALE_ENV} or --allow-stale)")
         return False
     message = (
@@ -259,7 +257,7 @@ def score_check_and_report(
         checked = False
     code = 0 if checked else 1
     if checked and result.failed:
-        limits = load_limits()
+        limits = load_limits(settings.safety)
         too_many = limits.exceeded(result.failed, result.found)
         if too_many is not None:
             log.error(too_many)

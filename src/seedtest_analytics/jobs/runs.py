@@ -20,13 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .. import outcome
-from ..config import Settings, environ_get
+from ..config import Settings
 from ..db import connection, history
 from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
-from ..db.locking import lock_wait_seconds, pipeline_lock
+from ..db.locking import pipeline_lock
 from ..db.timeouts import load_timeouts
-from ..db.write_limits import load_limits
+from ..db.timeouts import set_in_effect as timeouts_in_effect
 from ..dbt import dry_run
 from ..dbt.guards import (
     DRY_RUN_SUFFIX,
@@ -38,10 +38,8 @@ from ..dbt.paths import dbt_target_path
 from ..dbt.runner import TARGET_SCHEMA_ENV, environment, target_schema
 from ..errors import ConnectError, RunError, UsageError
 from ..monitoring import pushgateway
-from ..warehouse import engine
 from ..warehouse import reader as warehouse
 from . import catch_up
-from .freshness import allow_stale, freshness_hours
 
 Job = Callable[[ConnectionParams, Settings], int]
 
@@ -50,29 +48,27 @@ def execute(command: str, settings: Settings, job: Job) -> int:
     """Run `job` for `command` under the run lock, after every check; returns its exit code."""
     scope = target_schema()
     check_schema_names(scope, settings.source_schema)
-    lock_wait_seconds()
-    freshness_hours()
-    allow_stale()
-    load_limits()
-    timeouts = load_timeouts()
+    safety = settings.safety  # every value checked by load_settings, before anything else
+    timeouts = load_timeouts(safety)
     params = connection.resolve()
-    spark = engine.is_spark()
+    spark = settings.spark.is_spark
     dbt_schema = scope + DRY_RUN_SUFFIX if settings.dry_run and spark else scope
     env = {
         TARGET_SCHEMA_ENV: dbt_schema,
-        "PGOPTIONS": timeouts.pgoptions(environ_get("PGOPTIONS")),
+        "PGOPTIONS": timeouts.pgoptions(safety.pgoptions),
         dry_run.ENV: "true" if settings.dry_run and not spark else "",
     }
     if settings.dry_run:
         real = dbt_target_path()
         env["DBT_TARGET_PATH"] = str(real.with_name(real.name + DRY_RUN_SUFFIX.replace("_", "-")))
+    timeouts_in_effect(timeouts)
     history.begin(command, settings)
     outcome.set_database(params)
     code, error = 1, None
     try:
         # The run's row first (status running), once the schema is known to be the project's.
         history.start(params, scope, before=lambda conn: check_target_schema(conn, scope))
-        with environment(env), pipeline_lock(params, dbt_schema):
+        with environment(env), pipeline_lock(params, dbt_schema, safety.lock_wait_seconds):
             with database_step("the check of the project's schema"), connect(params) as conn:
                 check_target_schema(conn, dbt_schema)
             if settings.dry_run:
@@ -114,5 +110,6 @@ def execute(command: str, settings: Settings, job: Job) -> int:
         history.finish(code, error)
         with environment({"PGOPTIONS": env["PGOPTIONS"]}):
             history.write(params, scope)
-        pushgateway.push(command, history.last())
+        timeouts_in_effect(None)
+        pushgateway.push(safety.pushgateway_url, command, history.last())
     return code

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 
 from .. import log
-from ..config import PUSHGATEWAY_URL, environ_get
+from ..config import PUSHGATEWAY_URL
 from ..db.history import RunRecord
 from ..outcome import KNOWN
 
@@ -36,9 +36,9 @@ def exit_class(record: RunRecord) -> str:
     return record.error_class or "failed"
 
 
-def push(command: str, record: RunRecord | None) -> None:
-    """Push the metrics of `record` (the run of `command` that just ended), if configured."""
-    url = environ_get(PUSHGATEWAY_ENV).strip()
+def push(url: str, command: str, record: RunRecord | None) -> None:
+    """Push the metrics of `record` (the run of `command` that just ended) to the Pushgateway
+    at `url` (settings.safety.pushgateway_url; empty: nowhere)."""
     if not url or record is None or record.dry_run:
         return  # a dry run is not a night: it would stand for the command's last run
     try:

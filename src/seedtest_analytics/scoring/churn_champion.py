@@ -33,7 +33,7 @@ import psycopg
 from psycopg import sql
 
 from .. import log
-from ..config import Settings, environ_get, parse_int
+from ..config import CHURN_MODEL_MAX_AGE, Settings
 from ..errors import UsageError
 from .churn_model import FEATURES, ChurnInputs, lifetime_mean_gap_days, read_inputs_as_of, sigmoid
 from .formulas import churn_risk
@@ -43,13 +43,16 @@ CANDIDATES_TABLE = "churn_candidates"
 DECISIONS_TABLE = "churn_decisions"
 KINDS = ("logistic", "days_inactive", "heuristic")
 CALIBRATIONS = ("platt", "isotonic")
-MAX_AGE_ENV = "METRICS_CHURN_MODEL_MAX_AGE_DAYS"
-DEFAULT_MAX_AGE_DAYS = 35
+MAX_AGE_ENV = CHURN_MODEL_MAX_AGE.env
+DEFAULT_MAX_AGE_DAYS = int(CHURN_MODEL_MAX_AGE.default)
 
 
-def max_age_days() -> int:
-    raw = environ_get(MAX_AGE_ENV).strip() or str(DEFAULT_MAX_AGE_DAYS)
-    return parse_int(MAX_AGE_ENV, raw, minimum=1, maximum=3650)
+def max_age_days(settings: Settings) -> int:
+    """METRICS_CHURN_MODEL_MAX_AGE_DAYS as the settings hold it; UsageError when it was not
+    usable (a whole number of days, 1 to 3650)."""
+    if settings.churn_model_max_age_problem:
+        raise UsageError(settings.churn_model_max_age_problem)
+    return settings.churn_model_max_age_days
 
 
 def _span(x: ChurnInputs) -> float:
@@ -321,7 +324,7 @@ def apply_champion(
     from .churn_model import models_schema
 
     try:
-        limit = max_age_days()
+        limit = max_age_days(settings)
     except UsageError as exc:
         log.warn(f"{exc}; using {DEFAULT_MAX_AGE_DAYS}")
         limit = DEFAULT_MAX_AGE_DAYS

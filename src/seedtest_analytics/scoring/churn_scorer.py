@@ -77,10 +77,9 @@ class AutoScorer:
         self, conn: psycopg.Connection, scores: list[Score], settings: Settings, schema: str
     ) -> list[Score]:
         from ..db.failures import database_step
-        from ..warehouse import engine
         from .churn_champion import apply_champion
 
-        if engine.is_spark():
+        if settings.spark.is_spark:
             return scores
         with database_step("reading the churn champion"):
             return apply_champion(conn, scores, settings, schema)

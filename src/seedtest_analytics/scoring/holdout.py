@@ -10,20 +10,10 @@ from __future__ import annotations
 
 import hashlib
 
-from ..config import environ_get, parse_float
-from ..errors import UsageError
+from ..config import HOLDOUT_SHARE
 
-HOLDOUT_ENV = "SEEDTEST_HOLDOUT_SHARE"
+HOLDOUT_ENV = HOLDOUT_SHARE.env  # read and checked into settings.holdout_share
 _SALT = b"seedtest-holdout:"
-
-
-def holdout_share() -> float:
-    """The share from the environment; UsageError (exit 2) unless a number in [0, 1]."""
-    raw = environ_get(HOLDOUT_ENV).strip() or "0"
-    share = parse_float(HOLDOUT_ENV, raw)
-    if not 0.0 <= share <= 1.0:
-        raise UsageError(f"{HOLDOUT_ENV} must be between 0 and 1 (got {raw!r})")
-    return share
 
 
 def hash_fraction(user_id: str) -> float:

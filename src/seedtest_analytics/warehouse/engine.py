@@ -21,52 +21,37 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ..config import (
-    ENGINE,
-    SPARK_MASTER,
-    SPARK_SOURCE_SCHEMA,
-    Settings,
-    environ_get,
-    parse_identifier,
-)
+from ..config import ENGINE, SPARK_SOURCE_SCHEMA, Settings, Spark, load_spark
 from ..errors import UsageError
 from . import spark_thrift
 
 ENGINE_ENV = ENGINE.env
 SPARK_SOURCE_SCHEMA_ENV = SPARK_SOURCE_SCHEMA.env
-POSTGRES = "postgres"
-SPARK = "spark"
 SPARK_TARGET = "spark"
-_ALIASES = {"postgres": POSTGRES, "postgresql": POSTGRES, "spark": SPARK}
 
 
 def engine() -> str:
-    """SEEDTEST_ENGINE: `postgres` (default) or `spark`; anything else is a usage error."""
-    raw = environ_get(ENGINE_ENV).strip().lower()
-    if not raw:
-        return POSTGRES
-    if raw not in _ALIASES:
-        raise UsageError(f"{ENGINE_ENV} must be postgres or spark (got {raw!r})")
-    return _ALIASES[raw]
+    """SEEDTEST_ENGINE: `postgres` (default) or `spark` (checked by config.load_spark, which
+    the settings of every command load before anything connects)."""
+    return load_spark().engine
 
 
 def is_spark() -> bool:
-    return engine() == SPARK
+    return load_spark().is_spark
 
 
 def spark_source_schema() -> str:
     """The Spark database holding the copies of the application tables."""
-    raw = environ_get(SPARK_SOURCE_SCHEMA_ENV).strip() or SPARK_SOURCE_SCHEMA.default
-    return parse_identifier(SPARK_SOURCE_SCHEMA_ENV, raw)
+    return load_spark().source_schema
 
 
-def validate(command: str = "", *, needs_postgres_models: bool = False) -> None:
-    """Checks the engine settings before anything connects (a bad value is exit code 2).
-    `needs_postgres_models`: the run's churn scorer reads churn_user_anchors on PostgreSQL."""
-    if not is_spark():
+def validate(spark: Spark, command: str = "", *, needs_postgres_models: bool = False) -> None:
+    """Checks what the engine needs besides its settings (settings.spark, already checked)
+    before anything connects (exit code 2). `needs_postgres_models`: the run's churn scorer
+    reads churn_user_anchors on PostgreSQL."""
+    if not spark.is_spark:
         return
-    spark_source_schema()
-    spark_thrift.validate()
+    spark_thrift.validate(spark)
     if command in ("backtest", "train-churn") or needs_postgres_models:
         raise UsageError(
             f"{ENGINE_ENV}=spark: the churn backtest and METRICS_CHURN_MODEL=logistic read"
@@ -91,18 +76,16 @@ def dbt_env(project_root: Path) -> dict[str, str]:
     """Environment for the Spark target of profiles/profiles.yml: absolute paths for a local
     session's warehouse and metastore (the profile's defaults are relative to the working
     directory), and a loopback driver address for a local master."""
-    if not is_spark() or spark_thrift.is_thrift():  # a server has its own warehouse, metastore
+    spark = load_spark()
+    if not spark.is_spark or spark.is_thrift:  # a server has its own warehouse, metastore
         return {}
-    base = Path(environ_get("SEEDTEST_SPARK_DIR") or project_root / ".spark").resolve()
+    base = Path(spark.spark_dir or project_root / ".spark").resolve()
     env = {
         "SEEDTEST_SPARK_DIR": str(base),
-        "SEEDTEST_SPARK_WAREHOUSE": environ_get("SEEDTEST_SPARK_WAREHOUSE")
-        or str(base / "warehouse"),
-        "SEEDTEST_SPARK_METASTORE": environ_get("SEEDTEST_SPARK_METASTORE")
-        or str(base / "metastore_db"),
+        "SEEDTEST_SPARK_WAREHOUSE": spark.warehouse or str(base / "warehouse"),
+        "SEEDTEST_SPARK_METASTORE": spark.metastore or str(base / "metastore_db"),
     }
     base.mkdir(parents=True, exist_ok=True)
-    master = environ_get(SPARK_MASTER.env, SPARK_MASTER.default)
-    if master.startswith("local") and not environ_get("SPARK_LOCAL_IP"):
+    if spark.master.startswith("local") and not spark.local_ip:
         env["SPARK_LOCAL_IP"] = "127.0.0.1"
     return env

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from ..config import dbt_environment, environ_copy, parse_identifier
+from ..config import dbt_env_var_context, dbt_environment, parse_identifier
 from ..db.connection import ConnectionParams
 from ..errors import RunError
 from ..scoring.inputs import ScoringInput
@@ -53,7 +53,7 @@ def _profile_spark_parameters() -> dict[str, str]:
 
     root = project_root()
     dbt_environment(dbt_env(root))
-    set_invocation_context(environ_copy())  # what env_var() in profiles.yml reads
+    set_invocation_context(dbt_env_var_context())  # what env_var() in profiles.yml reads
     output = read_profile(str(root / "profiles"))["seedtest_analytics"]["outputs"][SPARK_TARGET]
     rendered = ProfileRenderer({}).render_data(output.get("server_side_parameters") or {})
     parameters = {str(key): str(value) for key, value in rendered.items()}

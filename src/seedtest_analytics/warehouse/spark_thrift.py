@@ -25,27 +25,29 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from ..config import environ_copy, environ_get
+from ..config import (
+    SESSION,
+    SPARK_METHOD,
+    THRIFT,
+    Spark,
+    dbt_env_var_context,
+    load_spark,
+)
 from ..errors import RunError, UsageError
 
-METHOD_ENV = "SEEDTEST_SPARK_METHOD"
-SESSION = "session"
-THRIFT = "thrift"
+METHOD_ENV = SPARK_METHOD.env
 TARGETS = {SESSION: "spark", THRIFT: "thrift"}  # profiles.yml output per method
-AUTH_MODES = ("NONE", "NOSASL", "LDAP", "KERBEROS", "CUSTOM")
 FETCH_ROWS = 10_000  # rows per fetch: the reads stream, they never hold a result set twice
 
 
 def method() -> str:
-    """SEEDTEST_SPARK_METHOD: `session` (default: Spark inside this process) or `thrift`."""
-    raw = environ_get(METHOD_ENV).strip().lower() or SESSION
-    if raw not in TARGETS:
-        raise UsageError(f"{METHOD_ENV} must be session or thrift (got {raw!r})")
-    return raw
+    """SEEDTEST_SPARK_METHOD: `session` (default: Spark inside this process) or `thrift`
+    (checked by config.load_spark)."""
+    return load_spark().method
 
 
 def is_thrift() -> bool:
-    return method() == THRIFT
+    return load_spark().is_thrift
 
 
 def target() -> str:
@@ -53,18 +55,11 @@ def target() -> str:
     return TARGETS[method()]
 
 
-def validate() -> None:
-    """Checks the thrift settings before anything connects (a bad value is exit code 2)."""
-    if not is_thrift():
+def validate(spark: Spark) -> None:
+    """Checks that the thrift method can run before anything connects (exit code 2); its
+    settings (port, auth, password) are checked by config.load_spark."""
+    if not spark.is_thrift:
         return
-    port = environ_get("SEEDTEST_SPARK_PORT").strip()
-    if port and not (port.isdigit() and 0 < int(port) < 65536):
-        raise UsageError(f"SEEDTEST_SPARK_PORT must be a TCP port number (got {port!r})")
-    auth = environ_get("SEEDTEST_SPARK_AUTH").strip().upper()
-    if auth and auth not in AUTH_MODES:
-        raise UsageError(f"SEEDTEST_SPARK_AUTH must be one of {', '.join(AUTH_MODES)}")
-    if auth in ("LDAP", "CUSTOM") and not environ_get("DBT_ENV_SECRET_SPARK_PASSWORD"):
-        raise UsageError(f"SEEDTEST_SPARK_AUTH={auth} needs DBT_ENV_SECRET_SPARK_PASSWORD")
     try:
         importlib.import_module("pyhive.hive")
     except ImportError:
@@ -81,7 +76,7 @@ def profile_output(name: str) -> dict[str, Any]:
 
     from ..dbt.paths import project_root
 
-    set_invocation_context(environ_copy())  # what env_var() in profiles.yml reads
+    set_invocation_context(dbt_env_var_context())  # what env_var() in profiles.yml reads
     profile = read_profile(str(project_root() / "profiles"))["seedtest_analytics"]
     rendered = ProfileRenderer({}).render_data(profile["outputs"][name])
     return dict(rendered)
