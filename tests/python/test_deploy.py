@@ -919,6 +919,21 @@ def build_parse_env(command: str) -> dict[str, str]:
     return dict(re.findall(r"\b([A-Z][A-Z0-9_]*)=(\S+)", prefix))
 
 
+# `dbt ls --project-dir APP --profiles-dir APP/profiles --selector NAME --quiet` for each NAME,
+# through dbt's command-line entry point in one process; prints {name: [success, nodes listed]}.
+LIST_SELECTORS = """
+import json, sys
+from dbt.cli.main import dbtRunner
+app, names = sys.argv[1], sys.argv[2:]
+runner, counts = dbtRunner(), {}
+for name in names:
+    result = runner.invoke(["ls", "--project-dir", app, "--profiles-dir", app + "/profiles",
+                            "--selector", name, "--quiet"])
+    counts[name] = [bool(result.success), len(result.result or [])]
+print(json.dumps(counts))
+"""
+
+
 def test_build_time_dbt_parse_succeeds(tmp_path: Path) -> None:
     """Replay the image build's `dbt parse`: the project laid out as in the image (only the
     collected paths), the image's env with /app and /tmp relocated, no database."""
@@ -953,16 +968,22 @@ def test_build_time_dbt_parse_succeeds(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert (scratch / "dbt" / "target" / "manifest.json").is_file()
-    # Every job selector resolves in the image's project (the CLI runs dbt with --selector).
+    # Every job selector resolves in the image's project (the CLI runs dbt with --selector):
+    # `dbt ls --selector NAME` for each, in one process of that Python (dbt's own entry point,
+    # invoked once per selector, the image's env and working directory) instead of one process
+    # each, which only repeated dbt's start-up.
     selectors = yaml.safe_load((app / "selectors.yml").read_text(encoding="utf-8"))
-    for selector in selectors["selectors"]:
-        listed = subprocess.run(
-            [str(dbt), "ls", "--project-dir", str(app), "--profiles-dir", str(app / "profiles"),
-             "--selector", selector["name"], "--quiet"],
-            env=env, cwd=scratch, capture_output=True, text=True, check=False,
-        )
-        assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
-        assert listed.stdout.strip(), f"selector {selector['name']} selects nothing"
+    names = [selector["name"] for selector in selectors["selectors"]]
+    listed = subprocess.run(
+        [sys.executable, "-c", LIST_SELECTORS, str(app), *names],
+        env=env, cwd=scratch, capture_output=True, text=True, check=False,
+    )
+    assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
+    counts = yaml.safe_load(listed.stdout.strip().splitlines()[-1])  # the JSON line
+    assert list(counts) == names, counts
+    for name, (ok, selected) in counts.items():
+        assert ok, f"dbt ls --selector {name} failed:\n{listed.stdout[-2000:]}"
+        assert selected, f"selector {name} selects nothing"
     # Nothing written into the (read-only in production) project directory.
     assert sorted(p.relative_to(app) for p in app.rglob("*")) == before
     # With the image's environment, the package runs dbt on that project.

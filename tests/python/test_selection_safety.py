@@ -220,9 +220,19 @@ def test_first_build_when_the_per_run_tables_exist(
 
 # --- the selectors are the CLI's jobs -------------------------------------------------------
 
+LISTED: dict[tuple[str, ...], frozenset[str]] = {}
+
+
 def listed(*args: str) -> set[str]:
     """`dbt ls` of the models, data tests and unit tests a selection holds (what `dbt build`
-    runs; sources are only read)."""
+    runs; sources are only read). Once per selection and test process: the project does not
+    change while the tests run."""
+    if args not in LISTED:
+        LISTED[args] = frozenset(_dbt_ls(*args))
+    return set(LISTED[args])
+
+
+def _dbt_ls(*args: str) -> set[str]:
     from dbt.cli.main import dbtRunner
 
     root = project_root()
