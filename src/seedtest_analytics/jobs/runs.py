@@ -29,7 +29,7 @@ from ..db.timeouts import load_timeouts
 from ..db.timeouts import set_in_effect as timeouts_in_effect
 from ..dbt import dry_run
 from ..dbt.guards import (
-    DRY_RUN_SUFFIX,
+    DRY_RUN_SUFFIX,  # the dry run's own dbt target path
     check_schema_names,
     check_target_schema,
     incremental_models,
@@ -51,12 +51,12 @@ def execute(command: str, settings: Settings, job: Job) -> int:
     safety = settings.safety  # every value checked by load_settings, before anything else
     timeouts = load_timeouts(safety)
     params = connection.resolve()
-    spark = settings.spark.is_spark
-    dbt_schema = scope + DRY_RUN_SUFFIX if settings.dry_run and spark else scope
+    models = warehouse.current()
+    dbt_schema = models.dry_run_schema(scope) if settings.dry_run else scope
     env = {
         TARGET_SCHEMA_ENV: dbt_schema,
         "PGOPTIONS": timeouts.pgoptions(safety.pgoptions),
-        dry_run.ENV: "true" if settings.dry_run and not spark else "",
+        dry_run.ENV: "true" if settings.dry_run and models.marks_dry_run else "",
     }
     if settings.dry_run:
         real = dbt_target_path()
@@ -71,21 +71,15 @@ def execute(command: str, settings: Settings, job: Job) -> int:
         with environment(env), pipeline_lock(params, dbt_schema, safety.lock_wait_seconds):
             with database_step("the check of the project's schema"), connect(params) as conn:
                 check_target_schema(conn, dbt_schema)
-            if settings.dry_run:
-                if spark:  # the models, hence the copies, are in Spark
-                    warehouse.current().prepare_scratch(scope, dbt_schema, incremental_models())
-                else:  # a killed dry run's leftovers go (only its own, proved by the marker)
-                    dry_run.prepare(params, scope, [*incremental_models(), *dry_run.REGISTRIES])
-            if command in catch_up.COMMANDS and not spark:  # days missed by an outage
+            if settings.dry_run:  # a killed dry run's leftovers go (only its own)
+                models.begin_dry_run(params, scope, incremental_models())
+            if command in catch_up.COMMANDS and models.beside_weekly_kpi:  # an outage's days
                 settings = catch_up.caught_up(params, settings, scope)
             try:
                 code = job(params, settings)
             finally:
                 if settings.dry_run:
-                    if spark:
-                        warehouse.current().drop_scratch(dbt_schema)
-                    else:
-                        dry_run.drop(params, scope)
+                    models.end_dry_run(params, scope)
         record = history.current()
         code = outcome.exit_code(code, record.error_class if record else None)
     except UsageError as exc:

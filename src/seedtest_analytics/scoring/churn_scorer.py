@@ -77,9 +77,10 @@ class AutoScorer:
         self, conn: psycopg.Connection, scores: list[Score], settings: Settings, schema: str
     ) -> list[Score]:
         from ..db.failures import database_step
+        from ..warehouse import reader
         from .churn_champion import apply_champion
 
-        if settings.spark.is_spark:
+        if not reader.current().beside_weekly_kpi:  # the champion's tables are beside the models
             return scores
         with database_step("reading the churn champion"):
             return apply_champion(conn, scores, settings, schema)

@@ -60,8 +60,14 @@ class PostgresWarehouse:
             ).fetchone()
         return bool(row and row[0])
 
-    def prepare_scratch(self, real: str, scratch: str, models: Sequence[str]) -> None:
-        """Nothing beyond the scratch schema every dry run prepares (jobs/runs.py)."""
+    beside_weekly_kpi = True
+    marks_dry_run = True  # marked dry_run__<model> relations in the project's own schema
 
-    def drop_scratch(self, scratch: str) -> None:
-        """Nothing beyond the scratch schema every dry run drops (jobs/runs.py)."""
+    def dry_run_schema(self, schema: str) -> str:
+        return schema
+
+    def begin_dry_run(self, params: ConnectionParams, schema: str, models: Sequence[str]) -> None:
+        dry_run.prepare(params, schema, [*models, *dry_run.REGISTRIES])
+
+    def end_dry_run(self, params: ConnectionParams, schema: str) -> None:
+        dry_run.drop(params, schema)

@@ -1,5 +1,6 @@
-"""The warehouse seam: what the jobs read from the models, whichever engine built them. The
-engine (SEEDTEST_ENGINE) is chosen in one place, `current()`; the jobs never ask which."""
+"""The warehouse seam: what the jobs read from the models, whichever engine built them, and
+what the engine's place of the models allows. The engine (SEEDTEST_ENGINE) is chosen in one
+place, `current()`; the jobs ask the warehouse what it can do, never which engine it is."""
 
 from __future__ import annotations
 
@@ -33,14 +34,32 @@ class Warehouse(Protocol):
 
     def table_exists(self, params: ConnectionParams, schema: str, table: str) -> bool: ...
 
-    def prepare_scratch(self, real: str, scratch: str, models: Sequence[str]) -> None:
-        """A dry run's scratch copies of the incremental `models`, where the engine keeps
-        them apart from the application's PostgreSQL."""
+    @property
+    def beside_weekly_kpi(self) -> bool:
+        """The models live in the application's PostgreSQL, beside weekly_kpi: the P/S step
+        can check the inputs' anchor there, mark the returners, run the post-write tests
+        and read the churn champion, and a run can catch up from the models' run registry."""
         ...
 
-    def drop_scratch(self, scratch: str) -> None: ...
+    def dry_run_schema(self, schema: str) -> str:
+        """Where a dry run of the project's `schema` builds its models."""
+        ...
+
+    @property
+    def marks_dry_run(self) -> bool:
+        """A dry run builds marked relations beside the real ones (dbt/dry_run.py)."""
+        ...
+
+    def begin_dry_run(self, params: ConnectionParams, schema: str, models: Sequence[str]) -> None:
+        """Before a dry run: its place made ready, a killed dry run's leftovers (only its own)
+        gone; `models` are the incremental models it starts from."""
+        ...
+
+    def end_dry_run(self, params: ConnectionParams, schema: str) -> None:
+        """After a dry run: what it built is dropped (only its own)."""
+        ...
 
 
 def current() -> Warehouse:
-    """The reader of the engine SEEDTEST_ENGINE chooses."""
+    """The warehouse of the engine SEEDTEST_ENGINE chooses (the only place that asks)."""
     return SparkWarehouse() if engine.is_spark() else PostgresWarehouse()

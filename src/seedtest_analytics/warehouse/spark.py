@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from ..config import dbt_env_var_context, dbt_environment, parse_identifier
+from ..config import DRY_RUN_SUFFIX, dbt_env_var_context, dbt_environment, parse_identifier
 from ..db.connection import ConnectionParams
 from ..engine import ENGINE_ENV, SPARK_TARGET, dbt_env, is_thrift
 from ..errors import RunError
@@ -186,8 +186,16 @@ class SparkWarehouse:
     def table_exists(self, params: ConnectionParams, schema: str, table: str) -> bool:
         return table_exists(schema, table)
 
-    def prepare_scratch(self, real: str, scratch: str, models: Sequence[str]) -> None:
-        prepare_scratch(real, scratch, models)
+    # weekly_kpi stays on PostgreSQL; the models, their run registry and the churn tables
+    # are in Spark
+    beside_weekly_kpi = False
+    marks_dry_run = False  # a scratch database of copies instead
 
-    def drop_scratch(self, scratch: str) -> None:
-        drop_scratch(scratch)
+    def dry_run_schema(self, schema: str) -> str:
+        return schema + DRY_RUN_SUFFIX
+
+    def begin_dry_run(self, params: ConnectionParams, schema: str, models: Sequence[str]) -> None:
+        prepare_scratch(schema, self.dry_run_schema(schema), models)
+
+    def end_dry_run(self, params: ConnectionParams, schema: str) -> None:
+        drop_scratch(self.dry_run_schema(schema))
