@@ -151,7 +151,7 @@ def spark(isolated_dirs: None) -> Iterator[SparkSQL]:
         return
 
     previous = os.environ.get(engine.ENGINE_ENV)
-    os.environ[engine.ENGINE_ENV] = engine.SPARK
+    os.environ[engine.ENGINE_ENV] = "spark"
     started = time.monotonic()
     try:
         session = spark_session()
