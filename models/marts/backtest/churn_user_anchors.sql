@@ -68,10 +68,10 @@ sequenced as (
         activity_date,
         questions,
         correct,
-        row_number() over by_day as days_so_far,
+        row_number() over by_order as days_so_far,
         first_value(activity_date) over by_day as first_active_day,
-        lag(activity_date) over by_day as previous_active_day,
-        lead(activity_date) over by_day as next_active_day,
+        lag(activity_date) over by_order as previous_active_day,
+        lead(activity_date) over by_order as next_active_day,
         -- running totals of the answers, and a group per day with answers (its following
         -- days without answers join it), to carry the last score forward
         sum(questions) over by_day as questions_so_far,
@@ -81,7 +81,10 @@ sequenced as (
             when questions > 0 then {{ ratio('cast(correct as ' ~ double ~ ')', 'questions') }}
         end as day_score
     from scored_days
-    window by_day as (partition by user_id order by activity_date rows unbounded preceding)
+    -- lag, lead and row_number take no frame (Spark refuses one); the running aggregates do
+    window
+        by_order as (partition by user_id order by activity_date),
+        by_day as (partition by user_id order by activity_date rows unbounded preceding)
 ),
 
 carried as (
