@@ -21,7 +21,7 @@ from ..db.connection import ConnectionParams, connect
 from ..db.failures import database_step
 from ..db.history import note, note_build
 from ..db.kpi_writer import Score, write_scores
-from ..db.returners import mark_returned
+from ..db.returners import mark_returned, week_start_of
 from ..db.write_limits import load_limits
 from ..dbt import dry_run, profiling
 from ..dbt.failures import report_build_failure
@@ -145,10 +145,22 @@ def score_and_write(
 
 def _mark_returned(conn: psycopg.Connection, settings: Settings, schema: str) -> None:
     """Users scored earlier this week who have come back get S_returned_on (returners.py)."""
-    if settings.dry_run or not warehouse.current().beside_weekly_kpi:
+    if settings.dry_run:
         return
+    models = warehouse.current()
+    last_activity = None
+    if not models.beside_weekly_kpi:  # read apart, in one query: who was active this week
+        # two days before the week's first local midnight: wider than any UTC offset
+        since = week_start_of(settings) - dt.timedelta(days=2)
+        last_activity = models.last_activity_since(schema, since)
     with database_step("marking the returners in weekly_kpi"):
-        marked = mark_returned(conn, settings, kpi_schema=settings.source_schema, dbt_schema=schema)
+        marked = mark_returned(
+            conn,
+            settings,
+            kpi_schema=settings.source_schema,
+            dbt_schema=schema,
+            last_activity=last_activity,
+        )
     if marked:
         log.info(f"{marked} user(s) scored earlier this week came back: S_returned_on set")
 

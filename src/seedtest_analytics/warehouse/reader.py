@@ -34,6 +34,11 @@ class Warehouse(Protocol):
 
     def table_exists(self, params: ConnectionParams, schema: str, table: str) -> bool: ...
 
+    def last_activity_since(self, schema: str, since: dt.date) -> list[tuple[str, float]]:
+        """(user_id, last activity as epoch seconds) of the users of `user_last_activity`
+        last active on or after the UTC midnight starting `since`, in one query."""
+        ...
+
     @property
     def beside_weekly_kpi(self) -> bool:
         """The models live in the application's PostgreSQL, beside weekly_kpi: the P/S step

@@ -167,6 +167,20 @@ def drop_scratch(scratch: str) -> None:
     _execute(f"drop database if exists {_table(scratch, 'x').split('.')[0]} cascade")
 
 
+def last_activity_since(schema: str, since: dt.date) -> list[tuple[str, float]]:
+    """(user_id, epoch seconds of last_activity_at) from user_last_activity, for the users last
+    active from about the start of `since`: epoch seconds read the same in any session time
+    zone."""
+    query = (
+        "select user_id, cast(unix_micros(last_activity_at) as double) / 1000000"
+        f" from {_table(schema, 'user_last_activity')}"
+        # the literal is read in the session time zone: the caller's margin of days covers it
+        f" where last_activity_at >= timestamp '{since.isoformat()} 00:00:00'"
+        " and user_id is not null"
+    )
+    return [(str(row[0]), float(row[1])) for row in _rows(query)]
+
+
 class SparkWarehouse:
     """The models on Spark (the Warehouse of SEEDTEST_ENGINE=spark)."""
 
@@ -185,6 +199,9 @@ class SparkWarehouse:
 
     def table_exists(self, params: ConnectionParams, schema: str, table: str) -> bool:
         return table_exists(schema, table)
+
+    def last_activity_since(self, schema: str, since: dt.date) -> list[tuple[str, float]]:
+        return last_activity_since(schema, since)
 
     # weekly_kpi stays on PostgreSQL; the models, their run registry and the churn tables
     # are in Spark
