@@ -21,6 +21,7 @@ import ps_reference as ref
 from conftest import create_database, drop_database, run_cli
 from seedtest_analytics.config import Settings
 from seedtest_analytics.db.connection import ConnectionParams
+from seedtest_analytics.db.returners import mark_returned
 from seedtest_analytics.jobs.inactivity import score_and_write
 from seedtest_analytics.scoring.churn_champion import ensure_tables
 from seedtest_dev.population import write_population
@@ -121,7 +122,7 @@ def corrupt(params: ConnectionParams, candidate: int, statement: str) -> None:
 
 
 def settings(**changes: Any) -> Settings:
-    return Settings(anchor_date=NIGHTLY, **changes)
+    return Settings(**{"anchor_date": NIGHTLY, **changes})
 
 
 def assert_formula(params: ConnectionParams, world: World) -> None:
@@ -263,3 +264,20 @@ def test_s_as_of_and_the_returners_of_the_week(world: World) -> None:
             d, k, g = later[user]
             assert row["S_as_of"] == thursday.isoformat()
             assert row["S"] == pytest.approx(ref.s_churn(d, k, g, HORIZON), abs=1e-12)
+
+    # The same marks from last-activity rows read apart, as the Spark warehouse passes them
+    # (epoch seconds): the returners at Thursday noon UTC, everyone else long before.
+    noon = dt.datetime(thursday.year, thursday.month, thursday.day, 12, tzinfo=dt.UTC)
+    apart = [(user, noon.timestamp() if user in back else noon.timestamp() - 30 * 86400)
+             for user in after]
+    with psycopg.connect(**world.params.psycopg_kwargs()) as conn:
+        conn.execute("update public.weekly_kpi set kpis = kpis - 'S_returned_on'")
+        conn.commit()
+        marked = mark_returned(conn, settings(anchor_date=thursday, activity_timezone="UTC"),
+                               kpi_schema="public", dbt_schema="no_such_schema",
+                               last_activity=apart)
+    assert marked == len(back)
+    assert kpis(world.params) == after
+    with psycopg.connect(**world.params.psycopg_kwargs()) as conn:
+        assert mark_returned(conn, settings(anchor_date=thursday), kpi_schema="public",
+                             dbt_schema="no_such_schema", last_activity=[]) == 0
