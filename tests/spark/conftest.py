@@ -135,9 +135,11 @@ def spark(isolated_dirs: None) -> Iterator[SparkSQL]:
     """Spark as the run reaches it: a Thrift session, or the process's SparkSession
     configured from the profile's spark target (dbt reuses it)."""
     from seedtest_analytics import engine
+    from seedtest_analytics.config import load_spark
     from seedtest_analytics.warehouse.spark import spark_session
 
-    method = engine.spark_method()
+    # the method the runs will use (they run with SEEDTEST_ENGINE=spark; this process does not)
+    method = load_spark({**os.environ, engine.ENGINE_ENV: "spark"}).method
     if method == engine.THRIFT:
         started = time.monotonic()
         client = SparkSQL(method)
