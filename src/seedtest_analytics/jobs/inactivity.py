@@ -147,12 +147,9 @@ def _mark_returned(conn: psycopg.Connection, settings: Settings, schema: str) ->
     """Users scored earlier this week who have come back get S_returned_on (returners.py)."""
     if settings.dry_run:
         return
-    models = warehouse.current()
-    last_activity = None
-    if not models.beside_weekly_kpi:  # read apart, in one query: who was active this week
-        # two days before the week's first local midnight: wider than any UTC offset
-        since = week_start_of(settings) - dt.timedelta(days=2)
-        last_activity = models.last_activity_since(schema, since)
+    # two days before the week's first local midnight: wider than any UTC offset
+    since = week_start_of(settings) - dt.timedelta(days=2)
+    last_activity = warehouse.current().last_activity_apart(schema, since)
     with database_step("marking the returners in weekly_kpi"):
         marked = mark_returned(
             conn,

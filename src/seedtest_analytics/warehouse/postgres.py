@@ -60,8 +60,8 @@ class PostgresWarehouse:
             ).fetchone()
         return bool(row and row[0])
 
-    def last_activity_since(self, schema: str, since: dt.date) -> list[tuple[str, float]]:
-        raise NotImplementedError("on PostgreSQL the returners' mark joins the model in place")
+    def last_activity_apart(self, schema: str, since: dt.date) -> None:
+        """None: the returners' mark joins user_last_activity in place."""
 
     beside_weekly_kpi = True
     marks_dry_run = True  # marked dry_run__<model> relations in the project's own schema

@@ -34,9 +34,11 @@ class Warehouse(Protocol):
 
     def table_exists(self, params: ConnectionParams, schema: str, table: str) -> bool: ...
 
-    def last_activity_since(self, schema: str, since: dt.date) -> list[tuple[str, float]]:
-        """(user_id, last activity as epoch seconds) of the users of `user_last_activity`
-        last active on or after the UTC midnight starting `since`, in one query."""
+    def last_activity_apart(self, schema: str, since: dt.date) -> list[tuple[str, float]] | None:
+        """For the returners' mark, when the models live apart from weekly_kpi: (user_id,
+        last activity as epoch seconds) of the users of `user_last_activity` last active from
+        about the start of `since`, in one query; None where the mark joins the model in
+        place (beside weekly_kpi)."""
         ...
 
     @property

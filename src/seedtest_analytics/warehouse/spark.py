@@ -200,7 +200,7 @@ class SparkWarehouse:
     def table_exists(self, params: ConnectionParams, schema: str, table: str) -> bool:
         return table_exists(schema, table)
 
-    def last_activity_since(self, schema: str, since: dt.date) -> list[tuple[str, float]]:
+    def last_activity_apart(self, schema: str, since: dt.date) -> list[tuple[str, float]]:
         return last_activity_since(schema, since)
 
     # weekly_kpi stays on PostgreSQL; the models, their run registry and the churn tables
