@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+import cli_process
 from seedtest_analytics.db.app_schema import init_db
 from seedtest_analytics.db.connection import ConnectionParams, parse_database_url
 
@@ -148,17 +148,52 @@ def _admin(params: ConnectionParams) -> psycopg.Connection:
     return psycopg.connect(**params.psycopg_kwargs(), autocommit=True)
 
 
-def create_database(server: ConnectionParams, *, with_schema: bool = True) -> ConnectionParams:
-    name = f"t_{uuid.uuid4().hex[:12]}"
+# Database names come back when their database is dropped: the next test's database takes the
+# lowest free one, so a command the tests run against it has the same connection as one before
+# it, and dbt reads the partial parse a command saved before (a new name is a full parse,
+# about 2.4 s). The prefix is new in every test process: no name meets one of another run.
+_NAME_PREFIX = f"t_{uuid.uuid4().hex[:8]}_"
+_FREE_NAMES: set[int] = set()
+_NAMES_TAKEN = [0]
+
+
+def _take_database_name() -> str:
+    if _FREE_NAMES:
+        number = min(_FREE_NAMES)
+        _FREE_NAMES.discard(number)
+    else:
+        _NAMES_TAKEN[0] += 1
+        number = _NAMES_TAKEN[0]
+    return f"{_NAME_PREFIX}{number}"
+
+
+def _give_back_database_name(name: str) -> None:
+    if name.startswith(_NAME_PREFIX) and name[len(_NAME_PREFIX):].isdigit():
+        _FREE_NAMES.add(int(name[len(_NAME_PREFIX):]))
+
+
+def create_database(
+    server: ConnectionParams,
+    *,
+    with_schema: bool = True,
+    template: ConnectionParams | None = None,
+) -> ConnectionParams:
+    """A new database with the session time zone of the tests: the application schema (empty
+    tables) unless with_schema is false, or a copy of `template` (which must have no open
+    connections). drop_database drops it and gives its name back."""
+    name = _take_database_name()
+    create = sql.SQL("create database {}").format(sql.Identifier(name))
+    if template is not None:
+        create = sql.SQL("{} template {}").format(create, sql.Identifier(template.dbname))
     with _admin(server) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        conn.execute(create)
         conn.execute(
             sql.SQL("alter database {} set timezone to {}").format(
                 sql.Identifier(name), sql.Literal(SESSION_TIMEZONE)
             )
         )
     params = server.with_dbname(name)
-    if with_schema:
+    if with_schema and template is None:
         init_db(params)
     return params
 
@@ -168,6 +203,7 @@ def drop_database(server: ConnectionParams, params: ConnectionParams) -> None:
         conn.execute(
             sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(params.dbname))
         )
+    _give_back_database_name(params.dbname)
 
 
 @pytest.fixture
@@ -191,8 +227,8 @@ def run_cli(
     module: str = "seedtest_analytics",
 ) -> subprocess.CompletedProcess[str]:
     """Run `seedtest-analytics ARGS` (or another module's command line, e.g. `seedtest_dev`)
-    as its own process, against params' database. No time limit: a busy machine is slow, and
-    a hung run shows up as a hung test, with the process to inspect."""
+    as its own process (cli_process.py), against params' database. No time limit: a busy
+    machine is slow, and a hung run shows up as a hung test, with the process to inspect."""
     full_env = {
         key: value
         for key, value in os.environ.items()
@@ -205,11 +241,11 @@ def run_cli(
     if params is not None:
         full_env["DATABASE_URL"] = params.to_url()
     full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return cli_process.run(module, args, env=full_env, cwd=REPO)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_processes() -> Iterator[None]:
+    """The forking process of cli_process.py ends with the test process."""
+    yield
+    cli_process.close()

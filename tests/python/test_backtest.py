@@ -39,11 +39,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import psycopg
 import pytest
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
 import ps_reference as ref
-from conftest import SESSION_TIMEZONE, create_database, drop_database, run_cli
+from conftest import create_database, drop_database, run_cli
 from seedtest_analytics.config import Settings
 from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_analytics.jobs.inactivity import score_and_write
@@ -247,16 +246,6 @@ def expected_metrics(scorer: str, rows: list[Truth], model: dict[str, Any]) -> d
 
 # --- the runs -------------------------------------------------------------------------------
 
-def clone(server: ConnectionParams, template: ConnectionParams) -> ConnectionParams:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(**server.psycopg_kwargs(), autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {} template {}").format(
-            sql.Identifier(name), sql.Identifier(template.dbname)))
-        conn.execute(sql.SQL("alter database {} set timezone to {}").format(
-            sql.Identifier(name), sql.Literal(SESSION_TIMEZONE)))
-    return server.with_dbname(name)
-
-
 def connect(params: ConnectionParams) -> psycopg.Connection:
     return psycopg.connect(**params.psycopg_kwargs(), autocommit=True)
 
@@ -300,7 +289,7 @@ def scenario(server_params: ConnectionParams, tmp_path_factory: pytest.TempPathF
     template = create_database(server_params)
     with connect(template) as conn:
         offsets = build_population(conn, random.Random(14))
-    params = clone(server_params, template)
+    params = create_database(server_params, template=template)
     out = tmp_path_factory.mktemp("backtest")
     try:
         train = cli(params, "train-churn", "--until", UNTIL.isoformat(), "--every", "7")
@@ -565,7 +554,7 @@ def test_training_cannot_see_past_until(scenario: Scenario,
     """Leakage: the same data plus activity after --until (users who never came back coming
     back, later days for everybody) trains the very same model. A label that looked further
     than the horizon, or an input that looked past its anchor, would change it."""
-    params = clone(server_params, scenario.template)
+    params = create_database(server_params, template=scenario.template)
     try:
         rng = random.Random(7)
         after = (UNTIL - DAY0).days + 1
@@ -695,7 +684,7 @@ def test_a_damaged_or_foreign_logistic_model_is_refused(
         env: dict[str, str], message: str) -> None:
     """A stored model is checked before scoring: finite numbers, as many as its inputs, the
     settings it was trained under. One line, exit 2, weekly_kpi untouched."""
-    params = clone(server_params, scenario.params)
+    params = create_database(server_params, template=scenario.params)
     try:
         with connect(params) as conn:
             conn.execute("update analytics.churn_models set " + damage

@@ -33,11 +33,10 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
 import ps_reference as ref
-from conftest import SESSION_TIMEZONE, create_database, drop_database, run_cli
+from conftest import create_database, drop_database, run_cli
 from seedtest_analytics.config import Settings
 from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_analytics.jobs import inactivity
@@ -290,16 +289,6 @@ def build_background(b: Builder, rng: random.Random) -> None:
 
 # --- databases and runs ---------------------------------------------------------------------
 
-def clone(server: ConnectionParams, template: ConnectionParams) -> ConnectionParams:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(**server.psycopg_kwargs(), autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {} template {}").format(
-            sql.Identifier(name), sql.Identifier(template.dbname)))
-        conn.execute(sql.SQL("alter database {} set timezone to {}").format(
-            sql.Identifier(name), sql.Literal(SESSION_TIMEZONE)))
-    return server.with_dbname(name)
-
-
 def connect(params: ConnectionParams) -> psycopg.Connection:
     return psycopg.connect(**params.psycopg_kwargs(), autocommit=True)
 
@@ -370,7 +359,7 @@ def copies(server_params: ConnectionParams, template: ConnectionParams
 def run_on_copy(server: ConnectionParams, template: ConnectionParams,
                 copies: list[ConnectionParams], *args: str, env: dict[str, str] | None = None,
                 **reference: Any) -> Outcome:
-    params = clone(server, template)
+    params = create_database(server, template=template)
     copies.append(params)
     before = weekly_kpi(params, timestamps=True)
     result = detect(params, *args, env=env)

@@ -28,6 +28,7 @@ import pytest
 from psycopg import sql
 
 import background
+import cli_process
 from conftest import REPO, create_database, drop_database
 from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_dev.synthetic import generate_demo
@@ -61,9 +62,8 @@ def clean_env(params: ConnectionParams | None, target: Path, **extra: str) -> di
 
 def cli(params: ConnectionParams | None, target: Path, *args: str,
         **extra: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "seedtest_analytics", *args], cwd=REPO,
-                            env=clean_env(params, target, **extra), capture_output=True,
-                            text=True, check=False)
+    result = cli_process.run("seedtest_analytics", args, env=clean_env(params, target, **extra),
+                             cwd=REPO)
     assert "Traceback" not in result.stdout + result.stderr, result.stderr
     return result
 

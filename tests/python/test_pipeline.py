@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import SESSION_TIMEZONE, create_database, drop_database, run_cli
+from conftest import create_database, drop_database, run_cli
 from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_dev.synthetic import generate_demo
 
@@ -313,17 +313,6 @@ def test_run_stops_before_ps_when_an_error_test_fails(
 
 # --- backfill -----------------------------------------------------------------------------
 
-def _clone(server: ConnectionParams, source: ConnectionParams) -> ConnectionParams:
-    """A copy of `source` (which must have no open connections), same session time zone."""
-    clone = server.with_dbname(f"{source.dbname}_copy")
-    with connect(server) as conn:
-        conn.execute(sql.SQL("create database {} template {}").format(
-            sql.Identifier(clone.dbname), sql.Identifier(source.dbname)))
-        conn.execute(sql.SQL("alter database {} set timezone to {}").format(
-            sql.Identifier(clone.dbname), sql.Literal(SESSION_TIMEZONE)))
-    return clone
-
-
 def _utc_day(column: str) -> str:
     return f"(({column}) at time zone 'UTC')::date"
 
@@ -377,7 +366,7 @@ def test_backfill_equals_daily_runs(
         assert len(deleted_old) == 1
     assert any(row[0] == gone_user and row[2] == oldest_recomputed for row in initial)
 
-    copy = _clone(server_params, fresh_db)
+    copy = create_database(server_params, template=fresh_db)
     try:
         # Daily runs on the original, each with the old job's lines.
         day = start

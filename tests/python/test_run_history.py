@@ -15,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import psycopg
 import pytest
 
+import cli_process
 from conftest import REPO, create_database, drop_database
 from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_dev.synthetic import generate_demo
@@ -80,8 +80,7 @@ class Nights:
         env.update(DATABASE_URL=self.params.to_url(), ACTIVITY_TIMEZONE="UTC",
                    SEEDTEST_DBT_TESTS="false", DBT_TARGET_PATH=str(self.target),
                    DBT_LOG_PATH=str(self.target.parent / "logs"), **extra)
-        result = subprocess.run([sys.executable, "-m", "seedtest_analytics", *args], cwd=REPO,
-                                env=env, capture_output=True, text=True, check=False)
+        result = cli_process.run("seedtest_analytics", args, env=env, cwd=REPO)
         assert "Traceback" not in result.stdout + result.stderr, result.stderr
         self.out[name] = result
         return result

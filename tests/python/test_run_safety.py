@@ -34,6 +34,7 @@ import psycopg
 import pytest
 
 import background
+import cli_process
 from background import Background, wait_for
 from conftest import REPO, create_database, drop_database, run_cli
 from seedtest_analytics.db.connection import ConnectionParams
@@ -77,10 +78,7 @@ class Scenario:
 
     def run(self, name: str, *args: str, extra: dict[str, str] | None = None
             ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "seedtest_analytics", *args], cwd=REPO,
-            env=self.env(name, extra), capture_output=True, text=True, check=False,
-        )
+        return cli_process.run("seedtest_analytics", args, env=self.env(name, extra), cwd=REPO)
 
     def start(self, name: str, *args: str, extra: dict[str, str] | None = None) -> Background:
         return background.start(self.tmp, name, args, self.env(name, extra))

@@ -19,16 +19,14 @@ import datetime as dt
 import json
 import math
 import os
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 import reference
-from conftest import SESSION_TIMEZONE, create_database, drop_database
+from conftest import create_database, drop_database
 from seedtest_analytics.db.connection import ConnectionParams
 from seedtest_analytics.dbt.runner import dbt_env
 from seedtest_analytics.paths import project_root
@@ -102,16 +100,6 @@ def differences(actual: Table, expected: dict[reference.Key, reference.FeatureRo
     return problems
 
 
-def clone(server: ConnectionParams, template: ConnectionParams) -> ConnectionParams:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with connect(server) as conn:
-        conn.execute(sql.SQL("create database {} template {}").format(
-            sql.Identifier(name), sql.Identifier(template.dbname)))
-        conn.execute(sql.SQL("alter database {} set timezone to {}").format(
-            sql.Identifier(name), sql.Literal(SESSION_TIMEZONE)))
-    return server.with_dbname(name)
-
-
 @pytest.fixture(scope="module")
 def built_for_a(server_params: ConnectionParams) -> Iterator[ConnectionParams]:
     """A database whose every model was built by plain `dbt run` for ANCHOR_A; exams go on
@@ -131,7 +119,7 @@ def built_for_a(server_params: ConnectionParams) -> Iterator[ConnectionParams]:
 def copy_of_a(
     server_params: ConnectionParams, built_for_a: ConnectionParams
 ) -> Iterator[ConnectionParams]:
-    params = clone(server_params, built_for_a)
+    params = create_database(server_params, template=built_for_a)
     try:
         yield params
     finally:
