@@ -31,6 +31,7 @@ SESSION_TIMEZONE = "Pacific/Auckland"
 # development tools. slow: load tests and the full benchmark run, left out unless asked for.
 INFRA_FILES = {
     "test_bench.py",
+    "test_cli_process.py",
     "test_bench_run.py",
     "test_deploy.py",
     "test_dev_tools.py",
@@ -53,39 +54,40 @@ DATABASE_FIXTURE = "server_params"
 # The longest files (module set-ups included), longest first: they run first, so that the two
 # workers of `pytest -n 2 --dist loadfile` (one file each at a time) end together on the short
 # files instead of one worker starting a long file while the other runs out of work. Measured
-# on a 2-core machine (docs/testing.md): every file over 15 s; the others keep their order after
+# on a 2-core machine (docs/testing.md): every file over 8 s; the others keep their order after
 # these. A file missing here only runs later; a name of a file that no longer exists is ignored.
 LONGEST_FILES = (
     "test_deployments.py",
     "test_operations.py",
-    "test_run_safety.py",
-    "test_selection_safety.py",
     "test_operator_path.py",
-    "test_pipeline.py",
-    "test_foreign_objects.py",
-    "test_inactivity.py",
+    "test_run_safety.py",
     "test_reliability.py",
-    "test_backtest.py",
+    "test_selection_safety.py",
+    "test_foreign_objects.py",
     "test_churn_training.py",
-    "test_config.py",
-    "test_deploy.py",
-    "test_run_history.py",
-    "test_features.py",
-    "test_tls.py",
+    "test_pipeline.py",
     "test_dev_tools.py",
+    "test_tls.py",
     "test_bench.py",
-    "test_settings_change.py",
-    "test_plain_dbt_lock.py",
+    "test_backtest.py",
+    "test_run_history.py",
     "test_var_injection.py",
+    "test_inactivity.py",
+    "test_features.py",
+    "test_config.py",
+    "test_settings_change.py",
+    "test_sql_lint.py",
+    "test_plain_dbt_lock.py",
+    "test_deploy.py",
+    "test_window_of_relation_read.py",
+    "test_app_migrations.py",
     "test_churn_champion.py",
     "test_privileges.py",
-    "test_sql_lint.py",
+    "test_docs.py",
+    "test_outage_catch_up.py",
     "test_dbt_runner.py",
     "test_retry_checks.py",
-    "test_app_migrations.py",
     "test_commands.py",
-    "test_outage_catch_up.py",
-    "test_window_of_relation_read.py",
 )
 
 
