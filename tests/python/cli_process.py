@@ -48,15 +48,20 @@ class _Zygote:
         return self.proc
 
     def run(self, request: dict[str, object]) -> int | None:
-        """The child's exit code; None when the forking process could not run it."""
+        """The child's exit code; None when the forking process did not run it (it answered
+        with an error instead: a thread had started in it)."""
         proc = self._started()
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(json.dumps(request) + "\n")
         proc.stdin.flush()
         reply = proc.stdout.readline()
         if not reply:
+            # The command may have run, in part: running it again would hide that.
             self.proc = None
-            return None
+            raise RuntimeError(
+                "the forking process (cli_zygote.py) ended while it ran a command;"
+                " SEEDTEST_TEST_COLD=1 runs every command as a process started from nothing"
+            )
         code = json.loads(reply).get("code")
         return code if isinstance(code, int) else None
 
@@ -105,7 +110,7 @@ def _forked(
     module: str, argv: list[str], args: Sequence[str], *, env: Mapping[str, str], cwd: Path
 ) -> subprocess.CompletedProcess[str]:
     """The command forked from the process that has imported it; a process of its own when
-    that process cannot fork it (it answered with no code)."""
+    that process did not run it (it answered with an error, not a code)."""
     with tempfile.TemporaryDirectory(prefix="seedtest-cli-") as folder:
         out, err = Path(folder) / "stdout", Path(folder) / "stderr"
         request: dict[str, object] = {
