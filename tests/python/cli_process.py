@@ -25,10 +25,11 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from seedtest_analytics.dbt.targets import WITH_DBT
+
 ZYGOTE = Path(__file__).resolve().with_name("cli_zygote.py")
 REPO = ZYGOTE.parents[2]
 PARSE_FILE = "partial_parse.msgpack"
-OWN_TARGET = ("docs", "backtest", "train-churn")  # seedtest_analytics.dbt.targets.WITH_DBT
 CONNECTION = ("DATABASE_URL", "SEEDTEST_DBT_SCHEMA", "SEEDTEST_ENGINE", "PGUSER", "PGDATABASE")
 
 
@@ -137,7 +138,7 @@ def _targets(module: str, args: Sequence[str], env: Mapping[str, str]) -> list[P
     if env.get("SEEDTEST_PROJECT_DIR", str(REPO)) != str(REPO):
         return []
     shared = Path(target)
-    if args and args[0] in OWN_TARGET:
+    if args and args[0] in WITH_DBT:
         return [shared.with_name(f"{shared.name}-{args[0]}")]
     return [shared]
 

@@ -7,6 +7,7 @@ the session instead of `activity_timezone` show up as failures.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import tempfile
@@ -156,16 +157,12 @@ def _admin(params: ConnectionParams) -> psycopg.Connection:
 # about 2.4 s). The prefix is new in every test process: no name meets one of another run.
 _NAME_PREFIX = f"t_{uuid.uuid4().hex[:8]}_"
 _FREE_NAMES: set[int] = set()
-_NAMES_TAKEN = [0]
+_NEW_NAMES = itertools.count(1)
 
 
 def _take_database_name() -> str:
-    if _FREE_NAMES:
-        number = min(_FREE_NAMES)
-        _FREE_NAMES.discard(number)
-    else:
-        _NAMES_TAKEN[0] += 1
-        number = _NAMES_TAKEN[0]
+    number = min(_FREE_NAMES) if _FREE_NAMES else next(_NEW_NAMES)
+    _FREE_NAMES.discard(number)
     return f"{_NAME_PREFIX}{number}"
 
 
